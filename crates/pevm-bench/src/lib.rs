@@ -1,0 +1,8 @@
+//! Fixture loading, synthetic workloads and the replay/bench machinery behind the
+//! `pevm-bench` command.
+#![deny(missing_docs)]
+
+pub mod data;
+pub mod fixture;
+pub mod replay;
+pub mod synthetic;

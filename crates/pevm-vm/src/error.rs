@@ -1,0 +1,52 @@
+//! Why a block could not be executed.
+
+use crate::ProviderError;
+
+/// A block that cannot be executed, or whose execution failed.
+///
+/// Serial and parallel execution report the same error for the same block.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExecutionError {
+    /// A transaction is invalid in its position (nonce, balance, fee, gas limit, type, ...).
+    #[error("tx {index} is invalid: {reason}")]
+    InvalidTransaction {
+        /// Index of the transaction in the block.
+        index: usize,
+        /// What revm's validation reported.
+        reason: String,
+    },
+    /// A transaction's gas limit exceeds the gas the block has left.
+    #[error("tx {index} gas limit {gas_limit} exceeds the block's remaining gas {available}")]
+    BlockGasExceeded {
+        /// Index of the transaction in the block.
+        index: usize,
+        /// The transaction's gas limit.
+        gas_limit: u64,
+        /// Block gas limit minus the gas used before this transaction.
+        available: u64,
+    },
+    /// The state provider failed.
+    #[error("tx {index}: state read failed: {error}")]
+    Provider {
+        /// Index of the transaction that read.
+        index: usize,
+        /// The provider's error.
+        error: ProviderError,
+    },
+    /// A worker thread panicked; the block's state is discarded.
+    #[error("worker panicked{}: {message}", tx.map(|i| format!(" on tx {i}")).unwrap_or_default())]
+    Panic {
+        /// The transaction being executed, when known.
+        tx: Option<usize>,
+        /// The panic message.
+        message: String,
+    },
+    /// Any other error revm reported.
+    #[error("tx {index}: {message}")]
+    Evm {
+        /// Index of the transaction in the block.
+        index: usize,
+        /// revm's message.
+        message: String,
+    },
+}

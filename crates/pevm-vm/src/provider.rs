@@ -1,0 +1,145 @@
+//! The state a block executes on: the [`StateProvider`] trait a client implements, and
+//! [`InMemoryProvider`], a provider held entirely in memory.
+
+use std::{collections::HashMap, fmt};
+
+use alloy_primitives::{Address, B256, U256};
+use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY};
+
+/// An account's fields as a client's state database stores them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountBasic {
+    /// Balance in wei.
+    pub balance: U256,
+    /// Nonce.
+    pub nonce: u64,
+    /// Keccak-256 of the account's code, [`KECCAK_EMPTY`] when it has none.
+    pub code_hash: B256,
+}
+
+impl AccountBasic {
+    /// An account with a balance and a nonce, and no code.
+    pub const fn new(balance: U256, nonce: u64) -> Self {
+        Self { balance, nonce, code_hash: KECCAK_EMPTY }
+    }
+}
+
+/// A failed read from a [`StateProvider`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderError(pub String);
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
+/// Read access to the state before a block: what a client's state database offers.
+///
+/// Every method may fail; the executor stops the block and returns the error.
+/// Implementations are shared by all worker threads, hence `Sync`.
+pub trait StateProvider: Sync {
+    /// The account at `address`, `None` when it does not exist.
+    fn basic(&self, address: Address) -> Result<Option<AccountBasic>, ProviderError>;
+    /// The code whose keccak-256 is `code_hash`.
+    fn code_by_hash(&self, code_hash: B256) -> Result<Bytecode, ProviderError>;
+    /// The value of storage slot `slot` of `address` (zero when unset).
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, ProviderError>;
+    /// The hash of block `number`, for the `BLOCKHASH` opcode.
+    fn block_hash(&self, number: u64) -> Result<B256, ProviderError>;
+}
+
+impl<P: StateProvider + ?Sized> StateProvider for &P {
+    fn basic(&self, address: Address) -> Result<Option<AccountBasic>, ProviderError> {
+        (**self).basic(address)
+    }
+    fn code_by_hash(&self, code_hash: B256) -> Result<Bytecode, ProviderError> {
+        (**self).code_by_hash(code_hash)
+    }
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, ProviderError> {
+        (**self).storage(address, slot)
+    }
+    fn block_hash(&self, number: u64) -> Result<B256, ProviderError> {
+        (**self).block_hash(number)
+    }
+}
+
+/// An account of an [`InMemoryProvider`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InMemoryAccount {
+    /// Balance in wei.
+    pub balance: U256,
+    /// Nonce.
+    pub nonce: u64,
+    /// Runtime code, `None` for an account without code.
+    pub code: Option<Bytecode>,
+    /// Storage slots; unlisted slots read as zero.
+    pub storage: HashMap<U256, U256>,
+}
+
+/// A [`StateProvider`] held in memory: accounts, their code and storage, and block hashes.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryProvider {
+    accounts: HashMap<Address, (AccountBasic, HashMap<U256, U256>)>,
+    codes: HashMap<B256, Bytecode>,
+    block_hashes: HashMap<u64, B256>,
+}
+
+impl InMemoryProvider {
+    /// Adds (or replaces) an account.
+    pub fn insert_account(&mut self, address: Address, account: InMemoryAccount) {
+        let code_hash = match account.code {
+            Some(code) if !code.is_empty() => {
+                let hash = code.hash_slow();
+                self.codes.insert(hash, code);
+                hash
+            }
+            _ => KECCAK_EMPTY,
+        };
+        let basic = AccountBasic { balance: account.balance, nonce: account.nonce, code_hash };
+        self.accounts.insert(address, (basic, account.storage));
+    }
+
+    /// Records the hash of block `number`.
+    pub fn insert_block_hash(&mut self, number: u64, hash: B256) {
+        self.block_hashes.insert(number, hash);
+    }
+
+    /// Whether `address` exists in this state.
+    pub fn contains(&self, address: &Address) -> bool {
+        self.accounts.contains_key(address)
+    }
+}
+
+impl StateProvider for InMemoryProvider {
+    fn basic(&self, address: Address) -> Result<Option<AccountBasic>, ProviderError> {
+        Ok(self.accounts.get(&address).map(|(basic, _)| *basic))
+    }
+
+    fn code_by_hash(&self, code_hash: B256) -> Result<Bytecode, ProviderError> {
+        if code_hash == KECCAK_EMPTY {
+            return Ok(Bytecode::default());
+        }
+        self.codes
+            .get(&code_hash)
+            .cloned()
+            .ok_or_else(|| ProviderError(format!("no code with hash {code_hash}")))
+    }
+
+    fn storage(&self, address: Address, slot: U256) -> Result<U256, ProviderError> {
+        Ok(self
+            .accounts
+            .get(&address)
+            .and_then(|(_, storage)| storage.get(&slot).copied())
+            .unwrap_or_default())
+    }
+
+    fn block_hash(&self, number: u64) -> Result<B256, ProviderError> {
+        self.block_hashes
+            .get(&number)
+            .copied()
+            .ok_or_else(|| ProviderError(format!("hash of block {number} is not in the state")))
+    }
+}

@@ -1,0 +1,96 @@
+//! Receipts, the receipts root and logs bloom, and the check against a block header.
+
+use alloy_consensus::{proofs::calculate_receipt_root, Eip658Value, Receipt, ReceiptEnvelope};
+use alloy_primitives::{Bloom, B256};
+
+use crate::{BlockOutput, Hardfork, TxResult};
+
+/// The EIP-2718 receipt of a transaction result (Byzantium status encoding).
+fn receipt(result: &TxResult) -> ReceiptEnvelope {
+    let receipt = Receipt {
+        status: Eip658Value::Eip658(result.is_success()),
+        cumulative_gas_used: result.cumulative_gas_used,
+        logs: result.logs.clone(),
+    }
+    .with_bloom();
+    match result.tx_type {
+        1 => ReceiptEnvelope::Eip2930(receipt),
+        2 => ReceiptEnvelope::Eip1559(receipt),
+        3 => ReceiptEnvelope::Eip4844(receipt),
+        4 => ReceiptEnvelope::Eip7702(receipt),
+        _ => ReceiptEnvelope::Legacy(receipt),
+    }
+}
+
+/// The receipts trie root of a block's results (status receipts, Byzantium and later).
+pub fn receipts_root(results: &[TxResult]) -> B256 {
+    let receipts: Vec<_> = results.iter().map(receipt).collect();
+    calculate_receipt_root(&receipts)
+}
+
+/// The OR of every log's bloom in the block.
+pub fn logs_bloom(results: &[TxResult]) -> Bloom {
+    let mut bloom = Bloom::ZERO;
+    for log in results.iter().flat_map(|r| &r.logs) {
+        bloom.accrue_log(log);
+    }
+    bloom
+}
+
+/// The first header field a block's output does not reproduce.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderMismatch {
+    /// Total gas used differs.
+    #[error("gasUsed: header {expected}, executed {actual}")]
+    GasUsed {
+        /// The header's value.
+        expected: u64,
+        /// The executed value.
+        actual: u64,
+    },
+    /// The logs bloom differs.
+    #[error("logsBloom differs: header {expected}, executed {actual}")]
+    LogsBloom {
+        /// The header's value.
+        expected: Bloom,
+        /// The executed value.
+        actual: Bloom,
+    },
+    /// The receipts root differs.
+    #[error("receiptsRoot: header {expected}, executed {actual}")]
+    ReceiptsRoot {
+        /// The header's value.
+        expected: B256,
+        /// The executed value.
+        actual: B256,
+    },
+}
+
+impl BlockOutput {
+    /// Checks gas used, logs bloom and (from Byzantium on, where receipts carry a status
+    /// instead of a state root) the receipts root against a block header.
+    pub fn check_header(
+        &self,
+        hardfork: Hardfork,
+        header: &alloy_consensus::Header,
+    ) -> Result<(), HeaderMismatch> {
+        let gas_used = self.gas_used();
+        if gas_used != header.gas_used {
+            return Err(HeaderMismatch::GasUsed { expected: header.gas_used, actual: gas_used });
+        }
+        let bloom = logs_bloom(&self.results);
+        if bloom != header.logs_bloom {
+            return Err(HeaderMismatch::LogsBloom { expected: header.logs_bloom, actual: bloom });
+        }
+        if hardfork.has_receipt_status() {
+            let root = receipts_root(&self.results);
+            if root != header.receipts_root {
+                return Err(HeaderMismatch::ReceiptsRoot {
+                    expected: header.receipts_root,
+                    actual: root,
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! The serial reference executor: transactions one after another with revm.
+
+use alloy_primitives::{Address, B256, U256};
+use revm::{
+    bytecode::Bytecode,
+    context::{
+        result::{EVMError, ExecResultAndState, ExecutionResult, InvalidTransaction},
+        ContextTr,
+    },
+    database_interface::DBErrorMarker,
+    primitives::{StorageKey, StorageValue, KECCAK_EMPTY},
+    state::AccountInfo,
+    Context, Database, ExecuteEvm, MainBuilder, MainContext,
+};
+
+use crate::{
+    result::{account_writes, apply_writes, AccountWrite},
+    Block, BlockOutput, ExecutionError, ProviderError, StateDiff, StateProvider, TxResult,
+};
+
+impl DBErrorMarker for ProviderError {}
+
+/// Executes `block` on top of `provider`, one transaction after another.
+///
+/// This is the reference the parallel executor is compared with.
+pub fn execute_block_serial<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+) -> Result<BlockOutput, ExecutionError> {
+    let db = SerialDb { provider, diff: StateDiff::new() };
+    let mut evm = Context::mainnet()
+        .with_db(db)
+        .with_block(block.env.clone())
+        .with_cfg(block.cfg())
+        .build_mainnet();
+    let mut results = Vec::with_capacity(block.txs.len());
+    let mut cumulative_gas_used = 0;
+    for (index, tx) in block.txs.iter().enumerate() {
+        check_block_gas(index, tx.gas_limit, block.env.gas_limit, cumulative_gas_used)?;
+        let outcome = evm.transact(tx.clone());
+        let (mut result, writes) = tx_outcome(index, tx.tx_type, outcome)?;
+        cumulative_gas_used += result.gas_used;
+        result.cumulative_gas_used = cumulative_gas_used;
+        apply_writes(&mut evm.ctx.db_mut().diff, &writes);
+        results.push(result);
+    }
+    let state = std::mem::take(&mut evm.ctx.db_mut().diff);
+    Ok(BlockOutput { results, state })
+}
+
+/// Fails when a transaction's gas limit exceeds what the block has left.
+pub(crate) fn check_block_gas(
+    index: usize,
+    gas_limit: u64,
+    block_gas_limit: u64,
+    used: u64,
+) -> Result<(), ExecutionError> {
+    let available = block_gas_limit.saturating_sub(used);
+    if gas_limit > available {
+        return Err(ExecutionError::BlockGasExceeded { index, gas_limit, available });
+    }
+    Ok(())
+}
+
+/// The result and account writes of transaction `index`, or the error that stops the block.
+pub(crate) fn tx_outcome<E: Into<ExecutionError> + std::fmt::Display>(
+    index: usize,
+    tx_type: u8,
+    outcome: Result<ExecResultAndState<ExecutionResult>, EVMError<E, InvalidTransaction>>,
+) -> Result<(TxResult, Vec<(Address, AccountWrite)>), ExecutionError> {
+    match outcome {
+        Ok(ExecResultAndState { result, state }) => {
+            Ok((TxResult::new(tx_type, result), account_writes(state)))
+        }
+        Err(EVMError::Transaction(reason)) => {
+            Err(ExecutionError::InvalidTransaction { index, reason: reason.to_string() })
+        }
+        Err(EVMError::Database(error)) => Err(error.into().at_tx(index)),
+        Err(other) => Err(ExecutionError::Evm { index, message: other.to_string() }),
+    }
+}
+
+impl From<ProviderError> for ExecutionError {
+    fn from(error: ProviderError) -> Self {
+        Self::Provider { index: 0, error }
+    }
+}
+
+impl ExecutionError {
+    /// Sets the transaction index of an error raised below the transaction level.
+    pub(crate) fn at_tx(self, index: usize) -> Self {
+        match self {
+            Self::Provider { error, .. } => Self::Provider { index, error },
+            other => other,
+        }
+    }
+}
+
+/// revm's view of the state during serial execution: the block's writes so far over the provider.
+struct SerialDb<'a, P> {
+    provider: &'a P,
+    diff: StateDiff,
+}
+
+/// revm's account info for `basic`, with its code loaded from `code` or the provider.
+pub(crate) fn account_info<P: StateProvider>(
+    provider: &P,
+    balance: U256,
+    nonce: u64,
+    code_hash: B256,
+    code: Option<Bytecode>,
+) -> Result<AccountInfo, ProviderError> {
+    let code = match code {
+        Some(code) => code,
+        None if code_hash == KECCAK_EMPTY => Bytecode::default(),
+        None => provider.code_by_hash(code_hash)?,
+    };
+    Ok(AccountInfo::new(balance, nonce, code_hash, code))
+}
+
+impl<P: StateProvider> Database for SerialDb<'_, P> {
+    type Error = ProviderError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        match self.diff.get(&address) {
+            Some(change) => change
+                .info
+                .as_ref()
+                .map(|i| account_info(self.provider, i.balance, i.nonce, i.code_hash, i.code.clone()))
+                .transpose(),
+            None => self
+                .provider
+                .basic(address)?
+                .map(|a| account_info(self.provider, a.balance, a.nonce, a.code_hash, None))
+                .transpose(),
+        }
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        self.provider.code_by_hash(code_hash)
+    }
+
+    fn storage(&mut self, address: Address, index: StorageKey) -> Result<StorageValue, Self::Error> {
+        if let Some(change) = self.diff.get(&address) {
+            if let Some(value) = change.storage.get(&index) {
+                return Ok(*value);
+            }
+            if change.storage_cleared {
+                return Ok(U256::ZERO);
+            }
+        }
+        self.provider.storage(address, index)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
+        self.provider.block_hash(number)
+    }
+}
