@@ -78,7 +78,11 @@ pub fn block_dirs(path: &Path) -> Result<Vec<PathBuf>, FixtureError> {
         return Err(error(path, "no block folder (with a block.json) here"));
     }
     dirs.sort_by_key(|p| {
-        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         (name.parse::<u64>().unwrap_or(u64::MAX), name)
     });
     Ok(dirs)
@@ -100,23 +104,36 @@ impl Fixture {
                 .into_iter()
                 .map(|(slot, value)| (U256::from_be_bytes(slot.0), U256::from_be_bytes(value.0)))
                 .collect();
-            let code = account.code.filter(|c| !c.is_empty()).map(Bytecode::new_raw);
+            let code = account
+                .code
+                .filter(|c| !c.is_empty())
+                .map(Bytecode::new_raw);
             provider.insert_account(
                 address,
-                InMemoryAccount { balance: account.balance, nonce: account.nonce, code, storage },
+                InMemoryAccount {
+                    balance: account.balance,
+                    nonce: account.nonce,
+                    code,
+                    storage,
+                },
             );
         }
 
         if let Some(path) = find(dir, "block_hashes.json") {
             let hashes: BTreeMap<String, B256> = read_json(&path)?;
             for (number, hash) in hashes {
-                let number = number
-                    .parse()
-                    .map_err(|_| error(&path, format!("{number:?} is not a decimal block number")))?;
+                let number = number.parse().map_err(|_| {
+                    error(&path, format!("{number:?} is not a decimal block number"))
+                })?;
                 provider.insert_block_hash(number, hash);
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), rpc_block, block, provider })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            rpc_block,
+            block,
+            provider,
+        })
     }
 
     /// The block number.
@@ -126,7 +143,10 @@ impl Fixture {
 }
 
 fn error(path: &Path, message: impl fmt::Display) -> FixtureError {
-    FixtureError { path: path.to_path_buf(), message: message.to_string() }
+    FixtureError {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
 }
 
 /// `dir/name`, or `dir/name.gz`, whichever exists.

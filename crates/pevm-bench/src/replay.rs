@@ -2,11 +2,16 @@
 //! headers and against each other, and report one row per block.
 
 use std::{
+    collections::BTreeMap,
+    num::NonZeroUsize,
     path::Path,
     time::{Duration, Instant},
 };
 
-use pevm_vm::{execute_block_serial, Block, BlockOutput, ExecutionError, InMemoryProvider};
+use pevm_vm::{
+    execute_block_serial, execute_block_with_stats, Block, BlockOutput, ExecutionError,
+    InMemoryProvider,
+};
 use serde_json::{json, Value};
 
 use crate::{fixture::Fixture, synthetic::Workload};
@@ -26,6 +31,8 @@ pub struct Row {
     pub serial: Duration,
     /// Whether the serial output matches the header; `None` for a block without one.
     pub header_match: Option<bool>,
+    /// Per thread count: parallel time, and whether its output equalled the serial one.
+    pub parallel: BTreeMap<usize, Parallel>,
     /// The first failure: load error, execution error or mismatch.
     pub error: Option<String>,
 }
@@ -33,7 +40,18 @@ pub struct Row {
 impl Row {
     /// Whether the block passed every check.
     pub fn ok(&self) -> bool {
-        self.error.is_none() && self.header_match != Some(false)
+        self.error.is_none() && self.header_match != Some(false) && self.parallel_match()
+    }
+
+    /// Whether every parallel run matched the serial one.
+    pub fn parallel_match(&self) -> bool {
+        self.parallel.values().all(|p| p.matches)
+    }
+
+    /// Serial time over parallel time at `threads`.
+    pub fn speedup(&self, threads: usize) -> Option<f64> {
+        let p = self.parallel.get(&threads)?;
+        Some(self.serial.as_secs_f64() / p.elapsed.as_secs_f64().max(1e-9))
     }
 
     /// The row as one JSON object.
@@ -46,11 +64,35 @@ impl Row {
             "serial_ms": ms(self.serial),
             "header_match": self.header_match,
         });
+        if !self.parallel.is_empty() {
+            let per_thread = |f: &dyn Fn(usize, &Parallel) -> Value| -> Value {
+                self.parallel
+                    .iter()
+                    .map(|(t, p)| (t.to_string(), f(*t, p)))
+                    .collect()
+            };
+            row["parallel_match"] = json!(self.parallel_match());
+            row["parallel_ms"] = per_thread(&|_, p| json!(ms(p.elapsed)));
+            row["speedup"] =
+                per_thread(&|t, _| json!((self.speedup(t).unwrap_or(0.0) * 1e3).round() / 1e3));
+            row["re_executions"] = per_thread(&|_, p| json!(p.re_executions));
+        }
         if let Some(error) = &self.error {
             row["error"] = json!(error);
         }
         row
     }
+}
+
+/// One parallel run of a block.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Parallel {
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Whether its output (or error) equalled the serial one.
+    pub matches: bool,
+    /// Executions beyond one per transaction.
+    pub re_executions: u64,
 }
 
 /// Milliseconds, rounded to microseconds.
@@ -65,52 +107,134 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (value, start.elapsed())
 }
 
-/// Replays the block folder `dir`.
-pub fn replay_dir(dir: &Path) -> Row {
+/// Replays the block folder `dir`: serially, then in parallel at each of `threads`.
+pub fn replay_dir(dir: &Path, threads: &[NonZeroUsize]) -> Row {
     let fixture = match Fixture::load(dir) {
         Ok(fixture) => fixture,
         Err(e) => {
-            let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            return Row { block: name, error: Some(e.to_string()), ..Row::default() };
+            let name = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            return Row {
+                block: name,
+                error: Some(e.to_string()),
+                ..Row::default()
+            };
         }
     };
     let header = &fixture.rpc_block.header.inner;
-    let mut row = run(fixture.number().to_string(), &fixture.block, &fixture.provider);
+    let mut row = run(
+        fixture.number().to_string(),
+        &fixture.block,
+        &fixture.provider,
+        threads,
+    );
     if let Some(output) = row.1.as_ref() {
         let check = output.check_header(fixture.block.hardfork, header);
         row.0.header_match = Some(check.is_ok());
         if let Err(mismatch) = check {
-            row.0.error.get_or_insert(format!("header mismatch: {mismatch}"));
+            row.0
+                .error
+                .get_or_insert(format!("header mismatch: {mismatch}"));
         }
     }
     row.0
 }
 
 /// Replays a synthetic workload (no header to check).
-pub fn replay_workload(workload: &Workload) -> Row {
-    run(workload.name.clone(), &workload.block, &workload.provider).0
+pub fn replay_workload(workload: &Workload, threads: &[NonZeroUsize]) -> Row {
+    run(
+        workload.name.clone(),
+        &workload.block,
+        &workload.provider,
+        threads,
+    )
+    .0
 }
 
-/// Executes a block serially and fills in everything but the header check.
-fn run(name: String, block: &Block, provider: &InMemoryProvider) -> (Row, Option<BlockOutput>) {
+/// Executes a block serially and at each thread count in parallel, and fills in everything
+/// but the header check.
+fn run(
+    name: String,
+    block: &Block,
+    provider: &InMemoryProvider,
+    threads: &[NonZeroUsize],
+) -> (Row, Option<BlockOutput>) {
     let mut row = Row {
         block: name,
         hardfork: block.hardfork.name().to_string(),
         txs: block.txs.len(),
         ..Row::default()
     };
+    // An untimed first run warms caches and one-time set-ups (such as the KZG trusted setup).
+    let _ = execute_block_serial(provider, block);
     let (serial, elapsed) = timed(|| execute_block_serial(provider, block));
     row.serial = elapsed;
+    for &t in threads {
+        let (parallel, elapsed) = timed(|| execute_block_with_stats(provider, block, t));
+        let (output, re_executions) = match parallel {
+            Ok((output, stats)) => (Ok(output), stats.re_executions),
+            Err(e) => (Err(e), 0),
+        };
+        let matches = output == serial;
+        if !matches && row.error.is_none() {
+            let difference = first_difference(&serial, &output);
+            row.error = Some(format!(
+                "parallel output at {t} threads differs from serial: {difference}"
+            ));
+        }
+        row.parallel.insert(
+            t.get(),
+            Parallel {
+                elapsed,
+                matches,
+                re_executions,
+            },
+        );
+    }
     match serial {
         Ok(output) => {
             row.gas_used = output.gas_used();
             (row, Some(output))
         }
         Err(e) => {
-            row.error = Some(describe(&e, block, provider));
+            row.error.get_or_insert(describe(&e, block, provider));
             (row, None)
         }
     }
+}
+
+/// Where two execution outcomes first differ: a receipt, an account, or the error.
+pub fn first_difference(
+    a: &Result<BlockOutput, ExecutionError>,
+    b: &Result<BlockOutput, ExecutionError>,
+) -> String {
+    let (a, b) = match (a, b) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => return format!("{:?} vs {:?}", a.as_ref().err(), b.as_ref().err()),
+    };
+    if a.results.len() != b.results.len() {
+        return format!("{} vs {} results", a.results.len(), b.results.len());
+    }
+    if let Some((i, (x, y))) = a
+        .results
+        .iter()
+        .zip(&b.results)
+        .enumerate()
+        .find(|(_, (x, y))| x != y)
+    {
+        return format!("receipt {i}: {x:?} vs {y:?}");
+    }
+    let accounts = a.state.keys().chain(b.state.keys());
+    for address in accounts {
+        let (x, y) = (a.state.get(address), b.state.get(address));
+        if x != y {
+            return format!("account {address}: {x:?} vs {y:?}");
+        }
+    }
+    "no difference".into()
 }
 
 /// An execution error, with the sender's absence from the pre-state pointed out.

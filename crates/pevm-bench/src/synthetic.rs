@@ -63,7 +63,13 @@ pub fn small_mixed(txs: usize, senders: u64, seed: u64) -> Workload {
     let mut provider = InMemoryProvider::default();
     let balance = U256::from(10u128.pow(24));
     for i in 0..senders {
-        provider.insert_account(account(i), InMemoryAccount { balance, ..Default::default() });
+        provider.insert_account(
+            account(i),
+            InMemoryAccount {
+                balance,
+                ..Default::default()
+            },
+        );
     }
     let counter = account(u64::MAX);
     provider.insert_account(
@@ -99,8 +105,15 @@ pub fn small_mixed(txs: usize, senders: u64, seed: u64) -> Workload {
     let block = Block {
         hardfork: Hardfork::Prague,
         chain_id: 1,
-        env: BlockEnv { beneficiary: account(senders + 1), ..BlockEnv::default() },
+        env: BlockEnv {
+            beneficiary: account(senders + 1),
+            ..BlockEnv::default()
+        },
         txs,
     };
-    Workload { name: "synthetic".into(), block, provider }
+    Workload {
+        name: "synthetic".into(),
+        block,
+        provider,
+    }
 }

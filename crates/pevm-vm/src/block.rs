@@ -79,7 +79,12 @@ impl Block {
                 .ok_or(BlockConversionError::MissingExcessBlobGas(hardfork.name()))?;
             env.set_blob_excess_gas_and_price(excess, params.update_fraction as u64);
         }
-        Ok(Self { hardfork, chain_id, env, txs })
+        Ok(Self {
+            hardfork,
+            chain_id,
+            env,
+            txs,
+        })
     }
 }
 
@@ -99,7 +104,10 @@ pub fn tx_env(tx: &RpcTransaction) -> TxEnv {
         chain_id: envelope.chain_id(),
         access_list: envelope.access_list().cloned().unwrap_or_default(),
         gas_priority_fee: envelope.max_priority_fee_per_gas(),
-        blob_hashes: envelope.blob_versioned_hashes().map(<[_]>::to_vec).unwrap_or_default(),
+        blob_hashes: envelope
+            .blob_versioned_hashes()
+            .map(<[_]>::to_vec)
+            .unwrap_or_default(),
         max_fee_per_blob_gas: envelope.max_fee_per_blob_gas().unwrap_or_default(),
         ..TxEnv::default()
     };

@@ -158,8 +158,14 @@ mod tests {
     #[test]
     fn timestamp_forks_need_the_merge() {
         // A pre-Merge block with a late timestamp stays on its block-number fork.
-        assert_eq!(Hardfork::mainnet(15_537_393, 1_800_000_000), Hardfork::London);
-        assert_eq!(Hardfork::mainnet(15_537_394, 1_663_224_179), Hardfork::Paris);
+        assert_eq!(
+            Hardfork::mainnet(15_537_393, 1_800_000_000),
+            Hardfork::London
+        );
+        assert_eq!(
+            Hardfork::mainnet(15_537_394, 1_663_224_179),
+            Hardfork::Paris
+        );
         for (from, fork) in BY_TIMESTAMP {
             assert_eq!(Hardfork::mainnet(20_000_000, from), fork);
             assert!(Hardfork::mainnet(20_000_000, from - 1) < fork, "{fork:?}");
@@ -175,7 +181,10 @@ mod tests {
         assert_eq!(max(Hardfork::Osaka), 9);
         assert_eq!(max(Hardfork::Bpo1), 15);
         assert_eq!(max(Hardfork::Bpo2), 21);
-        assert_eq!(Hardfork::Bpo2.blob_params().unwrap().update_fraction, 11_684_671);
+        assert_eq!(
+            Hardfork::Bpo2.blob_params().unwrap().update_fraction,
+            11_684_671
+        );
         assert_eq!(Hardfork::Bpo2.spec_id(), SpecId::OSAKA);
     }
 }

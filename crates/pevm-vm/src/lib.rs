@@ -5,6 +5,8 @@
 mod block;
 mod error;
 mod hardfork;
+mod mv_db;
+mod parallel;
 mod provider;
 mod receipts;
 mod result;
@@ -13,6 +15,8 @@ mod serial;
 pub use block::{tx_env, Block, BlockConversionError};
 pub use error::ExecutionError;
 pub use hardfork::Hardfork;
+pub use parallel::{execute_block, execute_block_with_stats};
+pub use pevm_core::ExecStats;
 pub use provider::{AccountBasic, InMemoryAccount, InMemoryProvider, ProviderError, StateProvider};
 pub use receipts::{logs_bloom, receipts_root, HeaderMismatch};
 pub use result::{AccountChange, AccountState, BlockOutput, StateDiff, TxResult, TxStatus};

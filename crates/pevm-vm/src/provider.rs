@@ -20,7 +20,11 @@ pub struct AccountBasic {
 impl AccountBasic {
     /// An account with a balance and a nonce, and no code.
     pub const fn new(balance: U256, nonce: u64) -> Self {
-        Self { balance, nonce, code_hash: KECCAK_EMPTY }
+        Self {
+            balance,
+            nonce,
+            code_hash: KECCAK_EMPTY,
+        }
     }
 }
 
@@ -98,7 +102,11 @@ impl InMemoryProvider {
             }
             _ => KECCAK_EMPTY,
         };
-        let basic = AccountBasic { balance: account.balance, nonce: account.nonce, code_hash };
+        let basic = AccountBasic {
+            balance: account.balance,
+            nonce: account.nonce,
+            code_hash,
+        };
         self.accounts.insert(address, (basic, account.storage));
     }
 

@@ -76,11 +76,17 @@ impl BlockOutput {
     ) -> Result<(), HeaderMismatch> {
         let gas_used = self.gas_used();
         if gas_used != header.gas_used {
-            return Err(HeaderMismatch::GasUsed { expected: header.gas_used, actual: gas_used });
+            return Err(HeaderMismatch::GasUsed {
+                expected: header.gas_used,
+                actual: gas_used,
+            });
         }
         let bloom = logs_bloom(&self.results);
         if bloom != header.logs_bloom {
-            return Err(HeaderMismatch::LogsBloom { expected: header.logs_bloom, actual: bloom });
+            return Err(HeaderMismatch::LogsBloom {
+                expected: header.logs_bloom,
+                actual: bloom,
+            });
         }
         if hardfork.has_receipt_status() {
             let root = receipts_root(&self.results);

@@ -50,7 +50,14 @@ impl TxResult {
             ExecutionResult::Revert { logs, .. } => (TxStatus::Revert, logs),
             ExecutionResult::Halt { reason, logs, .. } => (TxStatus::Halt(reason), logs),
         };
-        Self { tx_type, status, gas_used, cumulative_gas_used: 0, logs, created_address }
+        Self {
+            tx_type,
+            status,
+            gas_used,
+            cumulative_gas_used: 0,
+            logs,
+            created_address,
+        }
     }
 
     /// Whether the transaction succeeded (receipt status 1).
@@ -133,7 +140,12 @@ impl BlockOutput {
                 buf.extend(info.balance.to_be_bytes::<32>());
                 buf.extend(info.nonce.to_be_bytes());
                 buf.extend(info.code_hash);
-                buf.extend(info.code.as_ref().map(|c| c.original_bytes()).unwrap_or_default());
+                buf.extend(
+                    info.code
+                        .as_ref()
+                        .map(|c| c.original_bytes())
+                        .unwrap_or_default(),
+                );
             }
             buf.push(change.storage_cleared as u8);
             for (slot, value) in &change.storage {
@@ -150,8 +162,14 @@ impl BlockOutput {
 pub(crate) enum AccountWrite {
     /// Self-destructed, or touched while empty and removed (EIP-161).
     Destroyed,
-    /// Changed, possibly newly created (storage wiped first).
-    Updated { info: AccountState, created: bool, storage: Vec<(U256, U256)> },
+    /// Changed, possibly newly created (storage wiped first). `info.code` holds the account's
+    /// code whenever it has some; `code_changed` says whether this transaction changed it.
+    Updated {
+        info: AccountState,
+        code_changed: bool,
+        created: bool,
+        storage: Vec<(U256, U256)>,
+    },
 }
 
 /// The accounts one transaction changed, from revm's post-transaction state.
@@ -174,14 +192,23 @@ pub(crate) fn account_writes(state: EvmState) -> Vec<(Address, AccountWrite)> {
         let original_code_hash = account.original_info().code_hash;
         let created = account.is_created();
         let info = account.info;
-        let code_changed = info.code_hash != original_code_hash && info.code_hash != KECCAK_EMPTY;
+        let code_changed = info.code_hash != original_code_hash;
+        let code = info.code.filter(|_| info.code_hash != KECCAK_EMPTY);
         let state = AccountState {
             balance: info.balance,
             nonce: info.nonce,
             code_hash: info.code_hash,
-            code: if code_changed { info.code } else { None },
+            code,
         };
-        writes.push((address, AccountWrite::Updated { info: state, created, storage }));
+        writes.push((
+            address,
+            AccountWrite::Updated {
+                info: state,
+                code_changed,
+                created,
+                storage,
+            },
+        ));
     }
     writes
 }
@@ -196,18 +223,24 @@ pub(crate) fn apply_writes(diff: &mut StateDiff, writes: &[(Address, AccountWrit
                 change.storage_cleared = true;
                 change.storage.clear();
             }
-            AccountWrite::Updated { info, created, storage } => {
+            AccountWrite::Updated {
+                info,
+                code_changed,
+                created,
+                storage,
+            } => {
                 if *created {
                     change.storage_cleared = true;
                     change.storage.clear();
                 }
                 let mut info = info.clone();
-                if info.code.is_none() {
-                    if let Some(previous) = &change.info {
-                        if previous.code_hash == info.code_hash {
-                            info.code = previous.code.clone();
-                        }
-                    }
+                if !code_changed {
+                    // Keep code only where the block itself deployed it.
+                    info.code = change
+                        .info
+                        .as_ref()
+                        .filter(|previous| previous.code_hash == info.code_hash)
+                        .and_then(|previous| previous.code.clone());
                 }
                 change.info = Some(info);
                 change.storage.extend(storage.iter().copied());

@@ -27,7 +27,10 @@ pub fn execute_block_serial<P: StateProvider>(
     provider: &P,
     block: &Block,
 ) -> Result<BlockOutput, ExecutionError> {
-    let db = SerialDb { provider, diff: StateDiff::new() };
+    let db = SerialDb {
+        provider,
+        diff: StateDiff::new(),
+    };
     let mut evm = Context::mainnet()
         .with_db(db)
         .with_block(block.env.clone())
@@ -36,7 +39,12 @@ pub fn execute_block_serial<P: StateProvider>(
     let mut results = Vec::with_capacity(block.txs.len());
     let mut cumulative_gas_used = 0;
     for (index, tx) in block.txs.iter().enumerate() {
-        check_block_gas(index, tx.gas_limit, block.env.gas_limit, cumulative_gas_used)?;
+        check_block_gas(
+            index,
+            tx.gas_limit,
+            block.env.gas_limit,
+            cumulative_gas_used,
+        )?;
         let outcome = evm.transact(tx.clone());
         let (mut result, writes) = tx_outcome(index, tx.tx_type, outcome)?;
         cumulative_gas_used += result.gas_used;
@@ -57,7 +65,11 @@ pub(crate) fn check_block_gas(
 ) -> Result<(), ExecutionError> {
     let available = block_gas_limit.saturating_sub(used);
     if gas_limit > available {
-        return Err(ExecutionError::BlockGasExceeded { index, gas_limit, available });
+        return Err(ExecutionError::BlockGasExceeded {
+            index,
+            gas_limit,
+            available,
+        });
     }
     Ok(())
 }
@@ -72,11 +84,15 @@ pub(crate) fn tx_outcome<E: Into<ExecutionError> + std::fmt::Display>(
         Ok(ExecResultAndState { result, state }) => {
             Ok((TxResult::new(tx_type, result), account_writes(state)))
         }
-        Err(EVMError::Transaction(reason)) => {
-            Err(ExecutionError::InvalidTransaction { index, reason: reason.to_string() })
-        }
+        Err(EVMError::Transaction(reason)) => Err(ExecutionError::InvalidTransaction {
+            index,
+            reason: reason.to_string(),
+        }),
         Err(EVMError::Database(error)) => Err(error.into().at_tx(index)),
-        Err(other) => Err(ExecutionError::Evm { index, message: other.to_string() }),
+        Err(other) => Err(ExecutionError::Evm {
+            index,
+            message: other.to_string(),
+        }),
     }
 }
 
@@ -126,7 +142,15 @@ impl<P: StateProvider> Database for SerialDb<'_, P> {
             Some(change) => change
                 .info
                 .as_ref()
-                .map(|i| account_info(self.provider, i.balance, i.nonce, i.code_hash, i.code.clone()))
+                .map(|i| {
+                    account_info(
+                        self.provider,
+                        i.balance,
+                        i.nonce,
+                        i.code_hash,
+                        i.code.clone(),
+                    )
+                })
                 .transpose(),
             None => self
                 .provider
@@ -140,7 +164,11 @@ impl<P: StateProvider> Database for SerialDb<'_, P> {
         self.provider.code_by_hash(code_hash)
     }
 
-    fn storage(&mut self, address: Address, index: StorageKey) -> Result<StorageValue, Self::Error> {
+    fn storage(
+        &mut self,
+        address: Address,
+        index: StorageKey,
+    ) -> Result<StorageValue, Self::Error> {
         if let Some(change) = self.diff.get(&address) {
             if let Some(value) = change.storage.get(&index) {
                 return Ok(*value);

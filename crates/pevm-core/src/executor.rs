@@ -1,0 +1,288 @@
+//! The worker loop: runs a block on a pool of threads.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+
+use crate::{lock, ExecOutcome, MvMemory, Scheduler, Task, TxIdx, Version, Vm};
+
+/// Why a block could not be executed.
+#[derive(Debug)]
+pub enum ExecuteError<E> {
+    /// The VM reported an unrecoverable error while executing `tx_idx`.
+    Vm {
+        /// The transaction being executed.
+        tx_idx: TxIdx,
+        /// The VM's error.
+        error: E,
+    },
+    /// A panic, inside the VM (with the transaction) or inside the engine (without).
+    Panic {
+        /// The transaction being executed, if the panic came from the VM.
+        tx_idx: Option<TxIdx>,
+        /// The panic message.
+        message: String,
+    },
+}
+
+impl<E> ExecuteError<E> {
+    /// The transaction the error belongs to; engine errors sort last.
+    fn rank(&self) -> TxIdx {
+        match self {
+            Self::Vm { tx_idx, .. } => *tx_idx,
+            Self::Panic { tx_idx, .. } => tx_idx.unwrap_or(TxIdx::MAX),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for ExecuteError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Vm { tx_idx, error } => write!(f, "transaction {tx_idx} failed: {error}"),
+            Self::Panic {
+                tx_idx: Some(tx_idx),
+                message,
+            } => write!(f, "transaction {tx_idx} panicked: {message}"),
+            Self::Panic {
+                tx_idx: None,
+                message,
+            } => write!(f, "execution engine panicked: {message}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for ExecuteError<E> {}
+
+/// What a finished block hands back: outputs in transaction order, the memory (for final
+/// values / write sets), and counters.
+#[derive(Debug)]
+pub struct BlockResult<K, V, O> {
+    /// Output of each transaction, in index order.
+    pub outputs: Vec<O>,
+    /// The multi-version memory after the block.
+    pub memory: MvMemory<K, V>,
+    /// Counters of the run.
+    pub stats: ExecStats,
+}
+
+/// Counters of one block run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecStats {
+    /// Calls to [`Vm::execute`].
+    pub executions: u64,
+    /// Executions beyond one per transaction (`executions - block_size`).
+    pub re_executions: u64,
+    /// Validation tasks carried out.
+    pub validations: u64,
+    /// Executions that read an ESTIMATE ([`ExecOutcome::Blocked`]).
+    pub estimate_aborts: u64,
+    /// Validations that failed and aborted their incarnation.
+    pub validation_aborts: u64,
+}
+
+impl ExecStats {
+    /// Adds another worker's counters to these.
+    fn absorb(&mut self, other: Self) {
+        self.executions += other.executions;
+        self.re_executions += other.re_executions;
+        self.validations += other.validations;
+        self.estimate_aborts += other.estimate_aborts;
+        self.validation_aborts += other.validation_aborts;
+    }
+}
+
+/// Idle rounds spent spinning before a worker starts yielding its core.
+const SPIN_ROUNDS: u32 = 64;
+
+/// Runs the block with `concurrency` worker threads (the calling thread is one of them;
+/// 0 is treated as 1, and more threads than transactions are not started). Block size 0
+/// returns immediately.
+#[allow(clippy::type_complexity)] // Spelled out on purpose: this is the crate's entry point.
+pub fn execute<V: Vm>(
+    vm: &V,
+    block_size: usize,
+    concurrency: usize,
+) -> Result<BlockResult<V::Key, V::Value, V::Output>, ExecuteError<V::Error>> {
+    let block = Block {
+        vm,
+        memory: MvMemory::new(block_size),
+        scheduler: Scheduler::new(block_size),
+        outputs: (0..block_size).map(|_| Mutex::new(None)).collect(),
+        error: Mutex::new(None),
+    };
+    let mut stats = ExecStats::default();
+    if block_size > 0 {
+        stats = thread::scope(|scope| {
+            let helpers: Vec<_> = (1..concurrency.clamp(1, block_size))
+                // A thread the OS refuses to start just leaves fewer workers.
+                .filter_map(|_| {
+                    thread::Builder::new()
+                        .spawn_scoped(scope, || block.run_worker())
+                        .ok()
+                })
+                .collect();
+            let mut stats = block.run_worker();
+            for helper in helpers {
+                stats.absorb(helper.join().unwrap_or_default());
+            }
+            stats
+        });
+    }
+    stats.re_executions = stats.executions.saturating_sub(block_size as u64);
+
+    let Block {
+        memory,
+        outputs,
+        error,
+        ..
+    } = block;
+    if let Some(error) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(error);
+    }
+    let outputs = outputs
+        .into_iter()
+        .enumerate()
+        .map(|(tx_idx, slot)| {
+            slot.into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+                .ok_or_else(|| ExecuteError::Panic {
+                    tx_idx: Some(tx_idx),
+                    message: "block finished without an output for this transaction".into(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(BlockResult {
+        outputs,
+        memory,
+        stats,
+    })
+}
+
+/// State shared by the workers of one block.
+struct Block<'a, V: Vm> {
+    vm: &'a V,
+    memory: MvMemory<V::Key, V::Value>,
+    scheduler: Scheduler,
+    /// Per transaction: the output of its latest execution.
+    outputs: Vec<Mutex<Option<V::Output>>>,
+    /// The error that halted the block, if any.
+    error: Mutex<Option<ExecuteError<V::Error>>>,
+}
+
+impl<V: Vm> Block<'_, V> {
+    /// One worker: carries out tasks until the block is done; never panics.
+    fn run_worker(&self) -> ExecStats {
+        let mut stats = ExecStats::default();
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.work(&mut stats))) {
+            self.fail(ExecuteError::Panic {
+                tx_idx: None,
+                message: panic_message(payload.as_ref()),
+            });
+        }
+        stats
+    }
+
+    fn work(&self, stats: &mut ExecStats) {
+        let mut task = None;
+        let mut idle_rounds = 0;
+        while !self.scheduler.done() {
+            task = match task {
+                Some(Task::Execute(version)) => self.try_execute(version, stats),
+                Some(Task::Validate(version)) => self.validate(version, stats),
+                None => {
+                    let next = self.scheduler.next_task();
+                    if next.is_some() {
+                        idle_rounds = 0;
+                    } else if idle_rounds < SPIN_ROUNDS {
+                        idle_rounds += 1;
+                        std::hint::spin_loop();
+                    } else {
+                        thread::yield_now();
+                    }
+                    next
+                }
+            };
+        }
+    }
+
+    /// Executes `version` until it finishes, suspends on a dependency, or fails.
+    fn try_execute(&self, version: Version, stats: &mut ExecStats) -> Option<Task> {
+        let tx_idx = version.tx_idx;
+        loop {
+            stats.executions += 1;
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.vm.execute(&self.memory, version)));
+            match outcome {
+                Ok(ExecOutcome::Done {
+                    reads,
+                    writes,
+                    output,
+                }) => {
+                    *lock(&self.outputs[tx_idx]) = Some(output);
+                    let wrote_new_location = self.memory.record(version, reads, writes);
+                    return self.scheduler.finish_execution(version, wrote_new_location);
+                }
+                Ok(ExecOutcome::Blocked { blocking }) => {
+                    stats.estimate_aborts += 1;
+                    if blocking >= tx_idx {
+                        // Waiting on itself or a later transaction would never resume.
+                        self.fail(ExecuteError::Panic {
+                            tx_idx: Some(tx_idx),
+                            message: format!("VM reported blocking on transaction {blocking}"),
+                        });
+                        return None;
+                    }
+                    if self.scheduler.add_dependency(tx_idx, blocking) {
+                        return None;
+                    }
+                    // `blocking` already re-executed: its ESTIMATE is gone, try again.
+                }
+                Ok(ExecOutcome::Fatal(error)) => {
+                    self.fail(ExecuteError::Vm { tx_idx, error });
+                    return None;
+                }
+                Err(payload) => {
+                    self.fail(ExecuteError::Panic {
+                        tx_idx: Some(tx_idx),
+                        message: panic_message(payload.as_ref()),
+                    });
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Validates `version`'s reads, aborting it when they changed.
+    fn validate(&self, version: Version, stats: &mut ExecStats) -> Option<Task> {
+        stats.validations += 1;
+        let aborted = !self.memory.validate_read_set(version.tx_idx)
+            && self.scheduler.try_validation_abort(version);
+        if aborted {
+            stats.validation_aborts += 1;
+            self.memory.convert_writes_to_estimates(version.tx_idx);
+        }
+        self.scheduler.finish_validation(version.tx_idx, aborted)
+    }
+
+    /// Records `error` (keeping the one of the lowest transaction) and halts the block.
+    fn fail(&self, error: ExecuteError<V::Error>) {
+        let mut slot = lock(&self.error);
+        if slot.as_ref().is_none_or(|kept| error.rank() < kept.rank()) {
+            *slot = Some(error);
+        }
+        drop(slot);
+        self.scheduler.halt();
+    }
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

@@ -1,0 +1,44 @@
+//! Block-STM parallel execution engine (Gelashvili et al., 2022), with no EVM knowledge.
+//!
+//! Transactions of a block are executed optimistically in parallel by a pool of workers.
+//! Each execution reads through a [`MvMemory`] (multi-version memory) and records its
+//! reads and writes there; a collaborative [`Scheduler`] hands out execution and
+//! validation tasks, re-executing transactions whose reads were invalidated. The result
+//! equals executing the transactions serially in index order.
+//!
+//! A virtual machine plugs in by implementing [`Vm`]; [`execute`] runs a block.
+
+#![deny(missing_docs)]
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+pub mod executor;
+pub mod mv_memory;
+pub mod scheduler;
+pub mod vm;
+
+pub use executor::{execute, BlockResult, ExecStats, ExecuteError};
+pub use mv_memory::{MvMemory, MvRead, ReadOrigin, ReadSet, WriteSet};
+pub use scheduler::{Scheduler, Task};
+pub use vm::{ExecOutcome, Vm};
+
+/// Index of a transaction in its block.
+pub type TxIdx = usize;
+
+/// How many times a transaction had been (re-)started before this execution (0 for the first).
+pub type Incarnation = u32;
+
+/// One execution attempt of one transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Version {
+    /// The transaction.
+    pub tx_idx: TxIdx,
+    /// Its incarnation.
+    pub incarnation: Incarnation,
+}
+
+/// Locks `mutex`, ignoring poisoning: every critical section in this crate leaves its data
+/// consistent, and panics of the VM are caught outside of any lock.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

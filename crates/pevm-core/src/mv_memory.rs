@@ -1,0 +1,296 @@
+//! Multi-version memory: for every key, the values written by each transaction of the block.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Mutex;
+
+use ahash::RandomState;
+use dashmap::DashMap;
+
+use crate::{lock, Incarnation, TxIdx, Version};
+
+/// What a read through the multi-version memory saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOrigin {
+    /// No earlier transaction wrote the key: the value came from the base state.
+    Base,
+    /// The value written by this version of an earlier transaction.
+    Tx(Version),
+}
+
+/// Result of [`MvMemory::read`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MvRead<V> {
+    /// Latest write by a transaction with a lower index than the reader (value cloned).
+    Value(Version, V),
+    /// No lower transaction wrote the key: read the base state.
+    Base,
+    /// The latest write below is an ESTIMATE of this transaction: the reader must abort
+    /// and wait for it to re-execute.
+    Estimate(TxIdx),
+}
+
+/// Reads of one incarnation, in the order made (duplicates allowed; validation checks each).
+pub type ReadSet<K> = Vec<(K, ReadOrigin)>;
+
+/// Writes of one incarnation.
+pub type WriteSet<K, V> = Vec<(K, V)>;
+
+/// A write recorded for one key by one transaction.
+enum Entry<V> {
+    /// Value written by the given incarnation.
+    Data { incarnation: Incarnation, value: V },
+    /// The writer was aborted: its next incarnation will likely write here again.
+    Estimate,
+}
+
+/// Up to this many keys, set differences scan linearly instead of hashing.
+const LINEAR_SCAN_MAX: usize = 8;
+
+/// Multi-version memory of one block.
+///
+/// Reads and writes lock only the shard of the concurrent map that holds the key; the last
+/// read set and written keys of each transaction live in their own per-transaction slot.
+pub struct MvMemory<K, V> {
+    /// Key -> writing transaction -> entry, ordered by transaction index.
+    data: DashMap<K, BTreeMap<TxIdx, Entry<V>>, RandomState>,
+    /// Per transaction: the read set of its last recorded incarnation.
+    last_reads: Vec<Mutex<ReadSet<K>>>,
+    /// Per transaction: the keys its last recorded incarnation wrote.
+    last_writes: Vec<Mutex<Vec<K>>>,
+}
+
+impl<K, V> MvMemory<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    /// Creates an empty memory for a block of `block_size` transactions.
+    pub fn new(block_size: usize) -> Self {
+        Self {
+            data: DashMap::with_hasher(RandomState::new()),
+            last_reads: (0..block_size).map(|_| Mutex::default()).collect(),
+            last_writes: (0..block_size).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// Reads `key` as transaction `tx_idx` sees it: the latest write of a lower transaction.
+    pub fn read(&self, key: &K, tx_idx: TxIdx) -> MvRead<V> {
+        self.latest_below(key, tx_idx, |writer, entry| match entry {
+            Entry::Data { incarnation, value } => MvRead::Value(
+                Version {
+                    tx_idx: writer,
+                    incarnation: *incarnation,
+                },
+                value.clone(),
+            ),
+            Entry::Estimate => MvRead::Estimate(writer),
+        })
+        .unwrap_or(MvRead::Base)
+    }
+
+    /// Records an incarnation's reads and writes; removes keys the previous incarnation
+    /// wrote and this one did not. A key written twice keeps its last value.
+    ///
+    /// Returns true when it wrote a key the previous incarnation did not write.
+    pub fn record(&self, version: Version, reads: ReadSet<K>, writes: WriteSet<K, V>) -> bool {
+        let Version {
+            tx_idx,
+            incarnation,
+        } = version;
+        let new_keys: Vec<K> = writes.iter().map(|(key, _)| key.clone()).collect();
+        for (key, value) in writes {
+            self.data
+                .entry(key)
+                .or_default()
+                .insert(tx_idx, Entry::Data { incarnation, value });
+        }
+
+        let mut last_writes = lock(&self.last_writes[tx_idx]);
+        for stale in difference(&last_writes, &new_keys) {
+            if let Some(mut versions) = self.data.get_mut(stale) {
+                versions.remove(&tx_idx);
+            }
+        }
+        let wrote_new_location = difference(&new_keys, &last_writes).next().is_some();
+        *last_writes = new_keys;
+        drop(last_writes);
+
+        *lock(&self.last_reads[tx_idx]) = reads;
+        wrote_new_location
+    }
+
+    /// Marks every write of `tx_idx`'s last incarnation as ESTIMATE.
+    pub fn convert_writes_to_estimates(&self, tx_idx: TxIdx) {
+        for key in lock(&self.last_writes[tx_idx]).iter() {
+            if let Some(mut versions) = self.data.get_mut(key) {
+                versions.insert(tx_idx, Entry::Estimate);
+            }
+        }
+    }
+
+    /// Re-reads every key of `tx_idx`'s last read set and returns whether each read still
+    /// sees the same origin (an ESTIMATE never matches).
+    pub fn validate_read_set(&self, tx_idx: TxIdx) -> bool {
+        lock(&self.last_reads[tx_idx])
+            .iter()
+            .all(|(key, origin)| self.origin(key, tx_idx) == Some(*origin))
+    }
+
+    /// Keys written by `tx_idx`'s last incarnation (for critical-path analysis and final
+    /// state collection).
+    pub fn written_keys(&self, tx_idx: TxIdx) -> Vec<K> {
+        lock(&self.last_writes[tx_idx]).clone()
+    }
+
+    /// Final value of `key` after the whole block (latest write of any transaction); None
+    /// if no transaction wrote it, or (only possible mid-block) the latest write is an ESTIMATE.
+    pub fn final_value(&self, key: &K) -> Option<V> {
+        match self.data.get(key)?.last_key_value()? {
+            (_, Entry::Data { value, .. }) => Some(value.clone()),
+            (_, Entry::Estimate) => None,
+        }
+    }
+
+    /// Origin a read of `key` by `tx_idx` would have now; None when it hits an ESTIMATE.
+    fn origin(&self, key: &K, tx_idx: TxIdx) -> Option<ReadOrigin> {
+        self.latest_below(key, tx_idx, |writer, entry| match entry {
+            Entry::Data { incarnation, .. } => Some(ReadOrigin::Tx(Version {
+                tx_idx: writer,
+                incarnation: *incarnation,
+            })),
+            Entry::Estimate => None,
+        })
+        .unwrap_or(Some(ReadOrigin::Base))
+    }
+
+    /// Applies `f` to the latest entry of `key` written by a transaction below `tx_idx`.
+    fn latest_below<R>(
+        &self,
+        key: &K,
+        tx_idx: TxIdx,
+        f: impl FnOnce(TxIdx, &Entry<V>) -> R,
+    ) -> Option<R> {
+        let versions = self.data.get(key)?;
+        let (&writer, entry) = versions.range(..tx_idx).next_back()?;
+        Some(f(writer, entry))
+    }
+}
+
+impl<K, V> fmt::Debug for MvMemory<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MvMemory")
+            .field("block_size", &self.last_reads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keys of `a` that are not in `b`.
+fn difference<'a, K: Eq + Hash>(a: &'a [K], b: &'a [K]) -> impl Iterator<Item = &'a K> {
+    let set: Option<HashSet<&K, RandomState>> =
+        (b.len() > LINEAR_SCAN_MAX).then(|| b.iter().collect());
+    a.iter().filter(move |key| match &set {
+        Some(set) => !set.contains(key),
+        None => !b.contains(key),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(tx_idx: TxIdx, incarnation: Incarnation) -> Version {
+        Version {
+            tx_idx,
+            incarnation,
+        }
+    }
+
+    #[test]
+    fn reads_latest_write_below_reader() {
+        let mv = MvMemory::<u64, u64>::new(4);
+        assert_eq!(mv.read(&1, 3), MvRead::Base);
+        mv.record(v(0, 0), vec![], vec![(1, 10)]);
+        mv.record(v(2, 0), vec![], vec![(1, 12)]);
+        assert_eq!(mv.read(&1, 0), MvRead::Base);
+        assert_eq!(mv.read(&1, 1), MvRead::Value(v(0, 0), 10));
+        assert_eq!(mv.read(&1, 2), MvRead::Value(v(0, 0), 10));
+        assert_eq!(mv.read(&1, 3), MvRead::Value(v(2, 0), 12));
+        assert_eq!(mv.read(&2, 3), MvRead::Base);
+        assert_eq!(mv.final_value(&1), Some(12));
+        assert_eq!(mv.final_value(&2), None);
+    }
+
+    #[test]
+    fn estimates_block_readers_above() {
+        let mv = MvMemory::<u64, u64>::new(3);
+        mv.record(v(1, 0), vec![], vec![(5, 1), (6, 2)]);
+        mv.convert_writes_to_estimates(1);
+        assert_eq!(mv.read(&5, 2), MvRead::Estimate(1));
+        assert_eq!(mv.read(&6, 2), MvRead::Estimate(1));
+        assert_eq!(mv.read(&5, 1), MvRead::Base);
+        assert!(!mv.record(v(1, 1), vec![], vec![(5, 3), (6, 4)]));
+        assert_eq!(mv.read(&5, 2), MvRead::Value(v(1, 1), 3));
+    }
+
+    #[test]
+    fn record_removes_stale_keys_and_reports_new_locations() {
+        let mv = MvMemory::<u64, u64>::new(2);
+        assert!(mv.record(v(0, 0), vec![], vec![(1, 1), (2, 2)]));
+        // Subset of the previous writes: nothing new.
+        assert!(!mv.record(v(0, 1), vec![], vec![(2, 3)]));
+        assert_eq!(mv.read(&1, 1), MvRead::Base);
+        assert_eq!(mv.read(&2, 1), MvRead::Value(v(0, 1), 3));
+        assert_eq!(mv.written_keys(0), vec![2]);
+        // A key not written before: new location; the stale one goes away.
+        assert!(mv.record(v(0, 2), vec![], vec![(7, 4)]));
+        assert_eq!(mv.read(&2, 1), MvRead::Base);
+        assert_eq!(mv.written_keys(0), vec![7]);
+        // Empty write set after a non-empty one.
+        assert!(!mv.record(v(0, 3), vec![], vec![]));
+        assert_eq!(mv.read(&7, 1), MvRead::Base);
+    }
+
+    #[test]
+    fn record_handles_large_write_sets() {
+        let mv = MvMemory::<u64, u64>::new(1);
+        let writes = |range: std::ops::Range<u64>| range.map(|k| (k, k)).collect();
+        assert!(mv.record(v(0, 0), vec![], writes(0..20)));
+        assert!(!mv.record(v(0, 1), vec![], writes(5..20)));
+        assert!(mv.record(v(0, 2), vec![], writes(5..21)));
+        assert_eq!(mv.final_value(&4), None);
+        assert_eq!(mv.final_value(&20), Some(20));
+    }
+
+    #[test]
+    fn validation_fails_after_lower_rewrite_or_estimate() {
+        let mv = MvMemory::<u64, u64>::new(3);
+        mv.record(v(0, 0), vec![], vec![(1, 10)]);
+        let MvRead::Value(seen, _) = mv.read(&1, 2) else {
+            panic!("expected a value");
+        };
+        mv.record(
+            v(2, 0),
+            vec![(1, ReadOrigin::Tx(seen)), (9, ReadOrigin::Base)],
+            vec![],
+        );
+        assert!(mv.validate_read_set(2));
+
+        // A lower transaction rewrites the key read.
+        mv.record(v(0, 1), vec![], vec![(1, 11)]);
+        assert!(!mv.validate_read_set(2));
+
+        // Read the new value, then the writer becomes an estimate.
+        mv.record(v(2, 1), vec![(1, ReadOrigin::Tx(v(0, 1)))], vec![]);
+        assert!(mv.validate_read_set(2));
+        mv.convert_writes_to_estimates(0);
+        assert!(!mv.validate_read_set(2));
+
+        // A key read from the base state gets written below.
+        mv.record(v(2, 2), vec![(9, ReadOrigin::Base)], vec![]);
+        assert!(mv.validate_read_set(2));
+        mv.record(v(1, 0), vec![], vec![(9, 0)]);
+        assert!(!mv.validate_read_set(2));
+    }
+}

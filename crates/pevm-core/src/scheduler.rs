@@ -1,0 +1,360 @@
+//! The collaborative scheduler of Block-STM: hands out execution and validation tasks.
+//!
+//! Workers repeatedly take the lowest-indexed task available. Indices and counters are
+//! atomics; each transaction's status and dependents sit behind their own small mutex.
+//! A task returned by [`Scheduler::next_task`], [`Scheduler::finish_execution`] or
+//! [`Scheduler::finish_validation`] must be carried out and then finished with the
+//! matching `finish_*` call (or suspended with [`Scheduler::add_dependency`]).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Mutex;
+
+use crossbeam_utils::CachePadded;
+use smallvec::SmallVec;
+
+use crate::{lock, Incarnation, TxIdx, Version};
+
+/// A unit of work handed to a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Execute this incarnation.
+    Execute(Version),
+    /// Validate the read set of this incarnation.
+    Validate(Version),
+}
+
+/// Where a transaction is in its life cycle (for its current incarnation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    ReadyToExecute,
+    Executing,
+    Executed,
+    Aborting,
+}
+
+/// Status of one transaction, with the incarnation it applies to.
+#[derive(Debug)]
+struct TxState {
+    incarnation: Incarnation,
+    status: Status,
+}
+
+/// The collaborative scheduler of one block.
+#[derive(Debug)]
+pub struct Scheduler {
+    block_size: usize,
+    /// Next transaction to try executing.
+    execution_idx: CachePadded<AtomicUsize>,
+    /// Next transaction to try validating.
+    validation_idx: CachePadded<AtomicUsize>,
+    /// Bumped whenever either index is decreased, so that `check_done` sees a stable snapshot.
+    decrease_cnt: CachePadded<AtomicUsize>,
+    /// Tasks handed out and not yet finished.
+    num_active_tasks: CachePadded<AtomicUsize>,
+    /// Set once every transaction is executed and validated, or on `halt`.
+    done_marker: CachePadded<AtomicBool>,
+    /// Per transaction: its status.
+    states: Vec<Mutex<TxState>>,
+    /// Per transaction: transactions suspended until it finishes executing.
+    dependents: Vec<Mutex<SmallVec<[TxIdx; 4]>>>,
+}
+
+impl Scheduler {
+    /// Creates a scheduler for a block of `block_size` transactions, all ready to execute.
+    pub fn new(block_size: usize) -> Self {
+        Self {
+            block_size,
+            execution_idx: CachePadded::new(AtomicUsize::new(0)),
+            validation_idx: CachePadded::new(AtomicUsize::new(0)),
+            decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
+            num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
+            done_marker: CachePadded::new(AtomicBool::new(false)),
+            states: (0..block_size)
+                .map(|_| {
+                    Mutex::new(TxState {
+                        incarnation: 0,
+                        status: Status::ReadyToExecute,
+                    })
+                })
+                .collect(),
+            dependents: (0..block_size).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// Next task to carry out; None when nothing is available right now (check [`Self::done`]).
+    pub fn next_task(&self) -> Option<Task> {
+        if self.done() {
+            return None;
+        }
+        if self.validation_idx.load(SeqCst) < self.execution_idx.load(SeqCst) {
+            self.next_version_to_validate().map(Task::Validate)
+        } else {
+            self.next_version_to_execute().map(Task::Execute)
+        }
+    }
+
+    /// Whether the block is finished (or halted).
+    pub fn done(&self) -> bool {
+        self.done_marker.load(SeqCst)
+    }
+
+    /// Stops everything (error or panic): [`Self::done`] becomes true and no task is handed out.
+    pub fn halt(&self) {
+        self.done_marker.store(true, SeqCst);
+    }
+
+    /// Suspends executing `tx_idx` until `blocking` finishes its next execution.
+    ///
+    /// Returns false when `blocking` has already executed: re-execute `tx_idx` right away.
+    pub fn add_dependency(&self, tx_idx: TxIdx, blocking: TxIdx) -> bool {
+        let mut dependents = lock(&self.dependents[blocking]);
+        if lock(&self.states[blocking]).status == Status::Executed {
+            return false;
+        }
+        lock(&self.states[tx_idx]).status = Status::Aborting;
+        dependents.push(tx_idx);
+        drop(dependents);
+        self.num_active_tasks.fetch_sub(1, SeqCst);
+        true
+    }
+
+    /// Marks `version` executed and resumes its dependents; returns its validation task
+    /// when it can be validated right away.
+    pub fn finish_execution(&self, version: Version, wrote_new_location: bool) -> Option<Task> {
+        let tx_idx = version.tx_idx;
+        {
+            let mut state = lock(&self.states[tx_idx]);
+            debug_assert_eq!(
+                (state.incarnation, state.status),
+                (version.incarnation, Status::Executing)
+            );
+            state.status = Status::Executed;
+        }
+        let dependents = std::mem::take(&mut *lock(&self.dependents[tx_idx]));
+        if let Some(&lowest) = dependents.iter().min() {
+            for &dependent in &dependents {
+                self.set_ready(dependent);
+            }
+            self.decrease_execution_idx(lowest);
+        }
+        if self.validation_idx.load(SeqCst) > tx_idx {
+            if !wrote_new_location {
+                // Only this transaction's own reads need checking.
+                return Some(Task::Validate(version));
+            }
+            // Higher transactions may have missed the new write: validate them all again.
+            self.decrease_validation_idx(tx_idx);
+        }
+        self.num_active_tasks.fetch_sub(1, SeqCst);
+        None
+    }
+
+    /// Claims the right to abort `version` after a failed validation; false when it was
+    /// already aborted (or re-executed) by someone else.
+    pub fn try_validation_abort(&self, version: Version) -> bool {
+        let mut state = lock(&self.states[version.tx_idx]);
+        let claimed = state.incarnation == version.incarnation && state.status == Status::Executed;
+        if claimed {
+            state.status = Status::Aborting;
+        }
+        claimed
+    }
+
+    /// Finishes validating `tx_idx`; when `aborted`, schedules its re-execution (returned
+    /// directly when possible) and revalidation of every higher transaction.
+    pub fn finish_validation(&self, tx_idx: TxIdx, aborted: bool) -> Option<Task> {
+        if aborted {
+            self.set_ready(tx_idx);
+            self.decrease_validation_idx(tx_idx + 1);
+            if self.execution_idx.load(SeqCst) > tx_idx {
+                if let Some(version) = self.try_incarnate(tx_idx) {
+                    return Some(Task::Execute(version));
+                }
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, SeqCst);
+        None
+    }
+
+    /// Claims the next transaction to execute, if it is ready.
+    fn next_version_to_execute(&self) -> Option<Version> {
+        if self.execution_idx.load(SeqCst) >= self.block_size {
+            self.check_done();
+            return None;
+        }
+        self.num_active_tasks.fetch_add(1, SeqCst);
+        let tx_idx = self.execution_idx.fetch_add(1, SeqCst);
+        let version = self.try_incarnate(tx_idx);
+        if version.is_none() {
+            self.num_active_tasks.fetch_sub(1, SeqCst);
+        }
+        version
+    }
+
+    /// Claims the next transaction to validate, if it is executed.
+    fn next_version_to_validate(&self) -> Option<Version> {
+        if self.validation_idx.load(SeqCst) >= self.block_size {
+            self.check_done();
+            return None;
+        }
+        self.num_active_tasks.fetch_add(1, SeqCst);
+        let tx_idx = self.validation_idx.fetch_add(1, SeqCst);
+        if let Some(state) = self.states.get(tx_idx).map(lock) {
+            if state.status == Status::Executed {
+                return Some(Version {
+                    tx_idx,
+                    incarnation: state.incarnation,
+                });
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, SeqCst);
+        None
+    }
+
+    /// Moves `tx_idx` from ready to executing and returns the incarnation to run.
+    fn try_incarnate(&self, tx_idx: TxIdx) -> Option<Version> {
+        let mut state = self.states.get(tx_idx).map(lock)?;
+        (state.status == Status::ReadyToExecute).then(|| {
+            state.status = Status::Executing;
+            Version {
+                tx_idx,
+                incarnation: state.incarnation,
+            }
+        })
+    }
+
+    /// Starts the next incarnation of an aborted transaction.
+    fn set_ready(&self, tx_idx: TxIdx) {
+        let mut state = lock(&self.states[tx_idx]);
+        debug_assert_eq!(state.status, Status::Aborting);
+        state.incarnation += 1;
+        state.status = Status::ReadyToExecute;
+    }
+
+    fn decrease_execution_idx(&self, target: TxIdx) {
+        self.execution_idx.fetch_min(target, SeqCst);
+        self.decrease_cnt.fetch_add(1, SeqCst);
+    }
+
+    fn decrease_validation_idx(&self, target: TxIdx) {
+        self.validation_idx.fetch_min(target, SeqCst);
+        self.decrease_cnt.fetch_add(1, SeqCst);
+    }
+
+    /// Sets the done marker when both indices are past the block, no task is in flight,
+    /// and no index was decreased while checking.
+    fn check_done(&self) {
+        let observed = self.decrease_cnt.load(SeqCst);
+        if self
+            .execution_idx
+            .load(SeqCst)
+            .min(self.validation_idx.load(SeqCst))
+            >= self.block_size
+            && self.num_active_tasks.load(SeqCst) == 0
+            && observed == self.decrease_cnt.load(SeqCst)
+        {
+            self.done_marker.store(true, SeqCst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(tx_idx: TxIdx, incarnation: Incarnation) -> Version {
+        Version {
+            tx_idx,
+            incarnation,
+        }
+    }
+
+    /// Calls `next_task` until it returns a task (bounded).
+    fn poll(scheduler: &Scheduler) -> Option<Task> {
+        (0..16).find_map(|_| scheduler.next_task())
+    }
+
+    #[test]
+    fn single_tx_executes_validates_and_finishes() {
+        let scheduler = Scheduler::new(1);
+        assert!(!scheduler.done());
+        assert_eq!(scheduler.next_task(), Some(Task::Execute(v(0, 0))));
+        assert_eq!(scheduler.finish_execution(v(0, 0), true), None);
+        assert_eq!(scheduler.next_task(), Some(Task::Validate(v(0, 0))));
+        assert!(!scheduler.done());
+        assert_eq!(scheduler.finish_validation(0, false), None);
+        assert_eq!(scheduler.next_task(), None);
+        assert!(scheduler.done());
+    }
+
+    #[test]
+    fn empty_block_is_done_at_once() {
+        let scheduler = Scheduler::new(0);
+        assert_eq!(scheduler.next_task(), None);
+        assert!(scheduler.done());
+    }
+
+    #[test]
+    fn add_dependency_fails_when_blocking_already_executed() {
+        let scheduler = Scheduler::new(2);
+        assert_eq!(poll(&scheduler), Some(Task::Execute(v(0, 0))));
+        assert_eq!(poll(&scheduler), Some(Task::Execute(v(1, 0))));
+        assert_eq!(scheduler.finish_execution(v(0, 0), true), None);
+        assert!(!scheduler.add_dependency(1, 0));
+    }
+
+    #[test]
+    fn dependency_resumes_with_next_incarnation() {
+        let scheduler = Scheduler::new(2);
+        assert_eq!(poll(&scheduler), Some(Task::Execute(v(0, 0))));
+        assert_eq!(poll(&scheduler), Some(Task::Execute(v(1, 0))));
+        assert!(scheduler.add_dependency(1, 0));
+        // Validation already passed tx 0 and it wrote nothing new: validate it directly.
+        let validate_0 = Task::Validate(v(0, 0));
+        assert_eq!(scheduler.finish_execution(v(0, 0), false), Some(validate_0));
+        // Carry out every remaining task (nothing conflicts), following continuations.
+        let mut seen = Vec::new();
+        let mut next = Some(validate_0);
+        while let Some(task) = next {
+            seen.push(task);
+            next = match task {
+                Task::Execute(version) => scheduler.finish_execution(version, false),
+                Task::Validate(version) => scheduler.finish_validation(version.tx_idx, false),
+            }
+            .or_else(|| poll(&scheduler));
+        }
+        assert!(seen.contains(&Task::Execute(v(1, 1))));
+        assert!(seen.contains(&Task::Validate(v(1, 1))));
+        assert!(scheduler.done());
+    }
+
+    #[test]
+    fn validation_abort_reexecutes_next_incarnation() {
+        let scheduler = Scheduler::new(1);
+        assert_eq!(scheduler.next_task(), Some(Task::Execute(v(0, 0))));
+        assert_eq!(scheduler.finish_execution(v(0, 0), true), None);
+        assert_eq!(scheduler.next_task(), Some(Task::Validate(v(0, 0))));
+        assert!(scheduler.try_validation_abort(v(0, 0)));
+        assert!(!scheduler.try_validation_abort(v(0, 0)));
+        assert_eq!(
+            scheduler.finish_validation(0, true),
+            Some(Task::Execute(v(0, 1)))
+        );
+        // Validation index is already past tx 0 and nothing new was written: validate directly.
+        assert_eq!(
+            scheduler.finish_execution(v(0, 1), false),
+            Some(Task::Validate(v(0, 1)))
+        );
+        assert_eq!(scheduler.finish_validation(0, false), None);
+        assert_eq!(scheduler.next_task(), None);
+        assert!(scheduler.done());
+    }
+
+    #[test]
+    fn halt_stops_handing_out_tasks() {
+        let scheduler = Scheduler::new(3);
+        scheduler.halt();
+        assert!(scheduler.done());
+        assert_eq!(scheduler.next_task(), None);
+    }
+}

@@ -1,0 +1,157 @@
+//! End-to-end tests of the engine with a toy VM, against a serial reference.
+
+mod toy;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pevm_core::ExecuteError;
+use proptest::prelude::*;
+use toy::{assert_matches_serial, run_with_timeout, Op, ToyError, ToyVm};
+
+fn vm(txs: Vec<Vec<Op>>) -> Arc<ToyVm> {
+    let base = (0..8).map(|key| (key, key * 100 + 7)).collect();
+    Arc::new(ToyVm { txs, base })
+}
+
+#[test]
+fn independent_transactions() {
+    let block = vm((0..1000)
+        .map(|i| vec![Op::Read(i), Op::Write(10_000 + i, i)])
+        .collect());
+    for threads in [1, 2, 4, 8] {
+        let result = assert_matches_serial(&block, threads);
+        if threads == 1 {
+            assert_eq!(result.stats.re_executions, 0);
+            assert_eq!(result.stats.validation_aborts, 0);
+            assert_eq!(result.stats.estimate_aborts, 0);
+        }
+    }
+}
+
+#[test]
+fn chain_of_dependencies() {
+    let block = vm((0..500)
+        .map(|i| vec![Op::Read(i), Op::Write(i + 1, 1)])
+        .collect());
+    for threads in 1..=8 {
+        let result = assert_matches_serial(&block, threads);
+        if threads == 1 {
+            assert_eq!(result.stats.re_executions, 0);
+        }
+    }
+}
+
+#[test]
+fn hot_key_read_modify_write() {
+    let block = vm((0..300)
+        .map(|i| vec![Op::Read(0), Op::Write(0, i), Op::Read(0)])
+        .collect());
+    for threads in [1, 2, 3, 8] {
+        assert_matches_serial(&block, threads);
+    }
+}
+
+#[test]
+fn many_threads_on_small_block() {
+    let block = vm((0..100)
+        .map(|i| vec![Op::Read(i % 3), Op::Write((i + 1) % 3, i)])
+        .collect());
+    assert_matches_serial(&block, 64);
+}
+
+#[test]
+fn stale_writes_are_removed() {
+    // Tx 0 writes key 1 or key 2 depending on what tx 0 reads; later txs read both.
+    let block = vm(vec![
+        vec![Op::Write(1, 0), Op::Write(2, 0)],
+        vec![Op::Read(1), Op::Write(3, 0)],
+        vec![Op::Read(3), Op::Read(2), Op::Write(2, 5)],
+        vec![Op::Read(2), Op::Read(1)],
+    ]);
+    for threads in 1..=4 {
+        assert_matches_serial(&block, threads);
+    }
+}
+
+#[test]
+fn degenerate_sizes() {
+    let empty = vm(Vec::new());
+    let result = run_with_timeout(Arc::clone(&empty), 4).expect("empty block");
+    assert!(result.outputs.is_empty());
+    assert_eq!(result.stats, Default::default());
+
+    let single = vm(vec![vec![Op::Read(3), Op::Write(3, 1)]]);
+    assert_matches_serial(&single, 0);
+    assert_matches_serial(&single, 8);
+}
+
+#[test]
+fn vm_panic_is_reported() {
+    let mut txs: Vec<Vec<Op>> = (0..200)
+        .map(|i| vec![Op::Read(i % 4), Op::Write(i % 4, i)])
+        .collect();
+    txs[77] = vec![Op::Read(0), Op::Panic];
+    let block = vm(txs);
+    for threads in [1, 4, 64] {
+        match run_with_timeout(Arc::clone(&block), threads) {
+            Err(ExecuteError::Panic {
+                tx_idx: Some(77),
+                message,
+            }) => assert!(message.contains("toy panic in tx 77"), "{message}"),
+            other => panic!(
+                "expected a panic error at {threads} threads, got {:?}",
+                other.map(|r| r.outputs)
+            ),
+        }
+    }
+}
+
+#[test]
+fn vm_fatal_error_is_reported() {
+    let mut txs: Vec<Vec<Op>> = (0..200)
+        .map(|i| vec![Op::Read(i % 4), Op::Write(i % 4, i)])
+        .collect();
+    txs[120] = vec![Op::Read(1), Op::Fail];
+    let block = vm(txs);
+    for threads in [1, 4, 64] {
+        match run_with_timeout(Arc::clone(&block), threads) {
+            Err(ExecuteError::Vm { tx_idx, error }) => {
+                assert_eq!((tx_idx, error), (120, ToyError(120)));
+            }
+            other => panic!(
+                "expected a VM error at {threads} threads, got {:?}",
+                other.map(|r| r.outputs)
+            ),
+        }
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..4u64).prop_map(Op::Read),
+        (0..4u64, 0..100u64).prop_map(|(key, salt)| Op::Write(key, salt)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn random_blocks_match_serial(
+        txs in prop::collection::vec(prop::collection::vec(op(), 0..6), 1..200),
+        threads in 1..16usize,
+    ) {
+        assert_matches_serial(&vm(txs), threads);
+    }
+}
+
+#[test]
+fn base_state_is_read_when_nobody_wrote() {
+    let block = Arc::new(ToyVm {
+        txs: vec![vec![Op::Read(42)], vec![Op::Read(43), Op::Write(42, 0)]],
+        base: HashMap::from([(42, 5), (43, 6)]),
+    });
+    let result = assert_matches_serial(&block, 2);
+    assert_eq!(result.outputs[0], vec![toy::Event::Read(42, 5)]);
+}

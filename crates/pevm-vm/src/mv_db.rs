@@ -1,0 +1,217 @@
+//! revm's view of the state for one transaction incarnation in parallel execution: reads go
+//! through the multi-version memory (earlier transactions' writes), fall back to the state
+//! provider, and are all recorded for validation.
+
+use std::{collections::HashMap, fmt};
+
+use alloy_primitives::{Address, B256, U256};
+use pevm_core::{MvMemory, MvRead, ReadOrigin, ReadSet, TxIdx, WriteSet};
+use revm::{
+    bytecode::Bytecode,
+    database_interface::DBErrorMarker,
+    primitives::{StorageKey, StorageValue},
+    state::AccountInfo,
+    Database,
+};
+
+use crate::{
+    result::{AccountState, AccountWrite},
+    serial::account_info,
+    ProviderError, StateProvider,
+};
+
+/// A place in the EVM state that transactions read and write.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Location {
+    /// An account's balance, nonce and code.
+    Basic(Address),
+    /// One storage slot.
+    Storage(Address, U256),
+    /// The account's storage was wiped (destroyed or created) by the writing transaction.
+    StorageReset(Address),
+}
+
+/// The value a transaction wrote to a [`Location`].
+#[derive(Clone, Debug)]
+pub(crate) enum LocationValue {
+    /// An account, `None` when the write removed it.
+    Basic(Option<AccountState>),
+    /// A storage value.
+    Storage(U256),
+    /// A storage wipe.
+    StorageReset,
+}
+
+/// The multi-version memory of an EVM block.
+pub(crate) type EvmMemory = MvMemory<Location, LocationValue>;
+
+/// Why a read could not be served.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// An earlier transaction's write is being re-done: wait for it.
+    Blocked(TxIdx),
+    /// The state provider failed.
+    Provider(ProviderError),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Blocked(tx) => write!(f, "blocked on tx {tx}"),
+            Self::Provider(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+impl DBErrorMarker for ReadError {}
+
+/// The database of one incarnation of transaction `tx_idx`.
+pub(crate) struct MvDb<'a, P> {
+    memory: &'a EvmMemory,
+    provider: &'a P,
+    tx_idx: TxIdx,
+    /// Every read, with the version it saw.
+    pub(crate) reads: ReadSet<Location>,
+    /// Whether an earlier transaction wrote each account read so far: only then can its
+    /// storage have been wiped within the block.
+    written_accounts: HashMap<Address, bool>,
+}
+
+impl<'a, P: StateProvider> MvDb<'a, P> {
+    pub(crate) fn new(memory: &'a EvmMemory, provider: &'a P, tx_idx: TxIdx) -> Self {
+        Self {
+            memory,
+            provider,
+            tx_idx,
+            reads: Vec::new(),
+            written_accounts: HashMap::new(),
+        }
+    }
+
+    /// Reads `location` from the memory, recording what was seen.
+    fn read(&mut self, location: Location) -> Result<Option<LocationValue>, ReadError> {
+        match self.memory.read(&location, self.tx_idx) {
+            MvRead::Value(version, value) => {
+                self.reads.push((location, ReadOrigin::Tx(version)));
+                Ok(Some(value))
+            }
+            MvRead::Base => {
+                self.reads.push((location, ReadOrigin::Base));
+                Ok(None)
+            }
+            MvRead::Estimate(blocking) => Err(ReadError::Blocked(blocking)),
+        }
+    }
+
+    /// The transaction index of the last storage wipe of `address` before this one, if any.
+    fn last_reset(&mut self, address: Address) -> Result<Option<TxIdx>, ReadError> {
+        let location = Location::StorageReset(address);
+        self.read(location)?;
+        Ok(match self.reads.last() {
+            Some((_, ReadOrigin::Tx(version))) => Some(version.tx_idx),
+            _ => None,
+        })
+    }
+}
+
+impl<P: StateProvider> Database for MvDb<'_, P> {
+    type Error = ReadError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        let value = self.read(Location::Basic(address))?;
+        self.written_accounts.insert(address, value.is_some());
+        let info = match value {
+            Some(LocationValue::Basic(Some(a))) => {
+                account_info(self.provider, a.balance, a.nonce, a.code_hash, a.code).map(Some)
+            }
+            Some(_) => Ok(None),
+            None => self.provider.basic(address).and_then(|a| {
+                a.map(|a| account_info(self.provider, a.balance, a.nonce, a.code_hash, None))
+                    .transpose()
+            }),
+        };
+        info.map_err(ReadError::Provider)
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        self.provider
+            .code_by_hash(code_hash)
+            .map_err(ReadError::Provider)
+    }
+
+    fn storage(
+        &mut self,
+        address: Address,
+        index: StorageKey,
+    ) -> Result<StorageValue, Self::Error> {
+        let slot = self.read(Location::Storage(address, index))?;
+        let slot_writer = match self.reads.last() {
+            Some((_, ReadOrigin::Tx(version))) => Some(version.tx_idx),
+            _ => None,
+        };
+        // revm loads an account before its storage; if no earlier transaction wrote the
+        // account, none wiped its storage either.
+        let reset = if self.written_accounts.get(&address).copied().unwrap_or(true) {
+            self.last_reset(address)?
+        } else {
+            None
+        };
+        match (slot, slot_writer, reset) {
+            (_, _, Some(reset)) if slot_writer.is_none_or(|w| w < reset) => Ok(U256::ZERO),
+            (Some(LocationValue::Storage(value)), _, _) => Ok(value),
+            _ => self
+                .provider
+                .storage(address, index)
+                .map_err(ReadError::Provider),
+        }
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
+        self.provider
+            .block_hash(number)
+            .map_err(ReadError::Provider)
+    }
+}
+
+/// The memory writes of one transaction's account writes.
+pub(crate) fn memory_writes(
+    writes: &[(Address, AccountWrite)],
+) -> WriteSet<Location, LocationValue> {
+    let mut out = Vec::with_capacity(writes.len() * 2);
+    for (address, write) in writes {
+        match write {
+            AccountWrite::Destroyed => {
+                out.push((Location::Basic(*address), LocationValue::Basic(None)));
+                out.push((
+                    Location::StorageReset(*address),
+                    LocationValue::StorageReset,
+                ));
+            }
+            AccountWrite::Updated {
+                info,
+                created,
+                storage,
+                ..
+            } => {
+                out.push((
+                    Location::Basic(*address),
+                    LocationValue::Basic(Some(info.clone())),
+                ));
+                if *created {
+                    out.push((
+                        Location::StorageReset(*address),
+                        LocationValue::StorageReset,
+                    ));
+                }
+                out.extend(storage.iter().map(|(slot, value)| {
+                    (
+                        Location::Storage(*address, *slot),
+                        LocationValue::Storage(*value),
+                    )
+                }));
+            }
+        }
+    }
+    out
+}
