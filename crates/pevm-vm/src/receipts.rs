@@ -52,9 +52,9 @@ pub enum HeaderMismatch {
     #[error("logsBloom differs: header {expected}, executed {actual}")]
     LogsBloom {
         /// The header's value.
-        expected: Bloom,
+        expected: Box<Bloom>,
         /// The executed value.
-        actual: Bloom,
+        actual: Box<Bloom>,
     },
     /// The receipts root differs.
     #[error("receiptsRoot: header {expected}, executed {actual}")]
@@ -84,8 +84,8 @@ impl BlockOutput {
         let bloom = logs_bloom(&self.results);
         if bloom != header.logs_bloom {
             return Err(HeaderMismatch::LogsBloom {
-                expected: header.logs_bloom,
-                actual: bloom,
+                expected: Box::new(header.logs_bloom),
+                actual: Box::new(bloom),
             });
         }
         if hardfork.has_receipt_status() {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit/property/integration tests, and the release
+# replay of every shared mainnet block (serial == header, parallel == serial at 1, 2, 4, 8 threads).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+cargo build --release -p pevm-bench
+data="${PEVM_DATA:-../shared}"
+if [ -d "$data/mainnet" ]; then
+  target/release/pevm-bench replay "$data/mainnet" --threads 1,2,4,8
+elif [ "${CI:-}" = "true" ]; then
+  echo "shared data missing: $data/mainnet (set PEVM_DATA)" >&2
+  exit 1
+else
+  echo "no shared data at $data: replaying the built-in synthetic block only"
+  target/release/pevm-bench replay --threads 1,2,4,8
+fi
