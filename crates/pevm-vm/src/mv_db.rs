@@ -15,7 +15,7 @@ use revm::{
 };
 
 use crate::{
-    result::{AccountState, AccountWrite},
+    result::{account_after, fee_write, AccountState, AccountWrite},
     serial::account_info,
     ProviderError, StateProvider,
 };
@@ -29,6 +29,8 @@ pub(crate) enum Location {
     Storage(Address, U256),
     /// The account's storage was wiped (destroyed or created) by the writing transaction.
     StorageReset(Address),
+    /// The fee transaction `TxIdx` paid to the beneficiary without reading its account.
+    LazyFee(TxIdx),
 }
 
 /// The value a transaction wrote to a [`Location`].
@@ -40,6 +42,8 @@ pub(crate) enum LocationValue {
     Storage(U256),
     /// A storage wipe.
     StorageReset,
+    /// A fee owed to the beneficiary.
+    Fee(U256),
 }
 
 /// The multi-version memory of an EVM block.
@@ -66,10 +70,20 @@ impl fmt::Display for ReadError {
 impl std::error::Error for ReadError {}
 impl DBErrorMarker for ReadError {}
 
+/// The block-wide facts an [`MvDb`] needs besides the memory and the provider.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BlockFacts {
+    /// The fee recipient, whose account is materialised only when really read.
+    pub(crate) beneficiary: Address,
+    /// Whether EIP-161 (removal of touched empty accounts) applies.
+    pub(crate) eip161: bool,
+}
+
 /// The database of one incarnation of transaction `tx_idx`.
 pub(crate) struct MvDb<'a, P> {
     memory: &'a EvmMemory,
     provider: &'a P,
+    facts: BlockFacts,
     tx_idx: TxIdx,
     /// Every read, with the version it saw.
     pub(crate) reads: ReadSet<Location>,
@@ -79,10 +93,16 @@ pub(crate) struct MvDb<'a, P> {
 }
 
 impl<'a, P: StateProvider> MvDb<'a, P> {
-    pub(crate) fn new(memory: &'a EvmMemory, provider: &'a P, tx_idx: TxIdx) -> Self {
+    pub(crate) fn new(
+        memory: &'a EvmMemory,
+        provider: &'a P,
+        facts: BlockFacts,
+        tx_idx: TxIdx,
+    ) -> Self {
         Self {
             memory,
             provider,
+            facts,
             tx_idx,
             reads: Vec::new(),
             written_accounts: HashMap::new(),
@@ -104,14 +124,50 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
         }
     }
 
-    /// The transaction index of the last storage wipe of `address` before this one, if any.
-    fn last_reset(&mut self, address: Address) -> Result<Option<TxIdx>, ReadError> {
-        let location = Location::StorageReset(address);
-        self.read(location)?;
-        Ok(match self.reads.last() {
+    /// The transaction whose write the latest read saw, `None` for the base state.
+    fn last_writer(&self) -> Option<TxIdx> {
+        match self.reads.last() {
             Some((_, ReadOrigin::Tx(version))) => Some(version.tx_idx),
             _ => None,
-        })
+        }
+    }
+
+    /// The transaction index of the last storage wipe of `address` before this one, if any.
+    fn last_reset(&mut self, address: Address) -> Result<Option<TxIdx>, ReadError> {
+        self.read(Location::StorageReset(address))?;
+        Ok(self.last_writer())
+    }
+
+    /// The account at `address` as the transactions before this one left it, `None` if absent.
+    fn account(&mut self, address: Address) -> Result<Option<AccountState>, ReadError> {
+        let written = self.read(Location::Basic(address))?;
+        let writer = self.last_writer();
+        self.written_accounts.insert(address, writer.is_some());
+        let mut account = match written {
+            Some(LocationValue::Basic(account)) => account,
+            _ => self
+                .provider
+                .basic(address)
+                .map_err(ReadError::Provider)?
+                .map(|a| AccountState {
+                    balance: a.balance,
+                    nonce: a.nonce,
+                    code_hash: a.code_hash,
+                    code: None,
+                }),
+        };
+        if address == self.facts.beneficiary {
+            // The fees of the transactions since the account's last full write are owed to it.
+            for tx in writer.map_or(0, |w| w + 1)..self.tx_idx {
+                if let Some(LocationValue::Fee(fee)) = self.read(Location::LazyFee(tx))? {
+                    let write = fee_write(account.as_ref(), fee, self.facts.eip161);
+                    account = account_after(account, write.as_ref());
+                }
+            }
+            // Fee reads above make `last_writer` meaningless for this account's storage.
+            self.written_accounts.insert(address, true);
+        }
+        Ok(account)
     }
 }
 
@@ -119,19 +175,10 @@ impl<P: StateProvider> Database for MvDb<'_, P> {
     type Error = ReadError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        let value = self.read(Location::Basic(address))?;
-        self.written_accounts.insert(address, value.is_some());
-        let info = match value {
-            Some(LocationValue::Basic(Some(a))) => {
-                account_info(self.provider, a.balance, a.nonce, a.code_hash, a.code).map(Some)
-            }
-            Some(_) => Ok(None),
-            None => self.provider.basic(address).and_then(|a| {
-                a.map(|a| account_info(self.provider, a.balance, a.nonce, a.code_hash, None))
-                    .transpose()
-            }),
-        };
-        info.map_err(ReadError::Provider)
+        self.account(address)?
+            .map(|a| account_info(self.provider, a.balance, a.nonce, a.code_hash, a.code))
+            .transpose()
+            .map_err(ReadError::Provider)
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
@@ -146,10 +193,7 @@ impl<P: StateProvider> Database for MvDb<'_, P> {
         index: StorageKey,
     ) -> Result<StorageValue, Self::Error> {
         let slot = self.read(Location::Storage(address, index))?;
-        let slot_writer = match self.reads.last() {
-            Some((_, ReadOrigin::Tx(version))) => Some(version.tx_idx),
-            _ => None,
-        };
+        let slot_writer = self.last_writer();
         // revm loads an account before its storage; if no earlier transaction wrote the
         // account, none wiped its storage either.
         let reset = if self.written_accounts.get(&address).copied().unwrap_or(true) {
@@ -157,9 +201,9 @@ impl<P: StateProvider> Database for MvDb<'_, P> {
         } else {
             None
         };
-        match (slot, slot_writer, reset) {
-            (_, _, Some(reset)) if slot_writer.is_none_or(|w| w < reset) => Ok(U256::ZERO),
-            (Some(LocationValue::Storage(value)), _, _) => Ok(value),
+        match (slot, reset) {
+            (_, Some(reset)) if slot_writer.is_none_or(|w| w < reset) => Ok(U256::ZERO),
+            (Some(LocationValue::Storage(value)), _) => Ok(value),
             _ => self
                 .provider
                 .storage(address, index)
@@ -174,11 +218,17 @@ impl<P: StateProvider> Database for MvDb<'_, P> {
     }
 }
 
-/// The memory writes of one transaction's account writes.
+/// The memory writes of transaction `tx_idx`: its account writes, and the fee it owes the
+/// beneficiary when it did not read the beneficiary's account.
 pub(crate) fn memory_writes(
+    tx_idx: TxIdx,
     writes: &[(Address, AccountWrite)],
+    lazy_fee: Option<U256>,
 ) -> WriteSet<Location, LocationValue> {
-    let mut out = Vec::with_capacity(writes.len() * 2);
+    let mut out = Vec::with_capacity(writes.len() * 2 + 1);
+    if let Some(fee) = lazy_fee {
+        out.push((Location::LazyFee(tx_idx), LocationValue::Fee(fee)));
+    }
     for (address, write) in writes {
         match write {
             AccountWrite::Destroyed => {

@@ -1,63 +1,132 @@
 //! Parallel block execution: revm transactions as a Block-STM [`Vm`](pevm_core::Vm).
 
-use std::{convert::Infallible, num::NonZeroUsize};
+use std::{cell::Cell, convert::Infallible, num::NonZeroUsize};
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, U256};
 use pevm_core::{ExecOutcome, ExecStats, ExecuteError, Version, Vm};
 use revm::{
-    context::{result::EVMError, CfgEnv, ContextTr},
-    Context, ExecuteEvm, MainBuilder, MainContext,
+    context::{
+        result::{EVMError, HaltReason},
+        BlockEnv, CfgEnv, ContextSetters, TxEnv,
+    },
+    context_interface::Transaction,
+    handler::{post_execution, FrameResult, Handler, MainnetEvm},
+    primitives::hardfork::SpecId,
+    Context, ExecuteEvm, Journal, MainBuilder, MainContext,
 };
 
 use crate::{
-    mv_db::{memory_writes, EvmMemory, Location, LocationValue, MvDb, ReadError},
-    result::{apply_writes, AccountWrite},
+    mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
+    result::{apply_writes, fee_write, AccountState, AccountWrite},
     serial::{check_block_gas, tx_outcome},
     Block, BlockOutput, ExecutionError, StateDiff, StateProvider, TxResult,
 };
 
-/// What one transaction produced: its result and account writes, or why it is invalid.
-type TxOutput = Result<(TxResult, Vec<(Address, AccountWrite)>), ExecutionError>;
+/// What one transaction produced.
+#[derive(Debug)]
+struct TxOutput {
+    result: TxResult,
+    writes: Vec<(Address, AccountWrite)>,
+    /// The fee owed to the beneficiary, when the transaction never read its account.
+    lazy_fee: Option<U256>,
+}
+
+/// The revm EVM of one incarnation.
+type MvEvm<'a, P> =
+    MainnetEvm<Context<BlockEnv, TxEnv, CfgEnv, MvDb<'a, P>, Journal<MvDb<'a, P>>, ()>>;
+
+/// revm's mainnet handler, except that a transaction that never touched the beneficiary's
+/// account does not load it to pay the fee: the fee is recorded as owed instead, so that fee
+/// payments do not make every transaction depend on the one before.
+struct LazyBeneficiary<'a, P> {
+    fee: Cell<Option<U256>>,
+    _provider: std::marker::PhantomData<&'a P>,
+}
+
+impl<'a, P: StateProvider> Handler for LazyBeneficiary<'a, P> {
+    type Evm = MvEvm<'a, P>;
+    type Error = EVMError<ReadError>;
+    type HaltReason = HaltReason;
+
+    fn reward_beneficiary(
+        &self,
+        evm: &mut Self::Evm,
+        exec_result: &mut FrameResult,
+    ) -> Result<(), Self::Error> {
+        let ctx = &mut evm.ctx;
+        let beneficiary = ctx.block.beneficiary;
+        if ctx.journaled_state.inner.state.contains_key(&beneficiary) {
+            return post_execution::reward_beneficiary(ctx, exec_result.gas()).map_err(From::from);
+        }
+        // The same fee revm's reward pays.
+        let basefee = ctx.block.basefee as u128;
+        let mut price = ctx.tx.effective_gas_price(basefee);
+        if ctx.cfg.spec.is_enabled_in(SpecId::LONDON) {
+            price = price.saturating_sub(basefee);
+        }
+        let gas = exec_result.gas();
+        let used = gas.used().saturating_sub(gas.reservoir()) as u128;
+        self.fee.set(Some(U256::from(price * used)));
+        Ok(())
+    }
+}
 
 /// A block's transactions as a Block-STM VM.
 struct EvmVm<'a, P> {
     provider: &'a P,
     block: &'a Block,
     cfg: CfgEnv,
+    facts: BlockFacts,
 }
 
 impl<P: StateProvider> Vm for EvmVm<'_, P> {
     type Key = Location;
     type Value = LocationValue;
-    type Output = TxOutput;
+    type Output = Result<TxOutput, ExecutionError>;
     type Error = Infallible;
 
     fn execute(
         &self,
         memory: &EvmMemory,
         version: Version,
-    ) -> ExecOutcome<Location, LocationValue, TxOutput, Infallible> {
+    ) -> ExecOutcome<Location, LocationValue, Self::Output, Infallible> {
         let index = version.tx_idx;
         let tx = &self.block.txs[index];
-        let db = MvDb::new(memory, self.provider, index);
+        let db = MvDb::new(memory, self.provider, self.facts, index);
         let mut evm = Context::mainnet()
             .with_db(db)
             .with_block(self.block.env.clone())
             .with_cfg(self.cfg.clone())
             .build_mainnet();
-        let outcome = evm.transact(tx.clone());
-        let reads = std::mem::take(&mut evm.ctx.db_mut().reads);
-        let output = match outcome {
+        evm.ctx.set_tx(tx.clone());
+        let mut handler = LazyBeneficiary {
+            fee: Cell::new(None),
+            _provider: std::marker::PhantomData,
+        };
+        let result = handler.run(&mut evm);
+        let state = evm.finalize();
+        let reads = std::mem::take(&mut evm.ctx.journaled_state.database.reads);
+        let outcome = match result {
             Err(EVMError::Database(ReadError::Blocked(blocking))) => {
                 return ExecOutcome::Blocked { blocking };
             }
             Err(EVMError::Database(ReadError::Provider(error))) => {
                 Err(ExecutionError::Provider { index, error })
             }
-            other => tx_outcome::<ReadError>(index, tx.tx_type, other),
+            other => tx_outcome::<ReadError>(
+                index,
+                tx.tx_type,
+                other.map(|result| revm::context::result::ExecResultAndState::new(result, state)),
+            ),
         };
+        let lazy_fee = handler.fee.get();
+        let output = outcome.map(|(result, writes)| TxOutput {
+            result,
+            writes,
+            lazy_fee,
+        });
         let writes = match &output {
-            Ok((_, writes)) => memory_writes(writes),
+            Ok(out) => memory_writes(index, &out.writes, out.lazy_fee),
             Err(_) => Vec::new(),
         };
         ExecOutcome::Done {
@@ -99,10 +168,16 @@ pub fn execute_block_with_stats<P: StateProvider>(
     block: &Block,
     concurrency: NonZeroUsize,
 ) -> Result<(BlockOutput, ExecStats), ExecutionError> {
+    let spec = block.hardfork.spec_id();
+    let facts = BlockFacts {
+        beneficiary: block.env.beneficiary,
+        eip161: spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
+    };
     let vm = EvmVm {
         provider,
         block,
         cfg: block.cfg(),
+        facts,
     };
     let run = pevm_core::execute(&vm, block.txs.len(), concurrency.get()).map_err(|e| match e {
         ExecuteError::Vm { error, .. } => match error {},
@@ -121,10 +196,32 @@ pub fn execute_block_with_stats<P: StateProvider>(
             block.env.gas_limit,
             cumulative_gas_used,
         )?;
-        let (mut result, writes) = output?;
+        let TxOutput {
+            mut result,
+            writes,
+            lazy_fee,
+        } = output?;
         cumulative_gas_used += result.gas_used;
         result.cumulative_gas_used = cumulative_gas_used;
         apply_writes(&mut state, &writes);
+        if let Some(fee) = lazy_fee {
+            let beneficiary = facts.beneficiary;
+            let prev = match state.get(&beneficiary) {
+                Some(change) => change.info.clone(),
+                None => provider
+                    .basic(beneficiary)
+                    .map_err(|error| ExecutionError::Provider { index, error })?
+                    .map(|a| AccountState {
+                        balance: a.balance,
+                        nonce: a.nonce,
+                        code_hash: a.code_hash,
+                        code: None,
+                    }),
+            };
+            if let Some(write) = fee_write(prev.as_ref(), fee, facts.eip161) {
+                apply_writes(&mut state, &[(beneficiary, write)]);
+            }
+        }
         results.push(result);
     }
     Ok((BlockOutput { results, state }, run.stats))

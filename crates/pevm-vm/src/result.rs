@@ -248,3 +248,46 @@ pub(crate) fn apply_writes(diff: &mut StateDiff, writes: &[(Address, AccountWrit
         }
     }
 }
+
+/// What paying `fee` to the beneficiary does to it, as revm's post-execution reward and
+/// journal finalisation would write it: `prev` is the account before (`None` if absent).
+/// Returns `None` when nothing is written (pre-EIP-161, a zero fee to an existing empty account).
+pub(crate) fn fee_write(
+    prev: Option<&AccountState>,
+    fee: U256,
+    eip161: bool,
+) -> Option<AccountWrite> {
+    let mut info = prev.cloned().unwrap_or(AccountState {
+        balance: U256::ZERO,
+        nonce: 0,
+        code_hash: KECCAK_EMPTY,
+        code: None,
+    });
+    info.balance = info.balance.saturating_add(fee);
+    let empty = info.balance.is_zero() && info.nonce == 0 && info.code_hash == KECCAK_EMPTY;
+    let updated = |created| AccountWrite::Updated {
+        info: info.clone(),
+        code_changed: false,
+        created,
+        storage: Vec::new(),
+    };
+    match (empty, eip161, prev.is_some()) {
+        (false, _, _) => Some(updated(false)),
+        (true, true, _) => Some(AccountWrite::Destroyed),
+        // Before EIP-161 a touched empty account is kept, and a new one materialised.
+        (true, false, true) => None,
+        (true, false, false) => Some(updated(true)),
+    }
+}
+
+/// The account after `write`, given the account before.
+pub(crate) fn account_after(
+    prev: Option<AccountState>,
+    write: Option<&AccountWrite>,
+) -> Option<AccountState> {
+    match write {
+        None => prev,
+        Some(AccountWrite::Destroyed) => None,
+        Some(AccountWrite::Updated { info, .. }) => Some(info.clone()),
+    }
+}

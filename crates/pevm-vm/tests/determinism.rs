@@ -1,0 +1,27 @@
+//! Parallel execution is deterministic: repeated runs of one conflicting block, at varying
+//! thread counts, all produce the serial output.
+
+mod common;
+
+use std::{collections::HashSet, num::NonZeroUsize};
+
+use common::{mixed_block, world};
+use pevm_vm::{execute_block, execute_block_serial, Hardfork};
+
+#[test]
+fn repeated_parallel_runs_give_the_serial_digest() {
+    let provider = world();
+    let block = mixed_block(Hardfork::Cancun, 300).block();
+    let serial = execute_block_serial(&provider, &block)
+        .expect("the mixed block is valid")
+        .digest();
+    let digests: HashSet<_> = (0..100)
+        .map(|run| {
+            let threads = NonZeroUsize::new(run % 8 + 1).unwrap();
+            execute_block(&provider, &block, threads)
+                .unwrap_or_else(|e| panic!("run {run} on {threads} threads failed: {e}"))
+                .digest()
+        })
+        .collect();
+    assert_eq!(digests, HashSet::from([serial]));
+}

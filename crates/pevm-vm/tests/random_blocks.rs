@@ -1,0 +1,142 @@
+//! Differential tests: random conflicting blocks executed serially and in parallel (at random
+//! thread counts) give identical results, state diffs and errors.
+
+mod common;
+
+use std::num::NonZeroUsize;
+
+use common::{block_spec, mixed_block, world, BlockSpec};
+use pevm_vm::{
+    execute_block, execute_block_serial, BlockOutput, ExecutionError, Hardfork, TxStatus,
+};
+use proptest::{prelude::*, test_runner::TestCaseResult};
+
+/// Runs `spec` serially and on `threads` workers and checks both give the same outcome.
+fn assert_same_outcome(
+    spec: &BlockSpec,
+    threads: usize,
+) -> Result<Result<BlockOutput, ExecutionError>, TestCaseError> {
+    let provider = world();
+    let block = spec.block();
+    let serial = execute_block_serial(&provider, &block);
+    let threads = NonZeroUsize::new(threads).expect("at least one thread");
+    let parallel = execute_block(&provider, &block, threads);
+    prop_assert_eq!(&parallel, &serial, "{} threads", threads);
+    Ok(serial)
+}
+
+/// A valid block must execute, identically on any number of threads.
+fn check_valid(spec: &BlockSpec, threads: usize) -> TestCaseResult {
+    let serial = assert_same_outcome(spec, threads)?;
+    prop_assert!(serial.is_ok(), "valid block failed: {:?}", serial.err());
+    Ok(())
+}
+
+/// The proptest configuration: 48 cases, no regression files written into the source tree.
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn cancun_blocks_match_serial(
+        spec in block_spec(vec![Hardfork::Cancun], 1, 60, false),
+        threads in 1..=16usize,
+    ) {
+        check_valid(&spec, threads)?;
+    }
+
+    #[test]
+    fn prague_blocks_match_serial(
+        spec in block_spec(vec![Hardfork::Prague], 1, 60, false),
+        threads in 1..=16usize,
+    ) {
+        check_valid(&spec, threads)?;
+    }
+
+    /// Before EIP-161 touched empty accounts stay; before Cancun self-destruct always deletes.
+    #[test]
+    fn early_fork_blocks_match_serial(
+        spec in block_spec(
+            vec![
+                Hardfork::Frontier,
+                Hardfork::Homestead,
+                Hardfork::SpuriousDragon,
+                Hardfork::Byzantium,
+                Hardfork::London,
+            ],
+            1,
+            60,
+            false,
+        ),
+        threads in 1..=16usize,
+    ) {
+        check_valid(&spec, threads)?;
+    }
+
+    /// Wrong nonces, unaffordable transactions and exhausted block gas: same error everywhere.
+    #[test]
+    fn invalid_blocks_fail_the_same_way(
+        spec in block_spec(
+            vec![Hardfork::Frontier, Hardfork::SpuriousDragon, Hardfork::Cancun, Hardfork::Prague],
+            1,
+            60,
+            true,
+        ),
+        threads in 1..=16usize,
+    ) {
+        let serial = assert_same_outcome(&spec, threads)?;
+        prop_assert!(serial.is_err(), "a block with a wrong nonce executed");
+    }
+}
+
+#[test]
+fn mixed_blocks_match_serial_at_every_thread_count() {
+    let provider = world();
+    for hardfork in [
+        Hardfork::Frontier,
+        Hardfork::SpuriousDragon,
+        Hardfork::Cancun,
+        Hardfork::Prague,
+    ] {
+        let block = mixed_block(hardfork, 300).block();
+        let serial = execute_block_serial(&provider, &block)
+            .unwrap_or_else(|e| panic!("{hardfork:?}: the mixed block is valid: {e}"));
+        for threads in [1, 2, 3, 4, 8, 16] {
+            let parallel = execute_block(&provider, &block, NonZeroUsize::new(threads).unwrap());
+            assert_eq!(
+                parallel.as_ref(),
+                Ok(&serial),
+                "{hardfork:?}, {threads} threads"
+            );
+        }
+        let count =
+            |f: fn(&TxStatus) -> bool| serial.results.iter().filter(|r| f(&r.status)).count();
+        let succeeded = count(|s| *s == TxStatus::Success);
+        assert!(
+            succeeded * 3 >= block.txs.len() * 2,
+            "{hardfork:?}: only {succeeded} of {} transactions succeeded",
+            block.txs.len()
+        );
+        assert!(
+            count(|s| matches!(s, TxStatus::Halt(_))) > 0,
+            "{hardfork:?}: no halts"
+        );
+        assert!(
+            serial.results.iter().any(|r| r.created_address.is_some()),
+            "{hardfork:?}: nothing created"
+        );
+        if hardfork < Hardfork::Cancun {
+            assert!(
+                serial.state.values().any(|change| change.info.is_none()),
+                "{hardfork:?}: no account removed"
+            );
+        }
+    }
+}
