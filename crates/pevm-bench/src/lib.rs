@@ -2,7 +2,9 @@
 //! `pevm-bench` command.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod data;
 pub mod fixture;
+pub mod gigagas;
 pub mod replay;
 pub mod synthetic;

@@ -3,9 +3,16 @@
 use std::{num::NonZeroUsize, path::PathBuf, process::ExitCode, thread, time::Instant};
 
 use clap::{Parser, Subcommand};
+use pevm_vm::{Block, InMemoryProvider};
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use pevm_bench::{
+    bench::{self, Subject},
     data,
-    fixture::block_dirs,
+    fixture::{block_dirs, Fixture},
+    gigagas,
     replay::{self, Row},
     synthetic,
 };
@@ -31,6 +38,25 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         threads: Option<Vec<NonZeroUsize>>,
     },
+
+    /// Time serial and parallel execution of the same blocks in one process, interleaved.
+    Bench {
+        /// Block folders, or folders of block folders.
+        paths: Vec<PathBuf>,
+        /// Synthetic gigagas workloads, comma-separated (raw, raw-same-recipient, erc20,
+        /// hot10, hot30, hot100, chain).
+        #[arg(long, value_delimiter = ',')]
+        gigagas: Vec<String>,
+        /// Thread counts for parallel runs, comma-separated (default: the machine's cores).
+        #[arg(long, value_delimiter = ',')]
+        threads: Option<Vec<NonZeroUsize>>,
+        /// Timed iterations per block (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        /// One JSON object per block per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,13 +66,119 @@ fn main() -> ExitCode {
             paths,
             json,
             threads,
-        } => {
-            let threads = threads.unwrap_or_else(|| {
-                vec![thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)]
-            });
-            replay_command(paths, json, &threads)
+        } => replay_command(paths, json, &threads.unwrap_or_else(default_threads)),
+        Command::Bench {
+            paths,
+            gigagas,
+            threads,
+            iters,
+            json,
+        } => bench_command(
+            paths,
+            gigagas,
+            &threads.unwrap_or_else(default_threads),
+            iters,
+            json,
+        ),
+    }
+}
+
+/// The machine's cores.
+fn default_threads() -> Vec<NonZeroUsize> {
+    vec![thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)]
+}
+
+fn bench_command(
+    paths: Vec<PathBuf>,
+    gigagas: Vec<String>,
+    threads: &[NonZeroUsize],
+    iters: usize,
+    json: bool,
+) -> ExitCode {
+    let mut ok = true;
+    let contracts = data::data_dir().join("contracts");
+    for kind in &gigagas {
+        ok &= match gigagas::workload(kind, &contracts, 1) {
+            Ok(w) => bench_one(&w.name, &w.block, &w.provider, threads, iters, json),
+            Err(e) => bench_error(kind, &e, json),
+        };
+    }
+    for path in &paths {
+        let dirs = match block_dirs(path) {
+            Ok(dirs) => dirs,
+            Err(e) => {
+                ok &= bench_error(&path.display().to_string(), &e.to_string(), json);
+                continue;
+            }
+        };
+        for dir in dirs {
+            ok &= match Fixture::load(&dir) {
+                Ok(f) => bench_one(
+                    &f.number().to_string(),
+                    &f.block,
+                    &f.provider,
+                    threads,
+                    iters,
+                    json,
+                ),
+                Err(e) => bench_error(&dir.display().to_string(), &e.to_string(), json),
+            };
         }
     }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Measures one block and prints its row; false when it failed.
+fn bench_one(
+    name: &str,
+    block: &Block,
+    provider: &InMemoryProvider,
+    threads: &[NonZeroUsize],
+    iters: usize,
+    json: bool,
+) -> bool {
+    let subject = Subject {
+        name: name.to_string(),
+        block,
+        provider,
+    };
+    let m = match bench::measure(&subject, threads, iters) {
+        Ok(m) => m,
+        Err(e) => return bench_error(name, &e, json),
+    };
+    if json {
+        println!("{}", m.to_json());
+        return true;
+    }
+    let parallel: String = m
+        .parallel
+        .keys()
+        .map(|&t| {
+            let p = m.parallel_median(t).as_secs_f64() * 1e3;
+            let re = m.stats.get(&t).map_or(0, |s| s.re_executions);
+            format!("  {t}t {p:.3} ms x{:.2} re-exec {re}", m.speedup(t))
+        })
+        .collect();
+    let serial = m.serial_median().as_secs_f64() * 1e3;
+    println!(
+        "{:>18} {:>6} txs {:>11} gas  serial {serial:>9.3} ms{parallel}",
+        m.name, m.txs, m.gas_used
+    );
+    true
+}
+
+/// Prints a row for a block that could not be measured; always false.
+fn bench_error(name: &str, error: &str, json: bool) -> bool {
+    if json {
+        println!("{}", serde_json::json!({"block": name, "error": error}));
+    } else {
+        println!("{name:>18} error: {error}");
+    }
+    false
 }
 
 fn replay_command(mut paths: Vec<PathBuf>, json: bool, threads: &[NonZeroUsize]) -> ExitCode {

@@ -96,12 +96,12 @@ pub struct Parallel {
 }
 
 /// Milliseconds, rounded to microseconds.
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// Runs `f` and returns its value and how long it took.
-fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
     let value = f();
     (value, start.elapsed())

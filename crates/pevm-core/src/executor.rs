@@ -185,11 +185,12 @@ impl<V: Vm> Block<'_, V> {
     }
 
     fn work(&self, stats: &mut ExecStats) {
+        let mut worker = self.vm.worker(&self.memory);
         let mut task = None;
         let mut idle_rounds = 0;
         while !self.scheduler.done() {
             task = match task {
-                Some(Task::Execute(version)) => self.try_execute(version, stats),
+                Some(Task::Execute(version)) => self.try_execute(&mut worker, version, stats),
                 Some(Task::Validate(version)) => self.validate(version, stats),
                 None => {
                     let next = self.scheduler.next_task();
@@ -208,11 +209,16 @@ impl<V: Vm> Block<'_, V> {
     }
 
     /// Executes `version` until it finishes, suspends on a dependency, or fails.
-    fn try_execute(&self, version: Version, stats: &mut ExecStats) -> Option<Task> {
+    fn try_execute(
+        &self,
+        worker: &mut V::Worker<'_>,
+        version: Version,
+        stats: &mut ExecStats,
+    ) -> Option<Task> {
         let tx_idx = version.tx_idx;
         loop {
             stats.executions += 1;
-            let outcome = catch_unwind(AssertUnwindSafe(|| self.vm.execute(&self.memory, version)));
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.vm.execute(worker, version)));
             match outcome {
                 Ok(ExecOutcome::Done {
                     reads,

@@ -1,12 +1,13 @@
 //! Multi-version memory: for every key, the values written by each transaction of the block.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Mutex;
 
 use ahash::RandomState;
 use dashmap::DashMap;
+use smallvec::SmallVec;
 
 use crate::{lock, Incarnation, TxIdx, Version};
 
@@ -45,6 +46,44 @@ enum Entry<V> {
     Estimate,
 }
 
+/// The writes to one key, sorted by transaction index. Most keys have one writer, stored
+/// inline: no allocation per key.
+struct Versions<V>(SmallVec<[(TxIdx, Entry<V>); 1]>);
+
+impl<V> Default for Versions<V> {
+    fn default() -> Self {
+        Self(SmallVec::new())
+    }
+}
+
+impl<V> Versions<V> {
+    /// Sets the entry of `tx_idx`.
+    fn insert(&mut self, tx_idx: TxIdx, entry: Entry<V>) {
+        match self.0.binary_search_by_key(&tx_idx, |(writer, _)| *writer) {
+            Ok(i) => self.0[i].1 = entry,
+            Err(i) => self.0.insert(i, (tx_idx, entry)),
+        }
+    }
+
+    /// Removes the entry of `tx_idx`, if any.
+    fn remove(&mut self, tx_idx: TxIdx) {
+        if let Ok(i) = self.0.binary_search_by_key(&tx_idx, |(writer, _)| *writer) {
+            self.0.remove(i);
+        }
+    }
+
+    /// The entry of the highest transaction below `tx_idx`.
+    fn latest_below(&self, tx_idx: TxIdx) -> Option<&(TxIdx, Entry<V>)> {
+        let end = self.0.partition_point(|(writer, _)| *writer < tx_idx);
+        end.checked_sub(1).map(|i| &self.0[i])
+    }
+
+    /// The entry of the highest transaction.
+    fn last(&self) -> Option<&(TxIdx, Entry<V>)> {
+        self.0.last()
+    }
+}
+
 /// Up to this many keys, set differences scan linearly instead of hashing.
 const LINEAR_SCAN_MAX: usize = 8;
 
@@ -54,7 +93,7 @@ const LINEAR_SCAN_MAX: usize = 8;
 /// read set and written keys of each transaction live in their own per-transaction slot.
 pub struct MvMemory<K, V> {
     /// Key -> writing transaction -> entry, ordered by transaction index.
-    data: DashMap<K, BTreeMap<TxIdx, Entry<V>>, RandomState>,
+    data: DashMap<K, Versions<V>, RandomState>,
     /// Per transaction: the read set of its last recorded incarnation.
     last_reads: Vec<Mutex<ReadSet<K>>>,
     /// Per transaction: the keys its last recorded incarnation wrote.
@@ -69,7 +108,9 @@ where
     /// Creates an empty memory for a block of `block_size` transactions.
     pub fn new(block_size: usize) -> Self {
         Self {
-            data: DashMap::with_hasher(RandomState::new()),
+            // Blocks write a few keys per transaction: size for that up front, as growing
+            // the map moves every entry.
+            data: DashMap::with_capacity_and_hasher(block_size * 4, RandomState::new()),
             last_reads: (0..block_size).map(|_| Mutex::default()).collect(),
             last_writes: (0..block_size).map(|_| Mutex::default()).collect(),
         }
@@ -110,7 +151,7 @@ where
         let mut last_writes = lock(&self.last_writes[tx_idx]);
         for stale in difference(&last_writes, &new_keys) {
             if let Some(mut versions) = self.data.get_mut(stale) {
-                versions.remove(&tx_idx);
+                versions.remove(tx_idx);
             }
         }
         let wrote_new_location = difference(&new_keys, &last_writes).next().is_some();
@@ -147,7 +188,7 @@ where
     /// Final value of `key` after the whole block (latest write of any transaction); None
     /// if no transaction wrote it, or (only possible mid-block) the latest write is an ESTIMATE.
     pub fn final_value(&self, key: &K) -> Option<V> {
-        match self.data.get(key)?.last_key_value()? {
+        match self.data.get(key)?.last()? {
             (_, Entry::Data { value, .. }) => Some(value.clone()),
             (_, Entry::Estimate) => None,
         }
@@ -173,8 +214,8 @@ where
         f: impl FnOnce(TxIdx, &Entry<V>) -> R,
     ) -> Option<R> {
         let versions = self.data.get(key)?;
-        let (&writer, entry) = versions.range(..tx_idx).next_back()?;
-        Some(f(writer, entry))
+        let (writer, entry) = versions.latest_below(tx_idx)?;
+        Some(f(*writer, entry))
     }
 }
 

@@ -36,11 +36,20 @@ pub trait Vm: Sync {
     /// An unrecoverable error.
     type Error: Send;
 
-    /// Executes transaction `version.tx_idx` reading through `mv` (the VM calls
-    /// [`MvMemory::read`] and records a [`ReadSet`] itself).
+    /// State a worker thread keeps from one execution to the next within a block (such as
+    /// an interpreter and its buffers), with access to the block's memory.
+    type Worker<'m>
+    where
+        Self: 'm;
+
+    /// The state of a new worker for a block whose multi-version memory is `mv`.
+    fn worker<'m>(&'m self, mv: &'m MvMemory<Self::Key, Self::Value>) -> Self::Worker<'m>;
+
+    /// Executes transaction `version.tx_idx` on `worker`, reading through its memory (the VM
+    /// calls [`MvMemory::read`] and records a [`ReadSet`] itself).
     fn execute(
         &self,
-        mv: &MvMemory<Self::Key, Self::Value>,
+        worker: &mut Self::Worker<'_>,
         version: Version,
     ) -> ExecOutcome<Self::Key, Self::Value, Self::Output, Self::Error>;
 }

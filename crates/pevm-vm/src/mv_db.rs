@@ -2,7 +2,9 @@
 //! through the multi-version memory (earlier transactions' writes), fall back to the state
 //! provider, and are all recorded for validation.
 
-use std::{collections::HashMap, fmt};
+use std::fmt;
+
+use smallvec::SmallVec;
 
 use alloy_primitives::{Address, B256, U256};
 use pevm_core::{MvMemory, MvRead, ReadOrigin, ReadSet, TxIdx, WriteSet};
@@ -86,27 +88,34 @@ pub(crate) struct MvDb<'a, P> {
     facts: BlockFacts,
     tx_idx: TxIdx,
     /// Every read, with the version it saw.
-    pub(crate) reads: ReadSet<Location>,
+    reads: ReadSet<Location>,
     /// Whether an earlier transaction wrote each account read so far: only then can its
     /// storage have been wiped within the block.
-    written_accounts: HashMap<Address, bool>,
+    written_accounts: SmallVec<[(Address, bool); 4]>,
 }
 
 impl<'a, P: StateProvider> MvDb<'a, P> {
-    pub(crate) fn new(
-        memory: &'a EvmMemory,
-        provider: &'a P,
-        facts: BlockFacts,
-        tx_idx: TxIdx,
-    ) -> Self {
+    pub(crate) fn new(memory: &'a EvmMemory, provider: &'a P, facts: BlockFacts) -> Self {
         Self {
             memory,
             provider,
             facts,
-            tx_idx,
+            tx_idx: 0,
             reads: Vec::new(),
-            written_accounts: HashMap::new(),
+            written_accounts: SmallVec::new(),
         }
+    }
+
+    /// Prepares for an incarnation of transaction `tx_idx`.
+    pub(crate) fn start(&mut self, tx_idx: TxIdx) {
+        self.tx_idx = tx_idx;
+        self.reads = Vec::with_capacity(16);
+        self.written_accounts.clear();
+    }
+
+    /// The reads of the incarnation that just ran.
+    pub(crate) fn take_reads(&mut self) -> ReadSet<Location> {
+        std::mem::take(&mut self.reads)
     }
 
     /// Reads `location` from the memory, recording what was seen.
@@ -142,7 +151,7 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
     fn account(&mut self, address: Address) -> Result<Option<AccountState>, ReadError> {
         let written = self.read(Location::Basic(address))?;
         let writer = self.last_writer();
-        self.written_accounts.insert(address, writer.is_some());
+        self.written_accounts.push((address, writer.is_some()));
         let mut account = match written {
             Some(LocationValue::Basic(account)) => account,
             _ => self
@@ -165,7 +174,7 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
                 }
             }
             // Fee reads above make `last_writer` meaningless for this account's storage.
-            self.written_accounts.insert(address, true);
+            self.written_accounts.push((address, true));
         }
         Ok(account)
     }
@@ -196,7 +205,12 @@ impl<P: StateProvider> Database for MvDb<'_, P> {
         let slot_writer = self.last_writer();
         // revm loads an account before its storage; if no earlier transaction wrote the
         // account, none wiped its storage either.
-        let reset = if self.written_accounts.get(&address).copied().unwrap_or(true) {
+        let written = self
+            .written_accounts
+            .iter()
+            .rev()
+            .find(|(a, _)| *a == address);
+        let reset = if written.is_none_or(|(_, written)| *written) {
             self.last_reset(address)?
         } else {
             None
@@ -240,14 +254,17 @@ pub(crate) fn memory_writes(
             }
             AccountWrite::Updated {
                 info,
+                info_changed,
                 created,
                 storage,
                 ..
             } => {
-                out.push((
-                    Location::Basic(*address),
-                    LocationValue::Basic(Some(info.clone())),
-                ));
+                if *info_changed || *created {
+                    out.push((
+                        Location::Basic(*address),
+                        LocationValue::Basic(Some(info.clone())),
+                    ));
+                }
                 if *created {
                     out.push((
                         Location::StorageReset(*address),

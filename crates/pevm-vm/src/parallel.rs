@@ -6,7 +6,7 @@ use alloy_primitives::{Address, U256};
 use pevm_core::{ExecOutcome, ExecStats, ExecuteError, Version, Vm};
 use revm::{
     context::{
-        result::{EVMError, HaltReason},
+        result::{EVMError, ExecResultAndState, HaltReason},
         BlockEnv, CfgEnv, ContextSetters, TxEnv,
     },
     context_interface::Transaction,
@@ -84,28 +84,36 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
     type Value = LocationValue;
     type Output = Result<TxOutput, ExecutionError>;
     type Error = Infallible;
+    type Worker<'m>
+        = MvEvm<'m, P>
+    where
+        Self: 'm;
+
+    fn worker<'m>(&'m self, memory: &'m EvmMemory) -> MvEvm<'m, P> {
+        let db = MvDb::new(memory, self.provider, self.facts);
+        Context::mainnet()
+            .with_db(db)
+            .with_block(self.block.env.clone())
+            .with_cfg(self.cfg.clone())
+            .build_mainnet()
+    }
 
     fn execute(
         &self,
-        memory: &EvmMemory,
+        evm: &mut MvEvm<'_, P>,
         version: Version,
     ) -> ExecOutcome<Location, LocationValue, Self::Output, Infallible> {
         let index = version.tx_idx;
         let tx = &self.block.txs[index];
-        let db = MvDb::new(memory, self.provider, self.facts, index);
-        let mut evm = Context::mainnet()
-            .with_db(db)
-            .with_block(self.block.env.clone())
-            .with_cfg(self.cfg.clone())
-            .build_mainnet();
+        evm.ctx.journaled_state.database.start(index);
         evm.ctx.set_tx(tx.clone());
         let mut handler = LazyBeneficiary {
             fee: Cell::new(None),
             _provider: std::marker::PhantomData,
         };
-        let result = handler.run(&mut evm);
+        let result = handler.run(evm);
         let state = evm.finalize();
-        let reads = std::mem::take(&mut evm.ctx.journaled_state.database.reads);
+        let reads = evm.ctx.journaled_state.database.take_reads();
         let outcome = match result {
             Err(EVMError::Database(ReadError::Blocked(blocking))) => {
                 return ExecOutcome::Blocked { blocking };
@@ -116,7 +124,7 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
             other => tx_outcome::<ReadError>(
                 index,
                 tx.tx_type,
-                other.map(|result| revm::context::result::ExecResultAndState::new(result, state)),
+                other.map(|result| ExecResultAndState::new(result, state)),
             ),
         };
         let lazy_fee = handler.fee.get();

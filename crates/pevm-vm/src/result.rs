@@ -8,7 +8,7 @@ use revm::{
     bytecode::Bytecode,
     context::result::{ExecutionResult, HaltReason},
     primitives::KECCAK_EMPTY,
-    state::EvmState,
+    state::{EvmState, EvmStorageSlot},
 };
 
 /// How a transaction ended.
@@ -163,9 +163,11 @@ pub(crate) enum AccountWrite {
     /// Self-destructed, or touched while empty and removed (EIP-161).
     Destroyed,
     /// Changed, possibly newly created (storage wiped first). `info.code` holds the account's
-    /// code whenever it has some; `code_changed` says whether this transaction changed it.
+    /// code whenever it has some; `info_changed` says whether this transaction changed its
+    /// balance, nonce or code, and `code_changed` whether it changed the code.
     Updated {
         info: AccountState,
+        info_changed: bool,
         code_changed: bool,
         created: bool,
         storage: Vec<(U256, U256)>,
@@ -183,14 +185,22 @@ pub(crate) fn account_writes(state: EvmState) -> Vec<(Address, AccountWrite)> {
             writes.push((address, AccountWrite::Destroyed));
             continue;
         }
+        let created = account.is_created();
+        let original = account.original_info();
+        let unchanged = original.balance == account.info.balance
+            && original.nonce == account.info.nonce
+            && original.code_hash == account.info.code_hash;
+        if unchanged && !created && !account.storage.values().any(EvmStorageSlot::is_changed) {
+            // Touched, but nothing to write.
+            continue;
+        }
         let storage = account
             .storage
             .iter()
             .filter(|(_, slot)| slot.is_changed())
             .map(|(key, slot)| (*key, slot.present_value))
             .collect();
-        let original_code_hash = account.original_info().code_hash;
-        let created = account.is_created();
+        let original_code_hash = original.code_hash;
         let info = account.info;
         let code_changed = info.code_hash != original_code_hash;
         let code = info.code.filter(|_| info.code_hash != KECCAK_EMPTY);
@@ -204,6 +214,7 @@ pub(crate) fn account_writes(state: EvmState) -> Vec<(Address, AccountWrite)> {
             address,
             AccountWrite::Updated {
                 info: state,
+                info_changed: !unchanged,
                 code_changed,
                 created,
                 storage,
@@ -228,6 +239,7 @@ pub(crate) fn apply_writes(diff: &mut StateDiff, writes: &[(Address, AccountWrit
                 code_changed,
                 created,
                 storage,
+                ..
             } => {
                 if *created {
                     change.storage_cleared = true;
@@ -251,7 +263,8 @@ pub(crate) fn apply_writes(diff: &mut StateDiff, writes: &[(Address, AccountWrit
 
 /// What paying `fee` to the beneficiary does to it, as revm's post-execution reward and
 /// journal finalisation would write it: `prev` is the account before (`None` if absent).
-/// Returns `None` when nothing is written (pre-EIP-161, a zero fee to an existing empty account).
+/// Returns `None` when nothing is written: a zero fee to an existing account that stays
+/// (non-empty, or empty before EIP-161).
 pub(crate) fn fee_write(
     prev: Option<&AccountState>,
     fee: U256,
@@ -267,12 +280,14 @@ pub(crate) fn fee_write(
     let empty = info.balance.is_zero() && info.nonce == 0 && info.code_hash == KECCAK_EMPTY;
     let updated = |created| AccountWrite::Updated {
         info: info.clone(),
+        info_changed: true,
         code_changed: false,
         created,
         storage: Vec::new(),
     };
     match (empty, eip161, prev.is_some()) {
-        (false, _, _) => Some(updated(false)),
+        // A zero fee leaves a non-empty account unchanged: nothing to write.
+        (false, _, _) => (!fee.is_zero()).then(|| updated(false)),
         (true, true, _) => Some(AccountWrite::Destroyed),
         // Before EIP-161 a touched empty account is kept, and a new one materialised.
         (true, false, true) => None,
@@ -289,5 +304,48 @@ pub(crate) fn account_after(
         None => prev,
         Some(AccountWrite::Destroyed) => None,
         Some(AccountWrite::Updated { info, .. }) => Some(info.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(balance: u64) -> AccountState {
+        AccountState {
+            balance: U256::from(balance),
+            nonce: 0,
+            code_hash: KECCAK_EMPTY,
+            code: None,
+        }
+    }
+
+    fn updated(balance: u64, created: bool) -> Option<AccountWrite> {
+        Some(AccountWrite::Updated {
+            info: account(balance),
+            info_changed: true,
+            code_changed: false,
+            created,
+            storage: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn fee_write_follows_revm_touch_rules() {
+        let fee = |prev: Option<u64>, fee: u64, eip161| {
+            fee_write(prev.map(account).as_ref(), U256::from(fee), eip161)
+        };
+        for eip161 in [false, true] {
+            assert_eq!(fee(Some(5), 3, eip161), updated(8, false));
+            assert_eq!(fee(None, 3, eip161), updated(3, false));
+            // A zero fee changes nothing in an account that stays.
+            assert_eq!(fee(Some(5), 0, eip161), None);
+        }
+        // A zero fee touches an empty account: EIP-161 removes it...
+        assert_eq!(fee(Some(0), 0, true), Some(AccountWrite::Destroyed));
+        assert_eq!(fee(None, 0, true), Some(AccountWrite::Destroyed));
+        // ...while before it an existing one stays and a missing one is created.
+        assert_eq!(fee(Some(0), 0, false), None);
+        assert_eq!(fee(None, 0, false), updated(0, true));
     }
 }

@@ -95,9 +95,15 @@ impl Vm for ToyVm {
     type Output = Vec<Event>;
     type Error = ToyError;
 
+    type Worker<'m> = &'m MvMemory<u64, u64>;
+
+    fn worker<'m>(&'m self, mv: &'m MvMemory<u64, u64>) -> Self::Worker<'m> {
+        mv
+    }
+
     fn execute(
         &self,
-        mv: &MvMemory<u64, u64>,
+        mv: &mut &MvMemory<u64, u64>,
         version: Version,
     ) -> ExecOutcome<u64, u64, Vec<Event>, ToyError> {
         let tx_idx = version.tx_idx;

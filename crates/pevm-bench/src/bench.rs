@@ -1,0 +1,135 @@
+//! `pevm-bench bench`: serial and parallel execution of the same blocks in one process,
+//! interleaved over several iterations, reported as medians with their spread.
+
+use std::{collections::BTreeMap, num::NonZeroUsize, time::Duration};
+
+use pevm_vm::{execute_block_serial, execute_block_with_stats, Block, ExecStats, InMemoryProvider};
+use serde_json::{json, Value};
+
+use crate::replay::{first_difference, ms, timed};
+
+/// A block to measure.
+pub struct Subject<'a> {
+    /// Block number or workload name.
+    pub name: String,
+    /// The block.
+    pub block: &'a Block,
+    /// Its pre-state.
+    pub provider: &'a InMemoryProvider,
+}
+
+/// Timings of one block.
+#[derive(Clone, Debug, Default)]
+pub struct Measurement {
+    /// Block number or workload name.
+    pub name: String,
+    /// Transactions.
+    pub txs: usize,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Serial times, one per iteration.
+    pub serial: Vec<Duration>,
+    /// Per thread count: parallel times, one per iteration.
+    pub parallel: BTreeMap<usize, Vec<Duration>>,
+    /// Per thread count: the engine's counters of the last run.
+    pub stats: BTreeMap<usize, ExecStats>,
+}
+
+/// The median of some durations (they are sorted in place).
+pub fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
+/// Measures `subject`: first one untimed serial and parallel run per thread count (which must
+/// agree), then `iters` rounds that each time serial and every thread count in turn.
+pub fn measure(
+    subject: &Subject<'_>,
+    threads: &[NonZeroUsize],
+    iters: usize,
+) -> Result<Measurement, String> {
+    let Subject {
+        name,
+        block,
+        provider,
+    } = subject;
+    let serial = execute_block_serial(*provider, block);
+    let output = serial.as_ref().map_err(|e| format!("{name}: {e}"))?;
+    let mut m = Measurement {
+        name: name.clone(),
+        txs: block.txs.len(),
+        gas_used: output.gas_used(),
+        ..Measurement::default()
+    };
+    for &t in threads {
+        let parallel = execute_block_with_stats(*provider, block, t).map(|(o, _)| o);
+        if parallel != serial {
+            let difference = first_difference(&serial, &parallel);
+            return Err(format!(
+                "{name}: parallel at {t} threads differs from serial: {difference}"
+            ));
+        }
+    }
+    for _ in 0..iters.max(1) {
+        m.serial
+            .push(timed(|| execute_block_serial(*provider, block)).1);
+        for &t in threads {
+            let (run, elapsed) = timed(|| execute_block_with_stats(*provider, block, t));
+            if let Ok((_, stats)) = run {
+                m.stats.insert(t.get(), stats);
+            }
+            m.parallel.entry(t.get()).or_default().push(elapsed);
+        }
+    }
+    Ok(m)
+}
+
+impl Measurement {
+    /// Median serial time.
+    pub fn serial_median(&self) -> Duration {
+        median(&mut self.serial.clone())
+    }
+
+    /// Median parallel time at `threads`.
+    pub fn parallel_median(&self, threads: usize) -> Duration {
+        median(&mut self.parallel.get(&threads).cloned().unwrap_or_default())
+    }
+
+    /// Median serial time over median parallel time at `threads`.
+    pub fn speedup(&self, threads: usize) -> f64 {
+        self.serial_median().as_secs_f64() / self.parallel_median(threads).as_secs_f64().max(1e-9)
+    }
+
+    /// The measurement as one JSON object.
+    pub fn to_json(&self) -> Value {
+        let gas_per_s = |d: Duration| (self.gas_used as f64 / d.as_secs_f64().max(1e-9)).round();
+        let spread = |times: &[Duration]| {
+            let min = times.iter().min().copied().unwrap_or_default();
+            let max = times.iter().max().copied().unwrap_or_default();
+            json!([ms(min), ms(max)])
+        };
+        let per_thread = |f: &dyn Fn(usize, &[Duration]) -> Value| -> Value {
+            self.parallel
+                .iter()
+                .map(|(t, times)| (t.to_string(), f(*t, times)))
+                .collect()
+        };
+        let round3 = |x: f64| (x * 1e3).round() / 1e3;
+        json!({
+            "block": self.name,
+            "txs": self.txs,
+            "gas_used": self.gas_used,
+            "iters": self.serial.len(),
+            "serial_ms": ms(self.serial_median()),
+            "serial_spread_ms": spread(&self.serial),
+            "serial_gas_per_s": gas_per_s(self.serial_median()),
+            "parallel_ms": per_thread(&|t, _| json!(ms(self.parallel_median(t)))),
+            "parallel_spread_ms": per_thread(&|_, times| spread(times)),
+            "speedup": per_thread(&|t, _| json!(round3(self.speedup(t)))),
+            "gas_per_s": per_thread(&|t, _| json!(gas_per_s(self.parallel_median(t)))),
+            "re_executions": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.re_executions))),
+            "estimate_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.estimate_aborts))),
+            "validation_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.validation_aborts))),
+        })
+    }
+}

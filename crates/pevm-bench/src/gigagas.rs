@@ -1,0 +1,225 @@
+//! Seeded synthetic blocks of about one gigagas each, selected by name
+//! (`pevm-bench bench --gigagas KIND`).
+
+use std::path::Path;
+
+use alloy_primitives::{keccak256, Address, Bytes, TxKind, U256};
+use pevm_vm::{
+    revm::{
+        bytecode::Bytecode,
+        context::{BlockEnv, TxEnv},
+    },
+    Block, Hardfork, InMemoryAccount, InMemoryProvider,
+};
+
+use crate::synthetic::{account, Rng, Workload};
+
+/// One gigagas.
+pub const GIGAGAS: u64 = 1_000_000_000;
+
+/// Gas price of every transaction (about 3 gwei).
+const GAS_PRICE: u128 = 0xb2d0_5e07;
+
+/// Gas of a plain ETH transfer.
+const TRANSFER_GAS: u64 = 21_000;
+
+/// Gas an ERC-20 transfer between two holders uses (Osaka rules).
+const ERC20_TRANSFER_GAS: u64 = 34_300;
+
+/// The workload names `--gigagas` accepts.
+pub const KINDS: [&str; 8] = [
+    "raw",
+    "raw-same-recipient",
+    "erc20",
+    "hot10",
+    "hot30",
+    "hot100",
+    "chain",
+    "uniswap",
+];
+
+/// The workload called `kind`, built with `seed`; `contracts` is the folder of compiled
+/// contract bytecode (`../shared/contracts`) that the contract workloads need.
+pub fn workload(kind: &str, contracts: &Path, seed: u64) -> Result<Workload, String> {
+    let mut rng = Rng::new(seed);
+    let mut builder = Builder::default();
+    match kind {
+        "raw" => {
+            for i in 0..GIGAGAS / TRANSFER_GAS {
+                builder.transfer(account(i), account(1 << 32 | i), 1);
+            }
+        }
+        "raw-same-recipient" => {
+            for i in 0..GIGAGAS / TRANSFER_GAS {
+                builder.transfer(account(i), account(1 << 32), 1 + rng.below(1000));
+            }
+        }
+        "chain" => {
+            // Each transaction spends what the previous one sent.
+            builder.fund(account(0));
+            let mut value = U256::from(4_000u128 * 10u128.pow(18));
+            for i in 0..GIGAGAS / TRANSFER_GAS {
+                value -= U256::from(TRANSFER_GAS * GAS_PRICE as u64);
+                builder.send(
+                    account(i),
+                    TxKind::Call(account(i + 1)),
+                    value,
+                    TRANSFER_GAS,
+                    Bytes::new(),
+                );
+            }
+        }
+        "erc20" => {
+            let token = builder.erc20(contracts)?;
+            let n = GIGAGAS / ERC20_TRANSFER_GAS;
+            for i in 0..n {
+                let (from, to) = (account(i), account(1 << 32 | i));
+                builder.token_holder(token, to);
+                builder.token_transfer(token, from, to, 1 + rng.below(1000));
+            }
+        }
+        "hot10" | "hot30" | "hot100" => {
+            let percent: u64 = kind[3..].parse().unwrap_or(100);
+            let token = builder.erc20(contracts)?;
+            let hot: Vec<Address> = (0..4).map(|h| account(2 << 32 | h)).collect();
+            for &h in &hot {
+                builder.token_holder(token, h);
+            }
+            let mut gas = 0;
+            let mut i = 0;
+            while gas < GIGAGAS {
+                let from = account(i);
+                if rng.below(100) < percent {
+                    let to = hot[rng.below(hot.len() as u64) as usize];
+                    builder.token_transfer(token, from, to, 1 + rng.below(1000));
+                    gas += ERC20_TRANSFER_GAS;
+                } else if rng.below(2) == 0 {
+                    let to = account(1 << 32 | i);
+                    builder.token_holder(token, to);
+                    builder.token_transfer(token, from, to, 1 + rng.below(1000));
+                    gas += ERC20_TRANSFER_GAS;
+                } else {
+                    builder.transfer(from, account(1 << 32 | i), 1);
+                    gas += TRANSFER_GAS;
+                }
+                i += 1;
+            }
+        }
+        "uniswap" => return Err("the uniswap workload is not built yet".into()),
+        other => {
+            return Err(format!(
+                "unknown workload {other:?} (known: {})",
+                KINDS.join(", ")
+            ))
+        }
+    }
+    Ok(builder.finish(kind))
+}
+
+/// Accumulates accounts and transactions.
+#[derive(Default)]
+struct Builder {
+    provider: InMemoryProvider,
+    accounts: std::collections::HashMap<Address, InMemoryAccount>,
+    nonces: std::collections::HashMap<Address, u64>,
+    txs: Vec<TxEnv>,
+}
+
+/// Balance of every funded account: 4,567 ETH.
+fn rich() -> U256 {
+    U256::from(4_567u128 * 10u128.pow(18))
+}
+
+/// Storage slot of `mapping[key]` for a mapping declared at `slot`.
+fn mapping_slot(slot: u64, key: Address) -> U256 {
+    let mut preimage = [0u8; 64];
+    preimage[12..32].copy_from_slice(key.as_slice());
+    preimage[56..].copy_from_slice(&slot.to_be_bytes());
+    U256::from_be_bytes(keccak256(preimage).0)
+}
+
+impl Builder {
+    fn fund(&mut self, address: Address) {
+        self.accounts.entry(address).or_default().balance = rich();
+    }
+
+    fn send(&mut self, from: Address, to: TxKind, value: U256, gas_limit: u64, data: Bytes) {
+        let nonce = self.nonces.entry(from).or_default();
+        self.txs.push(TxEnv {
+            caller: from,
+            kind: to,
+            value,
+            gas_limit,
+            gas_price: GAS_PRICE,
+            nonce: *nonce,
+            data,
+            ..TxEnv::default()
+        });
+        *nonce += 1;
+    }
+
+    fn transfer(&mut self, from: Address, to: Address, value: u64) {
+        self.fund(from);
+        self.send(
+            from,
+            TxKind::Call(to),
+            U256::from(value),
+            TRANSFER_GAS,
+            Bytes::new(),
+        );
+    }
+
+    /// Deploys the ERC-20 token and returns its address.
+    fn erc20(&mut self, contracts: &Path) -> Result<Address, String> {
+        let path = contracts.join("ERC20Token.hex");
+        let hex = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let code: Bytes = hex
+            .trim()
+            .parse()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let token = account(3 << 32);
+        let token_account = self.accounts.entry(token).or_default();
+        token_account.nonce = 1;
+        token_account.code = Some(Bytecode::new_raw(code));
+        token_account.storage.insert(U256::from(2), U256::MAX >> 1); // total supply
+        token_account.storage.insert(U256::from(5), U256::from(18)); // decimals
+        Ok(token)
+    }
+
+    /// Gives `holder` 1e18 tokens (a transfer to it then updates a non-zero balance).
+    fn token_holder(&mut self, token: Address, holder: Address) {
+        let slot = mapping_slot(0, holder);
+        let storage = &mut self.accounts.entry(token).or_default().storage;
+        storage.insert(slot, U256::from(10u128.pow(18)));
+    }
+
+    fn token_transfer(&mut self, token: Address, from: Address, to: Address, amount: u64) {
+        self.fund(from);
+        self.token_holder(token, from);
+        let mut data = Vec::with_capacity(68);
+        data.extend_from_slice(&[0xa9, 0x05, 0x9c, 0xbb]);
+        data.extend_from_slice(&[0; 12]);
+        data.extend_from_slice(to.as_slice());
+        data.extend_from_slice(&U256::from(amount).to_be_bytes::<32>());
+        self.send(from, TxKind::Call(token), U256::ZERO, 35_000, data.into());
+    }
+
+    fn finish(mut self, name: &str) -> Workload {
+        for (address, account) in self.accounts {
+            self.provider.insert_account(address, account);
+        }
+        self.provider
+            .insert_account(Address::ZERO, InMemoryAccount::default());
+        let block = Block {
+            hardfork: Hardfork::Osaka,
+            chain_id: 1,
+            env: BlockEnv::default(),
+            txs: self.txs,
+        };
+        Workload {
+            name: name.to_string(),
+            block,
+            provider: self.provider,
+        }
+    }
+}
