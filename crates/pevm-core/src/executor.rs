@@ -80,6 +80,8 @@ pub struct ExecStats {
     pub estimate_aborts: u64,
     /// Validations that failed and aborted their incarnation.
     pub validation_aborts: u64,
+    /// First incarnations that waited for a known dependency ([`Vm::known_dependency`]).
+    pub dependency_waits: u64,
 }
 
 impl ExecStats {
@@ -90,11 +92,19 @@ impl ExecStats {
         self.validations += other.validations;
         self.estimate_aborts += other.estimate_aborts;
         self.validation_aborts += other.validation_aborts;
+        self.dependency_waits += other.dependency_waits;
     }
 }
 
 /// Idle rounds spent spinning before a worker starts yielding its core.
 const SPIN_ROUNDS: u32 = 64;
+
+/// Idle rounds (spinning included) after which a worker sleeps between looks for work, so
+/// that a block with little parallelism (a dependency chain) does not burn every core.
+const YIELD_ROUNDS: u32 = 256;
+
+/// How long an idle worker sleeps between looks once it has yielded long enough.
+const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// Runs the block with `concurrency` worker threads (the calling thread is one of them;
 /// 0 is treated as 1, and more threads than transactions are not started). Block size 0
@@ -196,11 +206,15 @@ impl<V: Vm> Block<'_, V> {
                     let next = self.scheduler.next_task();
                     if next.is_some() {
                         idle_rounds = 0;
-                    } else if idle_rounds < SPIN_ROUNDS {
-                        idle_rounds += 1;
-                        std::hint::spin_loop();
                     } else {
-                        thread::yield_now();
+                        idle_rounds += 1;
+                        if idle_rounds < SPIN_ROUNDS {
+                            std::hint::spin_loop();
+                        } else if idle_rounds < YIELD_ROUNDS {
+                            thread::yield_now();
+                        } else {
+                            thread::sleep(IDLE_SLEEP);
+                        }
                     }
                     next
                 }
@@ -216,6 +230,13 @@ impl<V: Vm> Block<'_, V> {
         stats: &mut ExecStats,
     ) -> Option<Task> {
         let tx_idx = version.tx_idx;
+        if version.incarnation == 0 {
+            let known = self.vm.known_dependency(tx_idx).filter(|&dep| dep < tx_idx);
+            if known.is_some_and(|dep| self.scheduler.add_dependency(tx_idx, dep)) {
+                stats.dependency_waits += 1;
+                return None;
+            }
+        }
         loop {
             stats.executions += 1;
             let outcome = catch_unwind(AssertUnwindSafe(|| self.vm.execute(worker, version)));

@@ -12,11 +12,13 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+pub mod analysis;
 pub mod executor;
 pub mod mv_memory;
 pub mod scheduler;
 pub mod vm;
 
+pub use analysis::DependencyGraph;
 pub use executor::{execute, BlockResult, ExecStats, ExecuteError};
 pub use mv_memory::{MvMemory, MvRead, ReadOrigin, ReadSet, WriteSet};
 pub use scheduler::{Scheduler, Task};

@@ -108,9 +108,7 @@ where
     /// Creates an empty memory for a block of `block_size` transactions.
     pub fn new(block_size: usize) -> Self {
         Self {
-            // Blocks write a few keys per transaction: size for that up front, as growing
-            // the map moves every entry.
-            data: DashMap::with_capacity_and_hasher(block_size * 4, RandomState::new()),
+            data: DashMap::with_hasher(RandomState::new()),
             last_reads: (0..block_size).map(|_| Mutex::default()).collect(),
             last_writes: (0..block_size).map(|_| Mutex::default()).collect(),
         }
@@ -183,6 +181,21 @@ where
     /// state collection).
     pub fn written_keys(&self, tx_idx: TxIdx) -> Vec<K> {
         lock(&self.last_writes[tx_idx]).clone()
+    }
+
+    /// The transactions whose writes `tx_idx`'s last incarnation read: its dependencies, in
+    /// index order.
+    pub fn dependencies(&self, tx_idx: TxIdx) -> Vec<TxIdx> {
+        let mut writers: Vec<TxIdx> = lock(&self.last_reads[tx_idx])
+            .iter()
+            .filter_map(|(_, origin)| match origin {
+                ReadOrigin::Tx(version) => Some(version.tx_idx),
+                ReadOrigin::Base => None,
+            })
+            .collect();
+        writers.sort_unstable();
+        writers.dedup();
+        writers
     }
 
     /// Final value of `key` after the whole block (latest write of any transaction); None

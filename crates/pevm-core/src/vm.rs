@@ -36,6 +36,14 @@ pub trait Vm: Sync {
     /// An unrecoverable error.
     type Error: Send;
 
+    /// A lower transaction that `tx_idx` is known to depend on before executing it (such as
+    /// the previous transaction of the same sender): its first incarnation waits for that
+    /// one to execute instead of running into the conflict.
+    fn known_dependency(&self, tx_idx: TxIdx) -> Option<TxIdx> {
+        let _ = tx_idx;
+        None
+    }
+
     /// State a worker thread keeps from one execution to the next within a block (such as
     /// an interpreter and its buffers), with access to the block's memory.
     type Worker<'m>

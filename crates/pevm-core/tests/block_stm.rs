@@ -11,7 +11,11 @@ use toy::{assert_matches_serial, run_with_timeout, Op, ToyError, ToyVm};
 
 fn vm(txs: Vec<Vec<Op>>) -> Arc<ToyVm> {
     let base = (0..8).map(|key| (key, key * 100 + 7)).collect();
-    Arc::new(ToyVm { txs, base })
+    Arc::new(ToyVm {
+        txs,
+        base,
+        hints: Vec::new(),
+    })
 }
 
 #[test]
@@ -39,6 +43,36 @@ fn chain_of_dependencies() {
         if threads == 1 {
             assert_eq!(result.stats.re_executions, 0);
         }
+    }
+}
+
+#[test]
+fn known_dependencies_avoid_re_execution() {
+    let txs: Vec<_> = (0..300)
+        .map(|i| vec![Op::Read(i), Op::Write(i + 1, 1)])
+        .collect();
+    let hints = (0..300).map(|i: usize| i.checked_sub(1)).collect();
+    let base = (0..8).map(|key| (key, key * 100 + 7)).collect();
+    let block = Arc::new(ToyVm { txs, base, hints });
+    for threads in [1, 2, 4, 8] {
+        let result = assert_matches_serial(&block, threads);
+        // Every transaction runs once, after the one it depends on.
+        assert_eq!(result.stats.re_executions, 0, "{threads} threads");
+    }
+    // A wrong hint only costs waiting, never correctness.
+    let txs = (0..200)
+        .map(|i| vec![Op::Read(i % 5), Op::Write(i % 7, i)])
+        .collect();
+    let hints = (0..200)
+        .map(|i: usize| i.is_multiple_of(3).then_some(i / 2))
+        .collect();
+    let block = Arc::new(ToyVm {
+        txs,
+        base: HashMap::new(),
+        hints,
+    });
+    for threads in [1, 2, 8] {
+        assert_matches_serial(&block, threads);
     }
 }
 
@@ -151,6 +185,7 @@ fn base_state_is_read_when_nobody_wrote() {
     let block = Arc::new(ToyVm {
         txs: vec![vec![Op::Read(42)], vec![Op::Read(43), Op::Write(42, 0)]],
         base: HashMap::from([(42, 5), (43, 6)]),
+        hints: Vec::new(),
     });
     let result = assert_matches_serial(&block, 2);
     assert_eq!(result.outputs[0], vec![toy::Event::Read(42, 5)]);

@@ -37,6 +37,8 @@ pub struct ToyError(pub usize);
 pub struct ToyVm {
     pub txs: Vec<Vec<Op>>,
     pub base: HashMap<u64, u64>,
+    /// Known dependencies handed to the engine (none when empty).
+    pub hints: Vec<Option<usize>>,
 }
 
 fn written_value(sum: u64, tx_idx: usize, salt: u64) -> u64 {
@@ -96,6 +98,10 @@ impl Vm for ToyVm {
     type Error = ToyError;
 
     type Worker<'m> = &'m MvMemory<u64, u64>;
+
+    fn known_dependency(&self, tx_idx: usize) -> Option<usize> {
+        self.hints.get(tx_idx).copied().flatten()
+    }
 
     fn worker<'m>(&'m self, mv: &'m MvMemory<u64, u64>) -> Self::Worker<'m> {
         mv
