@@ -1,8 +1,9 @@
 //! The block a pevm executor runs: revm's block and transaction environments and the rules
 //! they execute under, built from an alloy RPC block or by hand.
 
+use alloy_consensus::TxEnvelope;
 use alloy_consensus::{Transaction as _, Typed2718 as _};
-use alloy_primitives::U256;
+use alloy_primitives::{Address, U256};
 use alloy_rpc_types_eth::{Block as RpcBlock, BlockTransactions, Transaction as RpcTransaction};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 
@@ -61,7 +62,16 @@ impl Block {
             BlockTransactions::Hashes(hashes) if hashes.is_empty() => Vec::new(),
             BlockTransactions::Hashes(_) => return Err(BlockConversionError::HashesOnly),
         };
-        let header = &block.header;
+        Self::from_header(&block.header, hardfork, chain_id, txs)
+    }
+
+    /// A block with this consensus header and these transactions, under the given rules.
+    pub fn from_header(
+        header: &alloy_consensus::Header,
+        hardfork: Hardfork,
+        chain_id: u64,
+        txs: Vec<TxEnv>,
+    ) -> Result<Self, BlockConversionError> {
         let mut env = BlockEnv {
             number: U256::from(header.number),
             beneficiary: header.beneficiary,
@@ -91,10 +101,15 @@ impl Block {
 /// revm's transaction environment for an RPC transaction (any type: legacy with or without
 /// EIP-155 chain id, EIP-2930, EIP-1559, EIP-4844, EIP-7702).
 pub fn tx_env(tx: &RpcTransaction) -> TxEnv {
-    let envelope = tx.inner.inner();
+    signed_tx_env(tx.inner.inner(), tx.inner.signer())
+}
+
+/// revm's transaction environment for a signed transaction sent by `sender` (its recovered
+/// signer).
+pub fn signed_tx_env(envelope: &TxEnvelope, sender: Address) -> TxEnv {
     let mut env = TxEnv {
         tx_type: envelope.ty(),
-        caller: tx.inner.signer(),
+        caller: sender,
         gas_limit: envelope.gas_limit(),
         gas_price: envelope.max_fee_per_gas(),
         kind: envelope.kind(),

@@ -3,23 +3,32 @@
 #![deny(missing_docs)]
 
 mod block;
+mod block_hooks;
 mod error;
 mod hardfork;
 mod mv_db;
+mod overlay;
 mod parallel;
 mod provider;
 mod receipts;
 mod result;
 mod serial;
+mod state_root;
 
-pub use block::{tx_env, Block, BlockConversionError};
+pub use block::{signed_tx_env, tx_env, Block, BlockConversionError};
+pub use block_hooks::{
+    block_reward, execute_block_with_hooks, merge_diff, post_block_changes, pre_block_changes,
+    BlockHooks, Ommer, Withdrawal,
+};
 pub use error::ExecutionError;
 pub use hardfork::Hardfork;
-pub use parallel::{execute_block, execute_block_with_stats};
-pub use pevm_core::ExecStats;
+pub use overlay::OverlayProvider;
+pub use parallel::{analyze_block, execute_block, execute_block_with_stats};
+pub use pevm_core::{DependencyGraph, ExecStats};
 pub use provider::{AccountBasic, InMemoryAccount, InMemoryProvider, ProviderError, StateProvider};
 pub use receipts::{logs_bloom, receipts_root, HeaderMismatch};
 pub use result::{AccountChange, AccountState, BlockOutput, StateDiff, TxResult, TxStatus};
-pub use serial::execute_block_serial;
+pub use serial::{execute_block_serial, execute_block_serial_timed};
+pub use state_root::storage_root;
 
 pub use revm;

@@ -1,9 +1,11 @@
 //! Parallel block execution: revm transactions as a Block-STM [`Vm`](pevm_core::Vm).
 
-use std::{cell::Cell, convert::Infallible, num::NonZeroUsize};
+use std::{
+    cell::Cell, collections::HashMap, convert::Infallible, num::NonZeroUsize, time::Duration,
+};
 
-use alloy_primitives::{Address, U256};
-use pevm_core::{ExecOutcome, ExecStats, ExecuteError, Version, Vm};
+use alloy_primitives::{Address, TxKind, U256};
+use pevm_core::{DependencyGraph, ExecOutcome, ExecStats, ExecuteError, TxIdx, Version, Vm};
 use revm::{
     context::{
         result::{EVMError, ExecResultAndState, HaltReason},
@@ -18,7 +20,7 @@ use revm::{
 use crate::{
     mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
     result::{apply_writes, fee_write, AccountState, AccountWrite},
-    serial::{check_block_gas, tx_outcome},
+    serial::{check_block_gas, execute_block_serial_timed, tx_outcome},
     Block, BlockOutput, ExecutionError, StateDiff, StateProvider, TxResult,
 };
 
@@ -77,6 +79,43 @@ struct EvmVm<'a, P> {
     block: &'a Block,
     cfg: CfgEnv,
     facts: BlockFacts,
+    /// Per transaction: the lower transaction it is known to depend on.
+    known_dependencies: Vec<Option<TxIdx>>,
+}
+
+/// Dependencies known before execution: a transaction depends on the last earlier one that
+/// its sender sent (the nonce) or received a call or transfer from (the balance).
+fn known_dependencies(txs: &[TxEnv]) -> Vec<Option<TxIdx>> {
+    let mut last_touch: HashMap<Address, TxIdx> = HashMap::with_capacity(txs.len() * 2);
+    txs.iter()
+        .enumerate()
+        .map(|(index, tx)| {
+            let dependency = last_touch.insert(tx.caller, index);
+            if let TxKind::Call(to) = tx.kind {
+                last_touch.insert(to, index);
+            }
+            dependency
+        })
+        .collect()
+}
+
+impl<'a, P: StateProvider> EvmVm<'a, P> {
+    fn new(provider: &'a P, block: &'a Block) -> Self {
+        let facts = BlockFacts {
+            beneficiary: block.env.beneficiary,
+            eip161: block
+                .hardfork
+                .spec_id()
+                .is_enabled_in(SpecId::SPURIOUS_DRAGON),
+        };
+        Self {
+            provider,
+            block,
+            cfg: block.cfg(),
+            facts,
+            known_dependencies: known_dependencies(&block.txs),
+        }
+    }
 }
 
 impl<P: StateProvider> Vm for EvmVm<'_, P> {
@@ -88,6 +127,10 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
         = MvEvm<'m, P>
     where
         Self: 'm;
+
+    fn known_dependency(&self, tx_idx: TxIdx) -> Option<TxIdx> {
+        self.known_dependencies[tx_idx]
+    }
 
     fn worker<'m>(&'m self, memory: &'m EvmMemory) -> MvEvm<'m, P> {
         let db = MvDb::new(memory, self.provider, self.facts);
@@ -145,6 +188,34 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
     }
 }
 
+/// The block error for an engine failure (the EVM VM reports no fatal errors).
+fn engine_error(error: ExecuteError<Infallible>) -> ExecutionError {
+    match error {
+        ExecuteError::Vm { error, .. } => match error {},
+        ExecuteError::Panic { tx_idx, message } => ExecutionError::Panic {
+            tx: tx_idx,
+            message,
+        },
+    }
+}
+
+/// The critical-path analysis of `block`: each transaction's dependencies (the transactions
+/// whose writes its final execution read, lazy fees included) weighted by its serial
+/// execution time in seconds.
+pub fn analyze_block<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+) -> Result<DependencyGraph, ExecutionError> {
+    let (_, times) = execute_block_serial_timed(provider, block)?;
+    let vm = EvmVm::new(provider, block);
+    let run = pevm_core::execute(&vm, block.txs.len(), 1).map_err(engine_error)?;
+    let deps = (0..block.txs.len())
+        .map(|tx| run.memory.dependencies(tx))
+        .collect();
+    let costs = times.iter().map(Duration::as_secs_f64).collect();
+    Ok(DependencyGraph::new(deps, costs))
+}
+
 impl From<ReadError> for ExecutionError {
     fn from(error: ReadError) -> Self {
         match error {
@@ -176,24 +247,9 @@ pub fn execute_block_with_stats<P: StateProvider>(
     block: &Block,
     concurrency: NonZeroUsize,
 ) -> Result<(BlockOutput, ExecStats), ExecutionError> {
-    let spec = block.hardfork.spec_id();
-    let facts = BlockFacts {
-        beneficiary: block.env.beneficiary,
-        eip161: spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
-    };
-    let vm = EvmVm {
-        provider,
-        block,
-        cfg: block.cfg(),
-        facts,
-    };
-    let run = pevm_core::execute(&vm, block.txs.len(), concurrency.get()).map_err(|e| match e {
-        ExecuteError::Vm { error, .. } => match error {},
-        ExecuteError::Panic { tx_idx, message } => ExecutionError::Panic {
-            tx: tx_idx,
-            message,
-        },
-    })?;
+    let vm = EvmVm::new(provider, block);
+    let run = pevm_core::execute(&vm, block.txs.len(), concurrency.get()).map_err(engine_error)?;
+    let facts = vm.facts;
     let mut results = Vec::with_capacity(run.outputs.len());
     let mut state = StateDiff::new();
     let mut cumulative_gas_used = 0;

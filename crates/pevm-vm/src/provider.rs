@@ -6,6 +6,8 @@ use std::{collections::HashMap, fmt};
 use alloy_primitives::{Address, B256, U256};
 use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY};
 
+use crate::StateDiff;
+
 /// An account's fields as a client's state database stores them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AccountBasic {
@@ -118,6 +120,55 @@ impl InMemoryProvider {
     /// Whether `address` exists in this state.
     pub fn contains(&self, address: &Address) -> bool {
         self.accounts.contains_key(address)
+    }
+
+    /// Every account: address, basics and storage (zero-valued slots may be listed).
+    pub fn accounts(
+        &self,
+    ) -> impl Iterator<Item = (&Address, &AccountBasic, &HashMap<U256, U256>)> {
+        self.accounts
+            .iter()
+            .map(|(address, (basic, storage))| (address, basic, storage))
+    }
+
+    /// Applies a block's state diff, so that the next block executes on the state after it:
+    /// removed accounts are dropped, wiped storage is cleared before the diff's slots are
+    /// set (zero-valued slots are dropped), and new code is registered under its hash.
+    pub fn commit(&mut self, diff: &StateDiff) {
+        for (address, change) in diff {
+            let Some(info) = &change.info else {
+                self.accounts.remove(address);
+                continue;
+            };
+            if let Some(code) = info
+                .code
+                .as_ref()
+                .filter(|_| info.code_hash != KECCAK_EMPTY)
+            {
+                self.codes
+                    .entry(info.code_hash)
+                    .or_insert_with(|| code.clone());
+            }
+            let (basic, storage) = self
+                .accounts
+                .entry(*address)
+                .or_insert_with(|| (AccountBasic::new(U256::ZERO, 0), HashMap::new()));
+            *basic = AccountBasic {
+                balance: info.balance,
+                nonce: info.nonce,
+                code_hash: info.code_hash,
+            };
+            if change.storage_cleared {
+                storage.clear();
+            }
+            for (slot, value) in &change.storage {
+                if value.is_zero() {
+                    storage.remove(slot);
+                } else {
+                    storage.insert(*slot, *value);
+                }
+            }
+        }
     }
 }
 

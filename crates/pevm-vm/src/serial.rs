@@ -1,5 +1,7 @@
 //! The serial reference executor: transactions one after another with revm.
 
+use std::time::{Duration, Instant};
+
 use alloy_primitives::{Address, B256, U256};
 use revm::{
     bytecode::Bytecode,
@@ -27,6 +29,26 @@ pub fn execute_block_serial<P: StateProvider>(
     provider: &P,
     block: &Block,
 ) -> Result<BlockOutput, ExecutionError> {
+    run_serial(provider, block, |_, _| {})
+}
+
+/// [`execute_block_serial`], also returning how long each transaction took (including the
+/// folding of its writes into the state diff).
+pub fn execute_block_serial_timed<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+) -> Result<(BlockOutput, Vec<Duration>), ExecutionError> {
+    let mut times = Vec::with_capacity(block.txs.len());
+    let output = run_serial(provider, block, |_, elapsed| times.push(elapsed))?;
+    Ok((output, times))
+}
+
+/// Executes `block` serially, reporting each transaction's duration to `on_tx`.
+fn run_serial<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+    mut on_tx: impl FnMut(usize, Duration),
+) -> Result<BlockOutput, ExecutionError> {
     let db = SerialDb {
         provider,
         diff: StateDiff::new(),
@@ -39,6 +61,7 @@ pub fn execute_block_serial<P: StateProvider>(
     let mut results = Vec::with_capacity(block.txs.len());
     let mut cumulative_gas_used = 0;
     for (index, tx) in block.txs.iter().enumerate() {
+        let start = Instant::now();
         check_block_gas(
             index,
             tx.gas_limit,
@@ -51,6 +74,7 @@ pub fn execute_block_serial<P: StateProvider>(
         result.cumulative_gas_used = cumulative_gas_used;
         apply_writes(&mut evm.ctx.db_mut().diff, &writes);
         results.push(result);
+        on_tx(index, start.elapsed());
     }
     let state = std::mem::take(&mut evm.ctx.db_mut().diff);
     Ok(BlockOutput { results, state })
