@@ -1,12 +1,25 @@
 //! `pevm-bench bench`: serial and parallel execution of the same blocks in one process,
 //! interleaved over several iterations, reported as medians with their spread.
 
-use std::{collections::BTreeMap, num::NonZeroUsize, time::Duration};
+use std::{
+    collections::BTreeMap,
+    num::NonZeroUsize,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
-use pevm_vm::{execute_block_serial, execute_block_with_stats, Block, ExecStats, InMemoryProvider};
+use pevm_vm::{
+    analyze_block, execute_block_serial, execute_block_with_stats, Block, DependencyGraph,
+    ExecStats, InMemoryProvider,
+};
 use serde_json::{json, Value};
 
-use crate::replay::{first_difference, ms, timed};
+use crate::{
+    data,
+    fixture::{block_dirs, Fixture},
+    gigagas, plot,
+    replay::{first_difference, ms, timed},
+};
 
 /// A block to measure.
 pub struct Subject<'a> {
@@ -33,7 +46,12 @@ pub struct Measurement {
     pub parallel: BTreeMap<usize, Vec<Duration>>,
     /// Per thread count: the engine's counters of the last run.
     pub stats: BTreeMap<usize, ExecStats>,
+    /// The block's dependency graph, weighted by serial execution time.
+    pub graph: DependencyGraph,
 }
+
+/// Worker counts the list-scheduling simulation reports.
+pub const SIMULATED_WORKERS: [usize; 5] = [2, 4, 8, 16, 32];
 
 /// The median of some durations (they are sorted in place).
 pub fn median(times: &mut [Duration]) -> Duration {
@@ -70,6 +88,7 @@ pub fn measure(
             ));
         }
     }
+    m.graph = analyze_block(*provider, block).map_err(|e| format!("{name}: {e}"))?;
     for _ in 0..iters.max(1) {
         m.serial
             .push(timed(|| execute_block_serial(*provider, block)).1);
@@ -98,6 +117,17 @@ impl Measurement {
     /// Median serial time over median parallel time at `threads`.
     pub fn speedup(&self, threads: usize) -> f64 {
         self.serial_median().as_secs_f64() / self.parallel_median(threads).as_secs_f64().max(1e-9)
+    }
+
+    /// The speedup the dependency graph allows on `threads` workers (list scheduling without
+    /// overhead): what a measured speedup is judged against.
+    pub fn bound(&self, threads: usize) -> f64 {
+        self.graph.simulated_speedup(threads)
+    }
+
+    /// Measured speedup over the bound at `threads`.
+    pub fn efficiency(&self, threads: usize) -> f64 {
+        self.speedup(threads) / self.bound(threads)
     }
 
     /// The measurement as one JSON object.
@@ -130,6 +160,111 @@ impl Measurement {
             "re_executions": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.re_executions))),
             "estimate_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.estimate_aborts))),
             "validation_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.validation_aborts))),
+            "bound": per_thread(&|t, _| json!(round3(self.bound(t)))),
+            "efficiency": per_thread(&|t, _| json!(round3(self.efficiency(t)))),
+            "critical_path_bound": round3(self.graph.bound()),
+            "sim_speedup": SIMULATED_WORKERS
+                .iter()
+                .map(|w| (w.to_string(), json!(round3(self.graph.simulated_speedup(*w)))))
+                .collect::<serde_json::Map<_, _>>(),
         })
     }
+}
+
+/// How `pevm-bench bench` runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Thread counts of the parallel runs.
+    pub threads: Vec<NonZeroUsize>,
+    /// Timed iterations per block.
+    pub iters: usize,
+    /// One JSON object per block per line, instead of a table.
+    pub json: bool,
+    /// An SVG file to draw into.
+    pub plot: Option<PathBuf>,
+}
+
+/// `pevm-bench bench`: measures the `gigagas` workloads and the blocks under `paths`, prints
+/// a row per block, and draws the plot. False when any block failed.
+pub fn command(paths: &[PathBuf], gigagas: &[String], options: &Options) -> bool {
+    let mut ok = true;
+    let mut measured = Vec::new();
+    let mut run = |name: &str, block: &Block, provider: &InMemoryProvider| {
+        let subject = Subject {
+            name: name.to_string(),
+            block,
+            provider,
+        };
+        match measure(&subject, &options.threads, options.iters) {
+            Ok(m) => {
+                print_row(&m, options.json);
+                measured.push(m);
+                true
+            }
+            Err(e) => print_error(name, &e, options.json),
+        }
+    };
+    let contracts = data::data_dir().join("contracts");
+    for kind in gigagas {
+        match gigagas::workload(kind, &contracts, 1) {
+            Ok(w) => ok &= run(&w.name, &w.block, &w.provider),
+            Err(e) => ok &= print_error(kind, &e, options.json),
+        }
+    }
+    for path in paths {
+        match block_dirs(path) {
+            Ok(dirs) => {
+                for dir in dirs {
+                    match Fixture::load(&dir) {
+                        Ok(f) => ok &= run(&f.number().to_string(), &f.block, &f.provider),
+                        Err(e) => ok &= print_error(&name_of(&dir), &e.to_string(), options.json),
+                    }
+                }
+            }
+            Err(e) => ok &= print_error(&name_of(path), &e.to_string(), options.json),
+        }
+    }
+    if let (Some(path), Some(threads)) = (&options.plot, options.threads.iter().max()) {
+        if let Err(e) = plot::plot(path, &measured, threads.get()) {
+            ok &= print_error("plot", &e, options.json);
+        }
+    }
+    ok
+}
+
+fn name_of(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Prints one measured block: a JSON line, or a table row.
+fn print_row(m: &Measurement, json: bool) {
+    if json {
+        println!("{}", m.to_json());
+        return;
+    }
+    let parallel: String = m
+        .parallel
+        .keys()
+        .map(|&t| {
+            let p = m.parallel_median(t).as_secs_f64() * 1e3;
+            let re = m.stats.get(&t).map_or(0, |s| s.re_executions);
+            let (speedup, bound) = (m.speedup(t), m.bound(t));
+            format!("  {t}t {p:.3} ms x{speedup:.2} (bound x{bound:.2}) re-exec {re}")
+        })
+        .collect();
+    let serial = m.serial_median().as_secs_f64() * 1e3;
+    println!(
+        "{:>18} {:>6} txs {:>11} gas  serial {serial:>9.3} ms{parallel}",
+        m.name, m.txs, m.gas_used
+    );
+}
+
+/// Prints a block that could not be measured; always false.
+fn print_error(name: &str, error: &str, json: bool) -> bool {
+    if json {
+        println!("{}", json!({"block": name, "error": error}));
+    } else {
+        println!("{name:>18} error: {error}");
+    }
+    false
 }

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 /// The environment variable naming the shared data folder.
 pub const DATA_ENV: &str = "PEVM_DATA";
 
-/// The shared data folder: `$PEVM_DATA`, or `../shared` beside the repository root.
+/// The shared data folder: `$PEVM_DATA` (when set and not empty), or `../shared` beside the
+/// repository root.
 pub fn data_dir() -> PathBuf {
-    match std::env::var_os(DATA_ENV) {
+    match std::env::var_os(DATA_ENV).filter(|dir| !dir.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")),
     }

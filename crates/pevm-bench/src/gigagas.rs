@@ -12,7 +12,10 @@ use pevm_vm::{
     Block, Hardfork, InMemoryAccount, InMemoryProvider,
 };
 
-use crate::synthetic::{account, Rng, Workload};
+use crate::{
+    synthetic::{account, Rng, Workload},
+    uniswap::{address_word, swap_calldata, Contracts, SWAP_GAS},
+};
 
 /// One gigagas.
 pub const GIGAGAS: u64 = 1_000_000_000;
@@ -25,6 +28,12 @@ const TRANSFER_GAS: u64 = 21_000;
 
 /// Gas an ERC-20 transfer between two holders uses (Osaka rules).
 const ERC20_TRANSFER_GAS: u64 = 34_300;
+
+/// Gas a swap uses, about (Osaka rules).
+const UNISWAP_SWAP_GAS: u64 = 150_000;
+
+/// Swaps each Uniswap trader makes.
+const SWAPS_PER_TRADER: u64 = 8;
 
 /// The workload names `--gigagas` accepts.
 pub const KINDS: [&str; 8] = [
@@ -105,7 +114,31 @@ pub fn workload(kind: &str, contracts: &Path, seed: u64) -> Result<Workload, Str
                 i += 1;
             }
         }
-        "uniswap" => return Err("the uniswap workload is not built yet".into()),
+        "uniswap" => {
+            // Independent clusters of 8 traders each: swaps within a cluster share its pool.
+            // Consecutive transactions go to different clusters, as in a real block.
+            let contracts = Contracts::load(contracts)?;
+            let traders_per_cluster = 8;
+            let clusters = GIGAGAS / UNISWAP_SWAP_GAS / (traders_per_cluster * SWAPS_PER_TRADER);
+            let mut singles = Vec::new();
+            for c in 0..clusters {
+                let traders: Vec<Address> = (0..traders_per_cluster)
+                    .map(|t| account(c << 16 | t))
+                    .collect();
+                let cluster = contracts.cluster(c, &traders);
+                builder.accounts.extend(cluster.accounts);
+                traders.iter().for_each(|&t| builder.fund(t));
+                singles.push((cluster.single_swap, traders));
+            }
+            for round in 0..SWAPS_PER_TRADER {
+                for t in 0..traders_per_cluster as usize {
+                    for (single_swap, traders) in &singles {
+                        let to = TxKind::Call(*single_swap);
+                        builder.send(traders[t], to, U256::ZERO, SWAP_GAS, swap_calldata(round));
+                    }
+                }
+            }
+        }
         other => {
             return Err(format!(
                 "unknown workload {other:?} (known: {})",
@@ -130,11 +163,11 @@ fn rich() -> U256 {
     U256::from(4_567u128 * 10u128.pow(18))
 }
 
-/// Storage slot of `mapping[key]` for a mapping declared at `slot`.
-fn mapping_slot(slot: u64, key: Address) -> U256 {
+/// Storage slot of `mapping[key]` for a mapping declared at `slot` (key as a 32-byte word).
+pub fn mapping_slot(slot: U256, key: U256) -> U256 {
     let mut preimage = [0u8; 64];
-    preimage[12..32].copy_from_slice(key.as_slice());
-    preimage[56..].copy_from_slice(&slot.to_be_bytes());
+    preimage[..32].copy_from_slice(&key.to_be_bytes::<32>());
+    preimage[32..].copy_from_slice(&slot.to_be_bytes::<32>());
     U256::from_be_bytes(keccak256(preimage).0)
 }
 
@@ -188,7 +221,7 @@ impl Builder {
 
     /// Gives `holder` 1e18 tokens (a transfer to it then updates a non-zero balance).
     fn token_holder(&mut self, token: Address, holder: Address) {
-        let slot = mapping_slot(0, holder);
+        let slot = mapping_slot(U256::ZERO, address_word(holder));
         let storage = &mut self.accounts.entry(token).or_default().storage;
         storage.insert(slot, U256::from(10u128.pow(18)));
     }

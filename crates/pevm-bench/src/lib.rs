@@ -3,8 +3,12 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod blockchain_tests;
 pub mod data;
+pub mod fetch;
 pub mod fixture;
 pub mod gigagas;
+pub mod plot;
 pub mod replay;
 pub mod synthetic;
+pub mod uniswap;

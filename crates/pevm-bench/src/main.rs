@@ -3,16 +3,13 @@
 use std::{num::NonZeroUsize, path::PathBuf, process::ExitCode, thread, time::Instant};
 
 use clap::{Parser, Subcommand};
-use pevm_vm::{Block, InMemoryProvider};
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use pevm_bench::{
-    bench::{self, Subject},
-    data,
-    fixture::{block_dirs, Fixture},
-    gigagas,
+    bench, data,
+    fixture::block_dirs,
     replay::{self, Row},
     synthetic,
 };
@@ -39,6 +36,20 @@ enum Command {
         threads: Option<Vec<NonZeroUsize>>,
     },
 
+    /// Replay ethereum/tests BlockchainTests files serially and in parallel, checking every
+    /// state root and the final state.
+    BlockchainTests {
+        /// Test files (`.json`, `.json.gz`) or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// One JSON object per test per line, then a summary line.
+        #[arg(long)]
+        json: bool,
+        /// Threads for the parallel runs.
+        #[arg(long, default_value = "2")]
+        threads: NonZeroUsize,
+    },
+
     /// Time serial and parallel execution of the same blocks in one process, interleaved.
     Bench {
         /// Block folders, or folders of block folders.
@@ -56,7 +67,13 @@ enum Command {
         /// One JSON object per block per line.
         #[arg(long)]
         json: bool,
+        /// Also draw speedup against bound, and gas per second, into this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
+
+    /// Download blocks from a JSON-RPC node into fixture folders (`DIR/<N>/`).
+    Fetch(pevm_bench::fetch::FetchArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,64 +84,33 @@ fn main() -> ExitCode {
             json,
             threads,
         } => replay_command(paths, json, &threads.unwrap_or_else(default_threads)),
+        Command::BlockchainTests {
+            paths,
+            json,
+            threads,
+        } => pevm_bench::blockchain_tests::command(&paths, json, threads),
         Command::Bench {
             paths,
             gigagas,
             threads,
             iters,
             json,
-        } => bench_command(
-            paths,
-            gigagas,
-            &threads.unwrap_or_else(default_threads),
-            iters,
-            json,
-        ),
-    }
-}
-
-/// The machine's cores.
-fn default_threads() -> Vec<NonZeroUsize> {
-    vec![thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)]
-}
-
-fn bench_command(
-    paths: Vec<PathBuf>,
-    gigagas: Vec<String>,
-    threads: &[NonZeroUsize],
-    iters: usize,
-    json: bool,
-) -> ExitCode {
-    let mut ok = true;
-    let contracts = data::data_dir().join("contracts");
-    for kind in &gigagas {
-        ok &= match gigagas::workload(kind, &contracts, 1) {
-            Ok(w) => bench_one(&w.name, &w.block, &w.provider, threads, iters, json),
-            Err(e) => bench_error(kind, &e, json),
-        };
-    }
-    for path in &paths {
-        let dirs = match block_dirs(path) {
-            Ok(dirs) => dirs,
-            Err(e) => {
-                ok &= bench_error(&path.display().to_string(), &e.to_string(), json);
-                continue;
-            }
-        };
-        for dir in dirs {
-            ok &= match Fixture::load(&dir) {
-                Ok(f) => bench_one(
-                    &f.number().to_string(),
-                    &f.block,
-                    &f.provider,
-                    threads,
-                    iters,
-                    json,
-                ),
-                Err(e) => bench_error(&dir.display().to_string(), &e.to_string(), json),
+            plot,
+        } => {
+            let options = bench::Options {
+                threads: threads.unwrap_or_else(default_threads),
+                iters,
+                json,
+                plot,
             };
+            exit_code(bench::command(&paths, &gigagas, &options))
         }
+        Command::Fetch(args) => args.run(),
     }
+}
+
+/// Success when `ok`.
+fn exit_code(ok: bool) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -132,53 +118,9 @@ fn bench_command(
     }
 }
 
-/// Measures one block and prints its row; false when it failed.
-fn bench_one(
-    name: &str,
-    block: &Block,
-    provider: &InMemoryProvider,
-    threads: &[NonZeroUsize],
-    iters: usize,
-    json: bool,
-) -> bool {
-    let subject = Subject {
-        name: name.to_string(),
-        block,
-        provider,
-    };
-    let m = match bench::measure(&subject, threads, iters) {
-        Ok(m) => m,
-        Err(e) => return bench_error(name, &e, json),
-    };
-    if json {
-        println!("{}", m.to_json());
-        return true;
-    }
-    let parallel: String = m
-        .parallel
-        .keys()
-        .map(|&t| {
-            let p = m.parallel_median(t).as_secs_f64() * 1e3;
-            let re = m.stats.get(&t).map_or(0, |s| s.re_executions);
-            format!("  {t}t {p:.3} ms x{:.2} re-exec {re}", m.speedup(t))
-        })
-        .collect();
-    let serial = m.serial_median().as_secs_f64() * 1e3;
-    println!(
-        "{:>18} {:>6} txs {:>11} gas  serial {serial:>9.3} ms{parallel}",
-        m.name, m.txs, m.gas_used
-    );
-    true
-}
-
-/// Prints a row for a block that could not be measured; always false.
-fn bench_error(name: &str, error: &str, json: bool) -> bool {
-    if json {
-        println!("{}", serde_json::json!({"block": name, "error": error}));
-    } else {
-        println!("{name:>18} error: {error}");
-    }
-    false
+/// The machine's cores.
+fn default_threads() -> Vec<NonZeroUsize> {
+    vec![thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)]
 }
 
 fn replay_command(mut paths: Vec<PathBuf>, json: bool, threads: &[NonZeroUsize]) -> ExitCode {

@@ -9,7 +9,7 @@ use std::{
 };
 
 use pevm_vm::{
-    execute_block_serial, execute_block_with_stats, Block, BlockOutput, ExecutionError,
+    execute_block_serial, execute_block_with_stats, Block, BlockOutput, ExecStats, ExecutionError,
     InMemoryProvider,
 };
 use serde_json::{json, Value};
@@ -75,7 +75,17 @@ impl Row {
             row["parallel_ms"] = per_thread(&|_, p| json!(ms(p.elapsed)));
             row["speedup"] =
                 per_thread(&|t, _| json!((self.speedup(t).unwrap_or(0.0) * 1e3).round() / 1e3));
-            row["re_executions"] = per_thread(&|_, p| json!(p.re_executions));
+            row["re_executions"] = per_thread(&|_, p| json!(p.stats.re_executions));
+            row["stats"] = per_thread(&|_, p| {
+                let s = &p.stats;
+                json!({
+                    "executions": s.executions,
+                    "validations": s.validations,
+                    "estimate_aborts": s.estimate_aborts,
+                    "validation_aborts": s.validation_aborts,
+                    "dependency_waits": s.dependency_waits,
+                })
+            });
         }
         if let Some(error) = &self.error {
             row["error"] = json!(error);
@@ -91,8 +101,8 @@ pub struct Parallel {
     pub elapsed: Duration,
     /// Whether its output (or error) equalled the serial one.
     pub matches: bool,
-    /// Executions beyond one per transaction.
-    pub re_executions: u64,
+    /// The engine's counters.
+    pub stats: ExecStats,
 }
 
 /// Milliseconds, rounded to microseconds.
@@ -174,9 +184,9 @@ fn run(
     row.serial = elapsed;
     for &t in threads {
         let (parallel, elapsed) = timed(|| execute_block_with_stats(provider, block, t));
-        let (output, re_executions) = match parallel {
-            Ok((output, stats)) => (Ok(output), stats.re_executions),
-            Err(e) => (Err(e), 0),
+        let (output, stats) = match parallel {
+            Ok((output, stats)) => (Ok(output), stats),
+            Err(e) => (Err(e), ExecStats::default()),
         };
         let matches = output == serial;
         if !matches && row.error.is_none() {
@@ -190,7 +200,7 @@ fn run(
             Parallel {
                 elapsed,
                 matches,
-                re_executions,
+                stats,
             },
         );
     }

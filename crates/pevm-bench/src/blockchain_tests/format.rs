@@ -1,0 +1,90 @@
+//! The ethereum/tests `BlockchainTests` file format (the parts a replay needs), and loading a
+//! file, plain or gzip-compressed.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::{BufReader, Read},
+    path::Path,
+};
+
+use alloy_primitives::{Address, Bytes, B256, U256, U64};
+use pevm_vm::{revm::bytecode::Bytecode, InMemoryAccount, InMemoryProvider};
+use serde::Deserialize;
+
+/// One test: a genesis state, blocks to import, and the expected state after them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestCase {
+    /// The rules the chain runs under (`Cancun`, `ShanghaiToCancunAtTime15k`, ...).
+    pub network: String,
+    /// The genesis state.
+    pub pre: BTreeMap<Address, TestAccount>,
+    /// The encoded genesis block.
+    #[serde(rename = "genesisRLP")]
+    pub genesis_rlp: Bytes,
+    /// The blocks, in import order.
+    pub blocks: Vec<TestBlock>,
+    /// The full state after the last valid block.
+    pub post_state: Option<BTreeMap<Address, TestAccount>>,
+    /// The state root after the last valid block, for tests too large to list the state.
+    pub post_state_hash: Option<B256>,
+}
+
+/// An account of `pre` or `postState`.
+#[derive(Debug, Deserialize)]
+pub struct TestAccount {
+    /// Balance in wei.
+    pub balance: U256,
+    /// Nonce.
+    pub nonce: U64,
+    /// Runtime code (`0x` for none).
+    pub code: Bytes,
+    /// Storage slots.
+    pub storage: BTreeMap<U256, U256>,
+}
+
+/// A block to import.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestBlock {
+    /// The encoded block.
+    pub rlp: Bytes,
+    /// Why the block must be rejected, when it must.
+    pub expect_exception: Option<String>,
+}
+
+/// The tests of one file, by name.
+pub fn load(path: &Path) -> Result<BTreeMap<String, TestCase>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("invalid test file: {e}"))
+}
+
+/// The genesis state of `pre` as a provider.
+pub fn pre_state(pre: &BTreeMap<Address, TestAccount>) -> InMemoryProvider {
+    let mut provider = InMemoryProvider::default();
+    for (address, account) in pre {
+        provider.insert_account(
+            *address,
+            InMemoryAccount {
+                balance: account.balance,
+                nonce: account.nonce.to(),
+                code: (!account.code.is_empty()).then(|| Bytecode::new_raw(account.code.clone())),
+                storage: account
+                    .storage
+                    .iter()
+                    .filter(|(_, value)| !value.is_zero())
+                    .map(|(slot, value)| (*slot, *value))
+                    .collect(),
+            },
+        );
+    }
+    provider
+}
