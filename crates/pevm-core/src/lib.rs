@@ -39,6 +39,16 @@ pub struct Version {
     pub incarnation: Incarnation,
 }
 
+impl Version {
+    /// Incarnation `incarnation` of transaction `tx_idx`.
+    pub const fn new(tx_idx: TxIdx, incarnation: Incarnation) -> Self {
+        Self {
+            tx_idx,
+            incarnation,
+        }
+    }
+}
+
 /// Locks `mutex`, ignoring poisoning: every critical section in this crate leaves its data
 /// consistent, and panics of the VM are caught outside of any lock.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -254,23 +254,16 @@ fn difference<'a, K: Eq + Hash>(a: &'a [K], b: &'a [K]) -> impl Iterator<Item = 
 mod tests {
     use super::*;
 
-    fn v(tx_idx: TxIdx, incarnation: Incarnation) -> Version {
-        Version {
-            tx_idx,
-            incarnation,
-        }
-    }
-
     #[test]
     fn reads_latest_write_below_reader() {
         let mv = MvMemory::<u64, u64>::new(4);
         assert_eq!(mv.read(&1, 3), MvRead::Base);
-        mv.record(v(0, 0), vec![], vec![(1, 10)]);
-        mv.record(v(2, 0), vec![], vec![(1, 12)]);
+        mv.record(Version::new(0, 0), vec![], vec![(1, 10)]);
+        mv.record(Version::new(2, 0), vec![], vec![(1, 12)]);
         assert_eq!(mv.read(&1, 0), MvRead::Base);
-        assert_eq!(mv.read(&1, 1), MvRead::Value(v(0, 0), 10));
-        assert_eq!(mv.read(&1, 2), MvRead::Value(v(0, 0), 10));
-        assert_eq!(mv.read(&1, 3), MvRead::Value(v(2, 0), 12));
+        assert_eq!(mv.read(&1, 1), MvRead::Value(Version::new(0, 0), 10));
+        assert_eq!(mv.read(&1, 2), MvRead::Value(Version::new(0, 0), 10));
+        assert_eq!(mv.read(&1, 3), MvRead::Value(Version::new(2, 0), 12));
         assert_eq!(mv.read(&2, 3), MvRead::Base);
         assert_eq!(mv.final_value(&1), Some(12));
         assert_eq!(mv.final_value(&2), None);
@@ -279,30 +272,30 @@ mod tests {
     #[test]
     fn estimates_block_readers_above() {
         let mv = MvMemory::<u64, u64>::new(3);
-        mv.record(v(1, 0), vec![], vec![(5, 1), (6, 2)]);
+        mv.record(Version::new(1, 0), vec![], vec![(5, 1), (6, 2)]);
         mv.convert_writes_to_estimates(1);
         assert_eq!(mv.read(&5, 2), MvRead::Estimate(1));
         assert_eq!(mv.read(&6, 2), MvRead::Estimate(1));
         assert_eq!(mv.read(&5, 1), MvRead::Base);
-        assert!(!mv.record(v(1, 1), vec![], vec![(5, 3), (6, 4)]));
-        assert_eq!(mv.read(&5, 2), MvRead::Value(v(1, 1), 3));
+        assert!(!mv.record(Version::new(1, 1), vec![], vec![(5, 3), (6, 4)]));
+        assert_eq!(mv.read(&5, 2), MvRead::Value(Version::new(1, 1), 3));
     }
 
     #[test]
     fn record_removes_stale_keys_and_reports_new_locations() {
         let mv = MvMemory::<u64, u64>::new(2);
-        assert!(mv.record(v(0, 0), vec![], vec![(1, 1), (2, 2)]));
+        assert!(mv.record(Version::new(0, 0), vec![], vec![(1, 1), (2, 2)]));
         // Subset of the previous writes: nothing new.
-        assert!(!mv.record(v(0, 1), vec![], vec![(2, 3)]));
+        assert!(!mv.record(Version::new(0, 1), vec![], vec![(2, 3)]));
         assert_eq!(mv.read(&1, 1), MvRead::Base);
-        assert_eq!(mv.read(&2, 1), MvRead::Value(v(0, 1), 3));
+        assert_eq!(mv.read(&2, 1), MvRead::Value(Version::new(0, 1), 3));
         assert_eq!(mv.written_keys(0), vec![2]);
         // A key not written before: new location; the stale one goes away.
-        assert!(mv.record(v(0, 2), vec![], vec![(7, 4)]));
+        assert!(mv.record(Version::new(0, 2), vec![], vec![(7, 4)]));
         assert_eq!(mv.read(&2, 1), MvRead::Base);
         assert_eq!(mv.written_keys(0), vec![7]);
         // Empty write set after a non-empty one.
-        assert!(!mv.record(v(0, 3), vec![], vec![]));
+        assert!(!mv.record(Version::new(0, 3), vec![], vec![]));
         assert_eq!(mv.read(&7, 1), MvRead::Base);
     }
 
@@ -310,9 +303,9 @@ mod tests {
     fn record_handles_large_write_sets() {
         let mv = MvMemory::<u64, u64>::new(1);
         let writes = |range: std::ops::Range<u64>| range.map(|k| (k, k)).collect();
-        assert!(mv.record(v(0, 0), vec![], writes(0..20)));
-        assert!(!mv.record(v(0, 1), vec![], writes(5..20)));
-        assert!(mv.record(v(0, 2), vec![], writes(5..21)));
+        assert!(mv.record(Version::new(0, 0), vec![], writes(0..20)));
+        assert!(!mv.record(Version::new(0, 1), vec![], writes(5..20)));
+        assert!(mv.record(Version::new(0, 2), vec![], writes(5..21)));
         assert_eq!(mv.final_value(&4), None);
         assert_eq!(mv.final_value(&20), Some(20));
     }
@@ -320,31 +313,35 @@ mod tests {
     #[test]
     fn validation_fails_after_lower_rewrite_or_estimate() {
         let mv = MvMemory::<u64, u64>::new(3);
-        mv.record(v(0, 0), vec![], vec![(1, 10)]);
+        mv.record(Version::new(0, 0), vec![], vec![(1, 10)]);
         let MvRead::Value(seen, _) = mv.read(&1, 2) else {
             panic!("expected a value");
         };
         mv.record(
-            v(2, 0),
+            Version::new(2, 0),
             vec![(1, ReadOrigin::Tx(seen)), (9, ReadOrigin::Base)],
             vec![],
         );
         assert!(mv.validate_read_set(2));
 
         // A lower transaction rewrites the key read.
-        mv.record(v(0, 1), vec![], vec![(1, 11)]);
+        mv.record(Version::new(0, 1), vec![], vec![(1, 11)]);
         assert!(!mv.validate_read_set(2));
 
         // Read the new value, then the writer becomes an estimate.
-        mv.record(v(2, 1), vec![(1, ReadOrigin::Tx(v(0, 1)))], vec![]);
+        mv.record(
+            Version::new(2, 1),
+            vec![(1, ReadOrigin::Tx(Version::new(0, 1)))],
+            vec![],
+        );
         assert!(mv.validate_read_set(2));
         mv.convert_writes_to_estimates(0);
         assert!(!mv.validate_read_set(2));
 
         // A key read from the base state gets written below.
-        mv.record(v(2, 2), vec![(9, ReadOrigin::Base)], vec![]);
+        mv.record(Version::new(2, 2), vec![(9, ReadOrigin::Base)], vec![]);
         assert!(mv.validate_read_set(2));
-        mv.record(v(1, 0), vec![], vec![(9, 0)]);
+        mv.record(Version::new(1, 0), vec![], vec![(9, 0)]);
         assert!(!mv.validate_read_set(2));
     }
 }

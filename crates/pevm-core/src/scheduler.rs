@@ -262,13 +262,6 @@ impl Scheduler {
 mod tests {
     use super::*;
 
-    fn v(tx_idx: TxIdx, incarnation: Incarnation) -> Version {
-        Version {
-            tx_idx,
-            incarnation,
-        }
-    }
-
     /// Calls `next_task` until it returns a task (bounded).
     fn poll(scheduler: &Scheduler) -> Option<Task> {
         (0..16).find_map(|_| scheduler.next_task())
@@ -278,9 +271,15 @@ mod tests {
     fn single_tx_executes_validates_and_finishes() {
         let scheduler = Scheduler::new(1);
         assert!(!scheduler.done());
-        assert_eq!(scheduler.next_task(), Some(Task::Execute(v(0, 0))));
-        assert_eq!(scheduler.finish_execution(v(0, 0), true), None);
-        assert_eq!(scheduler.next_task(), Some(Task::Validate(v(0, 0))));
+        assert_eq!(
+            scheduler.next_task(),
+            Some(Task::Execute(Version::new(0, 0)))
+        );
+        assert_eq!(scheduler.finish_execution(Version::new(0, 0), true), None);
+        assert_eq!(
+            scheduler.next_task(),
+            Some(Task::Validate(Version::new(0, 0)))
+        );
         assert!(!scheduler.done());
         assert_eq!(scheduler.finish_validation(0, false), None);
         assert_eq!(scheduler.next_task(), None);
@@ -297,21 +296,24 @@ mod tests {
     #[test]
     fn add_dependency_fails_when_blocking_already_executed() {
         let scheduler = Scheduler::new(2);
-        assert_eq!(poll(&scheduler), Some(Task::Execute(v(0, 0))));
-        assert_eq!(poll(&scheduler), Some(Task::Execute(v(1, 0))));
-        assert_eq!(scheduler.finish_execution(v(0, 0), true), None);
+        assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(0, 0))));
+        assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(1, 0))));
+        assert_eq!(scheduler.finish_execution(Version::new(0, 0), true), None);
         assert!(!scheduler.add_dependency(1, 0));
     }
 
     #[test]
     fn dependency_resumes_with_next_incarnation() {
         let scheduler = Scheduler::new(2);
-        assert_eq!(poll(&scheduler), Some(Task::Execute(v(0, 0))));
-        assert_eq!(poll(&scheduler), Some(Task::Execute(v(1, 0))));
+        assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(0, 0))));
+        assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(1, 0))));
         assert!(scheduler.add_dependency(1, 0));
         // Validation already passed tx 0 and it wrote nothing new: validate it directly.
-        let validate_0 = Task::Validate(v(0, 0));
-        assert_eq!(scheduler.finish_execution(v(0, 0), false), Some(validate_0));
+        let validate_0 = Task::Validate(Version::new(0, 0));
+        assert_eq!(
+            scheduler.finish_execution(Version::new(0, 0), false),
+            Some(validate_0)
+        );
         // Carry out every remaining task (nothing conflicts), following continuations.
         let mut seen = Vec::new();
         let mut next = Some(validate_0);
@@ -323,27 +325,33 @@ mod tests {
             }
             .or_else(|| poll(&scheduler));
         }
-        assert!(seen.contains(&Task::Execute(v(1, 1))));
-        assert!(seen.contains(&Task::Validate(v(1, 1))));
+        assert!(seen.contains(&Task::Execute(Version::new(1, 1))));
+        assert!(seen.contains(&Task::Validate(Version::new(1, 1))));
         assert!(scheduler.done());
     }
 
     #[test]
     fn validation_abort_reexecutes_next_incarnation() {
         let scheduler = Scheduler::new(1);
-        assert_eq!(scheduler.next_task(), Some(Task::Execute(v(0, 0))));
-        assert_eq!(scheduler.finish_execution(v(0, 0), true), None);
-        assert_eq!(scheduler.next_task(), Some(Task::Validate(v(0, 0))));
-        assert!(scheduler.try_validation_abort(v(0, 0)));
-        assert!(!scheduler.try_validation_abort(v(0, 0)));
+        assert_eq!(
+            scheduler.next_task(),
+            Some(Task::Execute(Version::new(0, 0)))
+        );
+        assert_eq!(scheduler.finish_execution(Version::new(0, 0), true), None);
+        assert_eq!(
+            scheduler.next_task(),
+            Some(Task::Validate(Version::new(0, 0)))
+        );
+        assert!(scheduler.try_validation_abort(Version::new(0, 0)));
+        assert!(!scheduler.try_validation_abort(Version::new(0, 0)));
         assert_eq!(
             scheduler.finish_validation(0, true),
-            Some(Task::Execute(v(0, 1)))
+            Some(Task::Execute(Version::new(0, 1)))
         );
         // Validation index is already past tx 0 and nothing new was written: validate directly.
         assert_eq!(
-            scheduler.finish_execution(v(0, 1), false),
-            Some(Task::Validate(v(0, 1)))
+            scheduler.finish_execution(Version::new(0, 1), false),
+            Some(Task::Validate(Version::new(0, 1)))
         );
         assert_eq!(scheduler.finish_validation(0, false), None);
         assert_eq!(scheduler.next_task(), None);
