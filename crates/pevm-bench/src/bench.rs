@@ -9,8 +9,7 @@ use std::{
 };
 
 use pevm_vm::{
-    analyze_block, execute_block_serial, execute_block_with_stats, Block, DependencyGraph,
-    ExecStats, InMemoryProvider,
+    analyze_block, execute_block_serial, Block, DependencyGraph, ExecStats, InMemoryProvider,
 };
 use serde_json::{json, Value};
 
@@ -18,7 +17,7 @@ use crate::{
     data,
     fixture::{block_dirs, Fixture},
     gigagas, plot,
-    replay::{first_difference, ms, timed},
+    replay::{self, first_difference, median, ms, timed, Engines},
 };
 
 /// A block to measure.
@@ -53,17 +52,11 @@ pub struct Measurement {
 /// Worker counts the list-scheduling simulation reports.
 pub const SIMULATED_WORKERS: [usize; 5] = [2, 4, 8, 16, 32];
 
-/// The median of some durations (they are sorted in place).
-pub fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times.get(times.len() / 2).copied().unwrap_or_default()
-}
-
 /// Measures `subject`: first one untimed serial and parallel run per thread count (which must
 /// agree), then `iters` rounds that each time serial and every thread count in turn.
 pub fn measure(
     subject: &Subject<'_>,
-    threads: &[NonZeroUsize],
+    engines: &mut Engines,
     iters: usize,
 ) -> Result<Measurement, String> {
     let Subject {
@@ -79,8 +72,8 @@ pub fn measure(
         gas_used: output.gas_used(),
         ..Measurement::default()
     };
-    for &t in threads {
-        let parallel = execute_block_with_stats(*provider, block, t).map(|(o, _)| o);
+    for (t, engine) in engines.iter_mut() {
+        let parallel = engine.execute(*provider, block);
         if parallel != serial {
             let difference = first_difference(&serial, &parallel);
             return Err(format!(
@@ -92,8 +85,8 @@ pub fn measure(
     for _ in 0..iters.max(1) {
         m.serial
             .push(timed(|| execute_block_serial(*provider, block)).1);
-        for &t in threads {
-            let (run, elapsed) = timed(|| execute_block_with_stats(*provider, block, t));
+        for (t, engine) in engines.iter_mut() {
+            let (run, elapsed) = timed(|| engine.execute_with_stats(*provider, block));
             if let Ok((_, stats)) = run {
                 m.stats.insert(t.get(), stats);
             }
@@ -189,13 +182,14 @@ pub struct Options {
 pub fn command(paths: &[PathBuf], gigagas: &[String], options: &Options) -> bool {
     let mut ok = true;
     let mut measured = Vec::new();
+    let mut engines = replay::engines(&options.threads);
     let mut run = |name: &str, block: &Block, provider: &InMemoryProvider| {
         let subject = Subject {
             name: name.to_string(),
             block,
             provider,
         };
-        match measure(&subject, &options.threads, options.iters) {
+        match measure(&subject, &mut engines, options.iters) {
             Ok(m) => {
                 print_row(&m, options.json);
                 measured.push(m);

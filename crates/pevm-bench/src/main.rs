@@ -125,6 +125,7 @@ fn default_threads() -> Vec<NonZeroUsize> {
 
 fn replay_command(mut paths: Vec<PathBuf>, json: bool, threads: &[NonZeroUsize]) -> ExitCode {
     let start = Instant::now();
+    let mut engines = replay::engines(threads);
     let mut rows = Vec::new();
     let mut report = |row: Row| {
         print_row(&row, json);
@@ -137,7 +138,7 @@ fn replay_command(mut paths: Vec<PathBuf>, json: bool, threads: &[NonZeroUsize])
         } else {
             report(replay::replay_workload(
                 &synthetic::small_mixed(2_000, 500, 1),
-                threads,
+                &mut engines,
             ));
         }
     }
@@ -145,7 +146,7 @@ fn replay_command(mut paths: Vec<PathBuf>, json: bool, threads: &[NonZeroUsize])
         match block_dirs(path) {
             Ok(dirs) => dirs
                 .iter()
-                .for_each(|dir| report(replay::replay_dir(dir, threads))),
+                .for_each(|dir| report(replay::replay_dir(dir, &mut engines))),
             Err(e) => report(Row {
                 block: path.display().to_string(),
                 error: Some(e.to_string()),

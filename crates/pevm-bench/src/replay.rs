@@ -9,8 +9,7 @@ use std::{
 };
 
 use pevm_vm::{
-    execute_block_serial, execute_block_with_stats, Block, BlockOutput, ExecStats, ExecutionError,
-    InMemoryProvider,
+    execute_block_serial, Block, BlockOutput, ExecStats, ExecutionError, InMemoryProvider, Pevm,
 };
 use serde_json::{json, Value};
 
@@ -110,6 +109,12 @@ pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// The median of some durations (they are sorted in place).
+pub fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
 /// Runs `f` and returns its value and how long it took.
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
@@ -117,8 +122,19 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (value, start.elapsed())
 }
 
-/// Replays the block folder `dir`: serially, then in parallel at each of `threads`.
-pub fn replay_dir(dir: &Path, threads: &[NonZeroUsize]) -> Row {
+/// Timed rounds per block (after an untimed warm-up); each time is the median of these.
+const ROUNDS: usize = 3;
+
+/// One long-lived parallel executor per thread count, reused for every block of a run.
+pub type Engines = Vec<(NonZeroUsize, Pevm)>;
+
+/// An executor for each of `threads`.
+pub fn engines(threads: &[NonZeroUsize]) -> Engines {
+    threads.iter().map(|&t| (t, Pevm::new(t))).collect()
+}
+
+/// Replays the block folder `dir`: serially, then in parallel on each of `engines`.
+pub fn replay_dir(dir: &Path, engines: &mut Engines) -> Row {
     let fixture = match Fixture::load(dir) {
         Ok(fixture) => fixture,
         Err(e) => {
@@ -139,7 +155,7 @@ pub fn replay_dir(dir: &Path, threads: &[NonZeroUsize]) -> Row {
         fixture.number().to_string(),
         &fixture.block,
         &fixture.provider,
-        threads,
+        engines,
     );
     if let Some(output) = row.1.as_ref() {
         let check = output.check_header(fixture.block.hardfork, header);
@@ -154,23 +170,24 @@ pub fn replay_dir(dir: &Path, threads: &[NonZeroUsize]) -> Row {
 }
 
 /// Replays a synthetic workload (no header to check).
-pub fn replay_workload(workload: &Workload, threads: &[NonZeroUsize]) -> Row {
+pub fn replay_workload(workload: &Workload, engines: &mut Engines) -> Row {
     run(
         workload.name.clone(),
         &workload.block,
         &workload.provider,
-        threads,
+        engines,
     )
     .0
 }
 
-/// Executes a block serially and at each thread count in parallel, and fills in everything
-/// but the header check.
+/// Executes a block serially and on each engine in parallel, and fills in everything but
+/// the header check. Times are medians of [`ROUNDS`] interleaved rounds after an untimed
+/// warm-up of each (which also checks parallel against serial).
 fn run(
     name: String,
     block: &Block,
     provider: &InMemoryProvider,
-    threads: &[NonZeroUsize],
+    engines: &mut Engines,
 ) -> (Row, Option<BlockOutput>) {
     let mut row = Row {
         block: name,
@@ -178,13 +195,10 @@ fn run(
         txs: block.txs.len(),
         ..Row::default()
     };
-    // An untimed first run warms caches and one-time set-ups (such as the KZG trusted setup).
-    let _ = execute_block_serial(provider, block);
-    let (serial, elapsed) = timed(|| execute_block_serial(provider, block));
-    row.serial = elapsed;
-    for &t in threads {
-        let (parallel, elapsed) = timed(|| execute_block_with_stats(provider, block, t));
-        let (output, stats) = match parallel {
+    // The untimed first runs warm caches and one-time set-ups (such as the KZG trusted setup).
+    let serial = execute_block_serial(provider, block);
+    for (t, engine) in engines.iter_mut() {
+        let (output, stats) = match engine.execute_with_stats(provider, block) {
             Ok((output, stats)) => (Ok(output), stats),
             Err(e) => (Err(e), ExecStats::default()),
         };
@@ -198,11 +212,25 @@ fn run(
         row.parallel.insert(
             t.get(),
             Parallel {
-                elapsed,
+                elapsed: Duration::ZERO,
                 matches,
                 stats,
             },
         );
+    }
+    let mut serial_times = Vec::with_capacity(ROUNDS);
+    let mut parallel_times = vec![Vec::with_capacity(ROUNDS); engines.len()];
+    for _ in 0..ROUNDS {
+        serial_times.push(timed(|| execute_block_serial(provider, block)).1);
+        for ((_, engine), times) in engines.iter_mut().zip(&mut parallel_times) {
+            times.push(timed(|| engine.execute(provider, block)).1);
+        }
+    }
+    row.serial = median(&mut serial_times);
+    for ((t, _), mut times) in engines.iter().zip(parallel_times) {
+        if let Some(parallel) = row.parallel.get_mut(&t.get()) {
+            parallel.elapsed = median(&mut times);
+        }
     }
     match serial {
         Ok(output) => {

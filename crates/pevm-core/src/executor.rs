@@ -1,10 +1,13 @@
-//! The worker loop: runs a block on a pool of threads.
+//! The [`Executor`]: a pool of worker threads that runs blocks, and the worker loop.
 
 use std::any::Any;
 use std::fmt;
+use std::hash::Hash;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::{lock, ExecOutcome, MvMemory, Scheduler, Task, TxIdx, Version, Vm};
 
@@ -55,14 +58,12 @@ impl<E: fmt::Display> fmt::Display for ExecuteError<E> {
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for ExecuteError<E> {}
 
-/// What a finished block hands back: outputs in transaction order, the memory (for final
-/// values / write sets), and counters.
+/// What a finished block hands back: outputs in transaction order and counters (the final
+/// memory stays in the [`Executor`] until the next block).
 #[derive(Debug)]
-pub struct BlockResult<K, V, O> {
+pub struct BlockResult<O> {
     /// Output of each transaction, in index order.
     pub outputs: Vec<O>,
-    /// The multi-version memory after the block.
-    pub memory: MvMemory<K, V>,
     /// Counters of the run.
     pub stats: ExecStats,
 }
@@ -106,75 +107,134 @@ const YIELD_ROUNDS: u32 = 256;
 /// How long an idle worker sleeps between looks once it has yielded long enough.
 const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_micros(20);
 
-/// Runs the block with `concurrency` worker threads (the calling thread is one of them;
-/// 0 is treated as 1, and more threads than transactions are not started). Block size 0
-/// returns immediately.
-#[allow(clippy::type_complexity)] // Spelled out on purpose: this is the crate's entry point.
-pub fn execute<V: Vm>(
-    vm: &V,
-    block_size: usize,
+/// A long-lived Block-STM executor: its worker threads and its multi-version memory are
+/// created once and reused from one block to the next, so a block spawns no thread and,
+/// once blocks of its size have run, makes no large allocation.
+pub struct Executor<K, V> {
+    /// Helper threads; the calling thread is the remaining worker. `None` for one worker.
+    pool: Option<ThreadPool>,
+    /// Worker count: the pool's threads plus the calling thread.
     concurrency: usize,
-) -> Result<BlockResult<V::Key, V::Value, V::Output>, ExecuteError<V::Error>> {
-    let block = Block {
-        vm,
-        memory: MvMemory::new(block_size),
-        scheduler: Scheduler::new(block_size),
-        outputs: (0..block_size).map(|_| Mutex::new(None)).collect(),
-        error: Mutex::new(None),
-    };
-    let mut stats = ExecStats::default();
-    if block_size > 0 {
-        stats = thread::scope(|scope| {
-            let helpers: Vec<_> = (1..concurrency.clamp(1, block_size))
-                // A thread the OS refuses to start just leaves fewer workers.
-                .filter_map(|_| {
-                    thread::Builder::new()
-                        .spawn_scoped(scope, || block.run_worker())
-                        .ok()
-                })
-                .collect();
-            let mut stats = block.run_worker();
-            for helper in helpers {
-                stats.absorb(helper.join().unwrap_or_default());
-            }
-            stats
-        });
-    }
-    stats.re_executions = stats.executions.saturating_sub(block_size as u64);
+    memory: MvMemory<K, V>,
+    scheduler: Scheduler,
+}
 
-    let Block {
-        memory,
-        outputs,
-        error,
-        ..
-    } = block;
-    if let Some(error) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {
-        return Err(error);
+impl<K, V> fmt::Debug for Executor<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
     }
-    let outputs = outputs
-        .into_iter()
-        .enumerate()
-        .map(|(tx_idx, slot)| {
-            slot.into_inner()
-                .unwrap_or_else(PoisonError::into_inner)
-                .ok_or_else(|| ExecuteError::Panic {
-                    tx_idx: Some(tx_idx),
-                    message: "block finished without an output for this transaction".into(),
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(BlockResult {
-        outputs,
-        memory,
-        stats,
-    })
+}
+
+impl<K, V> Executor<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    /// An executor with `concurrency` workers (0 is treated as 1). If the operating system
+    /// refuses to start the helper threads, it runs with the calling thread alone.
+    pub fn new(concurrency: usize) -> Self {
+        let helpers = concurrency.max(1) - 1;
+        let pool = (helpers > 0)
+            .then(|| {
+                ThreadPoolBuilder::new()
+                    .num_threads(helpers)
+                    .thread_name(|i| format!("pevm-worker-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        let concurrency = if pool.is_some() { helpers + 1 } else { 1 };
+        Self {
+            pool,
+            concurrency,
+            memory: MvMemory::new(0),
+            scheduler: Scheduler::new(0),
+        }
+    }
+
+    /// Number of workers, the calling thread included.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// The multi-version memory of the last block executed (its final values, write and read
+    /// sets).
+    pub fn memory(&self) -> &MvMemory<K, V> {
+        &self.memory
+    }
+
+    /// Runs a block of `block_size` transactions of `vm` on `min(concurrency, block_size)`
+    /// workers. Block size 0 returns immediately.
+    #[allow(clippy::type_complexity)] // Spelled out on purpose: this is the crate's entry point.
+    pub fn execute<M>(
+        &mut self,
+        vm: &M,
+        block_size: usize,
+    ) -> Result<BlockResult<M::Output>, ExecuteError<M::Error>>
+    where
+        M: Vm<Key = K, Value = V>,
+    {
+        self.memory.reset(block_size);
+        self.scheduler.reset(block_size);
+        let block = Block {
+            vm,
+            memory: &self.memory,
+            scheduler: &self.scheduler,
+            outputs: (0..block_size).map(|_| Mutex::new(None)).collect(),
+            error: Mutex::new(None),
+        };
+        let workers = self.concurrency.min(block_size);
+        let mut stats = ExecStats::default();
+        match &self.pool {
+            Some(pool) if workers > 1 => {
+                let helper_stats = Mutex::new(ExecStats::default());
+                pool.in_place_scope(|scope| {
+                    for _ in 1..workers {
+                        scope.spawn(|_| {
+                            let stats = block.run_worker();
+                            lock(&helper_stats).absorb(stats);
+                        });
+                    }
+                    stats = block.run_worker();
+                });
+                stats.absorb(
+                    helper_stats
+                        .into_inner()
+                        .unwrap_or_else(PoisonError::into_inner),
+                );
+            }
+            _ if workers > 0 => stats = block.run_worker(),
+            _ => {}
+        }
+        stats.re_executions = stats.executions.saturating_sub(block_size as u64);
+
+        let Block { outputs, error, .. } = block;
+        if let Some(error) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            return Err(error);
+        }
+        let outputs = outputs
+            .into_iter()
+            .enumerate()
+            .map(|(tx_idx, slot)| {
+                slot.into_inner()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .ok_or_else(|| ExecuteError::Panic {
+                        tx_idx: Some(tx_idx),
+                        message: "block finished without an output for this transaction".into(),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(BlockResult { outputs, stats })
+    }
 }
 
 /// State shared by the workers of one block.
 struct Block<'a, V: Vm> {
     vm: &'a V,
-    memory: MvMemory<V::Key, V::Value>,
-    scheduler: Scheduler,
+    memory: &'a MvMemory<V::Key, V::Value>,
+    scheduler: &'a Scheduler,
     /// Per transaction: the output of its latest execution.
     outputs: Vec<Mutex<Option<V::Output>>>,
     /// The error that halted the block, if any.
@@ -195,7 +255,7 @@ impl<V: Vm> Block<'_, V> {
     }
 
     fn work(&self, stats: &mut ExecStats) {
-        let mut worker = self.vm.worker(&self.memory);
+        let mut worker = self.vm.worker(self.memory);
         let mut task = None;
         let mut idle_rounds = 0;
         while !self.scheduler.done() {

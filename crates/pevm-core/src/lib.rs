@@ -6,7 +6,8 @@
 //! validation tasks, re-executing transactions whose reads were invalidated. The result
 //! equals executing the transactions serially in index order.
 //!
-//! A virtual machine plugs in by implementing [`Vm`]; [`execute`] runs a block.
+//! A virtual machine plugs in by implementing [`Vm`]; an [`Executor`] runs blocks on a pool
+//! of worker threads that it keeps from one block to the next.
 
 #![deny(missing_docs)]
 
@@ -19,7 +20,7 @@ pub mod scheduler;
 pub mod vm;
 
 pub use analysis::DependencyGraph;
-pub use executor::{execute, BlockResult, ExecStats, ExecuteError};
+pub use executor::{BlockResult, ExecStats, ExecuteError, Executor};
 pub use mv_memory::{MvMemory, MvRead, ReadOrigin, ReadSet, WriteSet};
 pub use scheduler::{Scheduler, Task};
 pub use vm::{ExecOutcome, Vm};
@@ -53,4 +54,9 @@ impl Version {
 /// consistent, and panics of the VM are caught outside of any lock.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The data of `mutex`, through exclusive access, ignoring poisoning (see [`lock`]).
+fn lock_mut<T>(mutex: &mut Mutex<T>) -> &mut T {
+    mutex.get_mut().unwrap_or_else(PoisonError::into_inner)
 }

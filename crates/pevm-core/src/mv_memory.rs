@@ -9,7 +9,7 @@ use ahash::RandomState;
 use dashmap::DashMap;
 use smallvec::SmallVec;
 
-use crate::{lock, Incarnation, TxIdx, Version};
+use crate::{lock, lock_mut, Incarnation, TxIdx, Version};
 
 /// What a read through the multi-version memory saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +112,21 @@ where
             last_reads: (0..block_size).map(|_| Mutex::default()).collect(),
             last_writes: (0..block_size).map(|_| Mutex::default()).collect(),
         }
+    }
+
+    /// Empties the memory for a block of `block_size` transactions, keeping its allocations.
+    pub fn reset(&mut self, block_size: usize) {
+        self.data.clear();
+        self.last_reads.truncate(block_size);
+        self.last_writes.truncate(block_size);
+        for slot in &mut self.last_reads {
+            lock_mut(slot).clear();
+        }
+        for slot in &mut self.last_writes {
+            lock_mut(slot).clear();
+        }
+        self.last_reads.resize_with(block_size, Mutex::default);
+        self.last_writes.resize_with(block_size, Mutex::default);
     }
 
     /// Reads `key` as transaction `tx_idx` sees it: the latest write of a lower transaction.

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
 
-use crate::{lock, Incarnation, TxIdx, Version};
+use crate::{lock, lock_mut, Incarnation, TxIdx, Version};
 
 /// A unit of work handed to a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +37,16 @@ enum Status {
 struct TxState {
     incarnation: Incarnation,
     status: Status,
+}
+
+impl TxState {
+    /// Incarnation 0, ready to execute.
+    const fn ready() -> Self {
+        Self {
+            incarnation: 0,
+            status: Status::ReadyToExecute,
+        }
+    }
 }
 
 /// The collaborative scheduler of one block.
@@ -70,15 +80,36 @@ impl Scheduler {
             num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
             done_marker: CachePadded::new(AtomicBool::new(false)),
             states: (0..block_size)
-                .map(|_| {
-                    Mutex::new(TxState {
-                        incarnation: 0,
-                        status: Status::ReadyToExecute,
-                    })
-                })
+                .map(|_| Mutex::new(TxState::ready()))
                 .collect(),
             dependents: (0..block_size).map(|_| Mutex::default()).collect(),
         }
+    }
+
+    /// Makes every transaction of a block of `block_size` ready to execute again, keeping
+    /// the allocations.
+    pub fn reset(&mut self, block_size: usize) {
+        self.block_size = block_size;
+        for index in [
+            &mut self.execution_idx,
+            &mut self.validation_idx,
+            &mut self.decrease_cnt,
+            &mut self.num_active_tasks,
+        ] {
+            *index.get_mut() = 0;
+        }
+        *self.done_marker.get_mut() = false;
+        self.states.truncate(block_size);
+        for state in &mut self.states {
+            *lock_mut(state) = TxState::ready();
+        }
+        self.states
+            .resize_with(block_size, || Mutex::new(TxState::ready()));
+        self.dependents.truncate(block_size);
+        for dependents in &mut self.dependents {
+            lock_mut(dependents).clear();
+        }
+        self.dependents.resize_with(block_size, Mutex::default);
     }
 
     /// Next task to carry out; None when nothing is available right now (check [`Self::done`]).

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use pevm_core::ExecuteError;
 use proptest::prelude::*;
-use toy::{assert_matches_serial, run_with_timeout, Op, ToyError, ToyVm};
+use toy::{
+    assert_matches_serial, assert_matches_serial_on, run_on, run_with_timeout, Op, ToyError,
+    ToyExecutor, ToyVm,
+};
 
 fn vm(txs: Vec<Vec<Op>>) -> Arc<ToyVm> {
     let base = (0..8).map(|key| (key, key * 100 + 7)).collect();
@@ -127,8 +130,14 @@ fn vm_panic_is_reported() {
         .collect();
     txs[77] = vec![Op::Read(0), Op::Panic];
     let block = vm(txs);
+    let healthy = vm((0..50)
+        .map(|i| vec![Op::Read(i % 3), Op::Write(i % 3, i)])
+        .collect());
     for threads in [1, 4, 64] {
-        match run_with_timeout(Arc::clone(&block), threads) {
+        let (result, executor) = run_on(Arc::clone(&block), ToyExecutor::new(threads));
+        // The pool survives the panic: the next block on it runs normally.
+        assert_matches_serial_on(&healthy, executor);
+        match result {
             Err(ExecuteError::Panic {
                 tx_idx: Some(77),
                 message,
@@ -189,4 +198,16 @@ fn base_state_is_read_when_nobody_wrote() {
     });
     let result = assert_matches_serial(&block, 2);
     assert_eq!(result.outputs[0], vec![toy::Event::Read(42, 5)]);
+}
+
+#[test]
+fn executor_is_reused_across_blocks_of_any_size() {
+    let mut executor = ToyExecutor::new(4);
+    for round in 0..60u64 {
+        let size = [0, 1, 7, 300, 2, 1000][round as usize % 6];
+        let txs = (0..size)
+            .map(|i| vec![Op::Read((i + round) % 5), Op::Write(i % 7, round)])
+            .collect();
+        executor = assert_matches_serial_on(&vm(txs), executor).1;
+    }
 }

@@ -23,7 +23,7 @@ pub use block_hooks::{
 pub use error::ExecutionError;
 pub use hardfork::Hardfork;
 pub use overlay::OverlayProvider;
-pub use parallel::{analyze_block, execute_block, execute_block_with_stats};
+pub use parallel::{analyze_block, execute_block, execute_block_with_stats, Pevm};
 pub use pevm_core::{DependencyGraph, ExecStats};
 pub use provider::{AccountBasic, InMemoryAccount, InMemoryProvider, ProviderError, StateProvider};
 pub use receipts::{logs_bloom, receipts_root, HeaderMismatch};

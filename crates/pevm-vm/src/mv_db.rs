@@ -109,13 +109,14 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
     /// Prepares for an incarnation of transaction `tx_idx`.
     pub(crate) fn start(&mut self, tx_idx: TxIdx) {
         self.tx_idx = tx_idx;
-        self.reads = Vec::with_capacity(16);
+        self.reads.clear();
         self.written_accounts.clear();
     }
 
-    /// The reads of the incarnation that just ran.
+    /// The reads of the incarnation that just ran, in a vector of their exact size (the
+    /// worker's buffer is kept for the next incarnation).
     pub(crate) fn take_reads(&mut self) -> ReadSet<Location> {
-        std::mem::take(&mut self.reads)
+        self.reads.clone()
     }
 
     /// Reads `location` from the memory, recording what was seen.

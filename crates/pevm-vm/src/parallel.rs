@@ -5,7 +5,9 @@ use std::{
 };
 
 use alloy_primitives::{Address, TxKind, U256};
-use pevm_core::{DependencyGraph, ExecOutcome, ExecStats, ExecuteError, TxIdx, Version, Vm};
+use pevm_core::{
+    DependencyGraph, ExecOutcome, ExecStats, ExecuteError, Executor, TxIdx, Version, Vm,
+};
 use revm::{
     context::{
         result::{EVMError, ExecResultAndState, HaltReason},
@@ -208,9 +210,13 @@ pub fn analyze_block<P: StateProvider>(
 ) -> Result<DependencyGraph, ExecutionError> {
     let (_, times) = execute_block_serial_timed(provider, block)?;
     let vm = EvmVm::new(provider, block);
-    let run = pevm_core::execute(&vm, block.txs.len(), 1).map_err(engine_error)?;
+    let mut executor = Executor::new(1);
+    executor
+        .execute(&vm, block.txs.len())
+        .map_err(engine_error)?;
+    let memory = executor.memory();
     let deps = (0..block.txs.len())
-        .map(|tx| run.memory.dependencies(tx))
+        .map(|tx| memory.dependencies(tx))
         .collect();
     let costs = times.iter().map(Duration::as_secs_f64).collect();
     Ok(DependencyGraph::new(deps, costs))
@@ -228,7 +234,58 @@ impl From<ReadError> for ExecutionError {
     }
 }
 
-/// Executes `block` on top of `provider` with Block-STM on `concurrency` worker threads.
+/// A long-lived parallel block executor: configured once with its worker count, it runs
+/// block after block on the same worker threads and the same multi-version memory.
+///
+/// Outputs are identical to [`execute_block_serial`](crate::execute_block_serial)'s, and so
+/// is the error for an invalid block.
+#[derive(Debug)]
+pub struct Pevm {
+    executor: Executor<Location, LocationValue>,
+}
+
+impl Pevm {
+    /// An executor with `concurrency` workers (the calling thread is one of them).
+    pub fn new(concurrency: NonZeroUsize) -> Self {
+        Self {
+            executor: Executor::new(concurrency.get()),
+        }
+    }
+
+    /// The number of workers.
+    pub fn concurrency(&self) -> usize {
+        self.executor.concurrency()
+    }
+
+    /// Executes `block` on top of `provider`.
+    pub fn execute<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        block: &Block,
+    ) -> Result<BlockOutput, ExecutionError> {
+        self.execute_with_stats(provider, block)
+            .map(|(output, _)| output)
+    }
+
+    /// [`Self::execute`], also returning the engine's counters (executions, re-executions,
+    /// validations, aborts).
+    pub fn execute_with_stats<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        block: &Block,
+    ) -> Result<(BlockOutput, ExecStats), ExecutionError> {
+        let vm = EvmVm::new(provider, block);
+        let run = self
+            .executor
+            .execute(&vm, block.txs.len())
+            .map_err(engine_error)?;
+        let output = fold_outputs(provider, block, vm.facts, run.outputs)?;
+        Ok((output, run.stats))
+    }
+}
+
+/// Executes `block` on top of `provider` with Block-STM on `concurrency` worker threads
+/// started for this block (a node executing block after block keeps a [`Pevm`] instead).
 ///
 /// The output is identical to [`execute_block_serial`](crate::execute_block_serial)'s, and so
 /// is the error for an invalid block.
@@ -237,7 +294,7 @@ pub fn execute_block<P: StateProvider>(
     block: &Block,
     concurrency: NonZeroUsize,
 ) -> Result<BlockOutput, ExecutionError> {
-    execute_block_with_stats(provider, block, concurrency).map(|(output, _)| output)
+    Pevm::new(concurrency).execute(provider, block)
 }
 
 /// [`execute_block`], also returning the engine's counters (executions, re-executions,
@@ -247,13 +304,21 @@ pub fn execute_block_with_stats<P: StateProvider>(
     block: &Block,
     concurrency: NonZeroUsize,
 ) -> Result<(BlockOutput, ExecStats), ExecutionError> {
-    let vm = EvmVm::new(provider, block);
-    let run = pevm_core::execute(&vm, block.txs.len(), concurrency.get()).map_err(engine_error)?;
-    let facts = vm.facts;
-    let mut results = Vec::with_capacity(run.outputs.len());
+    Pevm::new(concurrency).execute_with_stats(provider, block)
+}
+
+/// The block output from the transactions' outputs, in order: cumulative gas, the state
+/// diff, and the fees owed to the beneficiary.
+fn fold_outputs<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+    facts: BlockFacts,
+    outputs: Vec<Result<TxOutput, ExecutionError>>,
+) -> Result<BlockOutput, ExecutionError> {
+    let mut results = Vec::with_capacity(outputs.len());
     let mut state = StateDiff::new();
     let mut cumulative_gas_used = 0;
-    for (index, output) in run.outputs.into_iter().enumerate() {
+    for (index, output) in outputs.into_iter().enumerate() {
         check_block_gas(
             index,
             block.txs[index].gas_limit,
@@ -288,5 +353,5 @@ pub fn execute_block_with_stats<P: StateProvider>(
         }
         results.push(result);
     }
-    Ok((BlockOutput { results, state }, run.stats))
+    Ok(BlockOutput { results, state })
 }

@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use pevm_core::{
-    execute, BlockResult, ExecOutcome, ExecuteError, MvMemory, MvRead, ReadOrigin, Version, Vm,
+    BlockResult, ExecOutcome, ExecuteError, Executor, MvMemory, MvRead, ReadOrigin, Version, Vm,
 };
 
 /// One instruction of a toy transaction.
@@ -156,35 +156,52 @@ impl Vm for ToyVm {
 }
 
 /// Result of running a toy block.
-pub type ToyResult = Result<BlockResult<u64, u64, Vec<Event>>, ExecuteError<ToyError>>;
+pub type ToyResult = Result<BlockResult<Vec<Event>>, ExecuteError<ToyError>>;
 
-/// Runs `execute` on another thread and fails if it takes longer than 10 s.
-pub fn run_with_timeout(vm: Arc<ToyVm>, concurrency: usize) -> ToyResult {
+/// An executor of toy blocks.
+pub type ToyExecutor = Executor<u64, u64>;
+
+/// Runs the block on `executor` on another thread, failing if it takes longer than 10 s;
+/// hands the executor back.
+pub fn run_on(vm: Arc<ToyVm>, mut executor: ToyExecutor) -> (ToyResult, ToyExecutor) {
     let (sender, receiver) = mpsc::channel();
     thread::spawn(move || {
-        let result = execute(vm.as_ref(), vm.txs.len(), concurrency);
-        let _ = sender.send(result);
+        let result = executor.execute(vm.as_ref(), vm.txs.len());
+        let _ = sender.send((result, executor));
     });
     receiver
         .recv_timeout(Duration::from_secs(10))
         .expect("execute did not finish within 10 s")
 }
 
+/// Runs the block on a new executor of `concurrency` workers (see [`run_on`]).
+pub fn run_with_timeout(vm: Arc<ToyVm>, concurrency: usize) -> ToyResult {
+    run_on(vm, Executor::new(concurrency)).0
+}
+
 /// Runs the block in parallel and asserts it matches the serial run; returns the result.
-pub fn assert_matches_serial(
+pub fn assert_matches_serial(vm: &Arc<ToyVm>, concurrency: usize) -> BlockResult<Vec<Event>> {
+    assert_matches_serial_on(vm, Executor::new(concurrency)).0
+}
+
+/// [`assert_matches_serial`] on a given executor, which is handed back.
+pub fn assert_matches_serial_on(
     vm: &Arc<ToyVm>,
-    concurrency: usize,
-) -> BlockResult<u64, u64, Vec<Event>> {
+    executor: ToyExecutor,
+) -> (BlockResult<Vec<Event>>, ToyExecutor) {
+    let concurrency = executor.concurrency();
     let (outputs, state) = vm.serial();
-    let result = match run_with_timeout(Arc::clone(vm), concurrency) {
+    let (result, executor) = run_on(Arc::clone(vm), executor);
+    let result = match result {
         Ok(result) => result,
         Err(error) => panic!("block failed at {concurrency} threads: {error:?}"),
     };
     assert_eq!(result.outputs, outputs, "outputs at {concurrency} threads");
+    let memory = executor.memory();
     for tx_idx in 0..vm.txs.len() {
-        for key in result.memory.written_keys(tx_idx) {
+        for key in memory.written_keys(tx_idx) {
             assert_eq!(
-                result.memory.final_value(&key),
+                memory.final_value(&key),
                 state.get(&key).copied(),
                 "final value of key {key} at {concurrency} threads"
             );
@@ -195,5 +212,5 @@ pub fn assert_matches_serial(
     assert!(stats.executions >= block_size);
     assert_eq!(stats.re_executions, stats.executions - block_size);
     assert!(stats.validations >= block_size);
-    result
+    (result, executor)
 }
