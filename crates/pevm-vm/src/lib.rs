@@ -6,6 +6,7 @@ mod block;
 mod block_hooks;
 mod error;
 mod hardfork;
+mod lazy;
 mod mv_db;
 mod overlay;
 mod parallel;

@@ -17,6 +17,7 @@ use revm::{
 };
 
 use crate::{
+    lazy::{can_credit, LazyCredits},
     result::{account_after, fee_write, AccountState, AccountWrite},
     serial::account_info,
     ProviderError, StateProvider,
@@ -33,6 +34,8 @@ pub(crate) enum Location {
     StorageReset(Address),
     /// The fee transaction `TxIdx` paid to the beneficiary without reading its account.
     LazyFee(TxIdx),
+    /// The value transaction `TxIdx` credited to the address without reading its account.
+    LazyCredit(Address, TxIdx),
 }
 
 /// The value a transaction wrote to a [`Location`].
@@ -44,8 +47,8 @@ pub(crate) enum LocationValue {
     Storage(U256),
     /// A storage wipe.
     StorageReset,
-    /// A fee owed to the beneficiary.
-    Fee(U256),
+    /// A fee owed to the beneficiary, or a value owed to a lazily credited recipient.
+    Credit(U256),
 }
 
 /// The multi-version memory of an EVM block.
@@ -86,7 +89,11 @@ pub(crate) struct MvDb<'a, P> {
     memory: &'a EvmMemory,
     provider: &'a P,
     facts: BlockFacts,
+    lazy: &'a LazyCredits,
     tx_idx: TxIdx,
+    /// The recipient this incarnation may credit lazily, and, once it has been shown its
+    /// account without the credits owed to it, that account.
+    lazy_recipient: Option<(Address, Option<Option<AccountState>>)>,
     /// Every read, with the version it saw.
     reads: ReadSet<Location>,
     /// Whether an earlier transaction wrote each account read so far: only then can its
@@ -95,12 +102,19 @@ pub(crate) struct MvDb<'a, P> {
 }
 
 impl<'a, P: StateProvider> MvDb<'a, P> {
-    pub(crate) fn new(memory: &'a EvmMemory, provider: &'a P, facts: BlockFacts) -> Self {
+    pub(crate) fn new(
+        memory: &'a EvmMemory,
+        provider: &'a P,
+        facts: BlockFacts,
+        lazy: &'a LazyCredits,
+    ) -> Self {
         Self {
             memory,
             provider,
             facts,
+            lazy,
             tx_idx: 0,
+            lazy_recipient: None,
             reads: Vec::new(),
             written_accounts: SmallVec::new(),
         }
@@ -109,6 +123,7 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
     /// Prepares for an incarnation of transaction `tx_idx`.
     pub(crate) fn start(&mut self, tx_idx: TxIdx) {
         self.tx_idx = tx_idx;
+        self.lazy_recipient = self.lazy.recipient(tx_idx).map(|to| (to, None));
         self.reads.clear();
         self.written_accounts.clear();
     }
@@ -131,6 +146,15 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
                 Ok(None)
             }
             MvRead::Estimate(blocking) => Err(ReadError::Blocked(blocking)),
+        }
+    }
+
+    /// The recipient credited lazily by the incarnation that just ran, with the account it
+    /// was shown.
+    pub(crate) fn lazy_credit(&self) -> Option<(Address, Option<&AccountState>)> {
+        match &self.lazy_recipient {
+            Some((to, Some(base))) => Some((*to, base.as_ref())),
+            _ => None,
         }
     }
 
@@ -169,12 +193,34 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
         if address == self.facts.beneficiary {
             // The fees of the transactions since the account's last full write are owed to it.
             for tx in writer.map_or(0, |w| w + 1)..self.tx_idx {
-                if let Some(LocationValue::Fee(fee)) = self.read(Location::LazyFee(tx))? {
+                if let Some(LocationValue::Credit(fee)) = self.read(Location::LazyFee(tx))? {
                     let write = fee_write(account.as_ref(), fee, self.facts.eip161);
                     account = account_after(account, write.as_ref());
                 }
             }
             // Fee reads above make `last_writer` meaningless for this account's storage.
+            self.written_accounts.push((address, true));
+            return Ok(account);
+        }
+        if let Some((to, shown @ None)) = &mut self.lazy_recipient {
+            if *to == address && can_credit(account.as_ref()) {
+                // The transfer only adds to this balance: show the account without the
+                // credits owed to it, and record the increase as one more credit.
+                *shown = Some(account.clone());
+                return Ok(account);
+            }
+        }
+        let lazy = self.lazy;
+        let creditors = lazy.creditors_between(&address, writer, self.tx_idx);
+        for &tx in creditors {
+            if let Some(LocationValue::Credit(value)) =
+                self.read(Location::LazyCredit(address, tx))?
+            {
+                let write = fee_write(account.as_ref(), value, self.facts.eip161);
+                account = account_after(account, write.as_ref());
+            }
+        }
+        if !creditors.is_empty() {
             self.written_accounts.push((address, true));
         }
         Ok(account)
@@ -233,16 +279,23 @@ impl<P: StateProvider> Database for MvDb<'_, P> {
     }
 }
 
-/// The memory writes of transaction `tx_idx`: its account writes, and the fee it owes the
-/// beneficiary when it did not read the beneficiary's account.
+/// The memory writes of transaction `tx_idx`: its account writes, the fee it owes the
+/// beneficiary when it did not read the beneficiary's account, and its lazy credit.
 pub(crate) fn memory_writes(
     tx_idx: TxIdx,
     writes: &[(Address, AccountWrite)],
     lazy_fee: Option<U256>,
+    lazy_credit: Option<(Address, U256)>,
 ) -> WriteSet<Location, LocationValue> {
-    let mut out = Vec::with_capacity(writes.len() * 2 + 1);
+    let mut out = Vec::with_capacity(writes.len() * 2 + 2);
     if let Some(fee) = lazy_fee {
-        out.push((Location::LazyFee(tx_idx), LocationValue::Fee(fee)));
+        out.push((Location::LazyFee(tx_idx), LocationValue::Credit(fee)));
+    }
+    if let Some((to, value)) = lazy_credit {
+        out.push((
+            Location::LazyCredit(to, tx_idx),
+            LocationValue::Credit(value),
+        ));
     }
     for (address, write) in writes {
         match write {

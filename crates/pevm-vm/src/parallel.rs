@@ -20,6 +20,7 @@ use revm::{
 };
 
 use crate::{
+    lazy::{take_credit, LazyCredits},
     mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
     result::{apply_writes, fee_write, AccountState, AccountWrite},
     serial::{check_block_gas, execute_block_serial_timed, tx_outcome},
@@ -33,6 +34,8 @@ struct TxOutput {
     writes: Vec<(Address, AccountWrite)>,
     /// The fee owed to the beneficiary, when the transaction never read its account.
     lazy_fee: Option<U256>,
+    /// The value credited to a recipient without reading its account.
+    lazy_credit: Option<(Address, U256)>,
 }
 
 /// The revm EVM of one incarnation.
@@ -81,6 +84,7 @@ struct EvmVm<'a, P> {
     block: &'a Block,
     cfg: CfgEnv,
     facts: BlockFacts,
+    lazy: LazyCredits,
     /// Per transaction: the lower transaction it is known to depend on.
     known_dependencies: Vec<Option<TxIdx>>,
 }
@@ -103,18 +107,17 @@ fn known_dependencies(txs: &[TxEnv]) -> Vec<Option<TxIdx>> {
 
 impl<'a, P: StateProvider> EvmVm<'a, P> {
     fn new(provider: &'a P, block: &'a Block) -> Self {
+        let spec = block.hardfork.spec_id();
         let facts = BlockFacts {
             beneficiary: block.env.beneficiary,
-            eip161: block
-                .hardfork
-                .spec_id()
-                .is_enabled_in(SpecId::SPURIOUS_DRAGON),
+            eip161: spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
         };
         Self {
             provider,
             block,
             cfg: block.cfg(),
             facts,
+            lazy: LazyCredits::new(&block.txs, block.env.beneficiary, spec),
             known_dependencies: known_dependencies(&block.txs),
         }
     }
@@ -135,7 +138,7 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
     }
 
     fn worker<'m>(&'m self, memory: &'m EvmMemory) -> MvEvm<'m, P> {
-        let db = MvDb::new(memory, self.provider, self.facts);
+        let db = MvDb::new(memory, self.provider, self.facts, &self.lazy);
         Context::mainnet()
             .with_db(db)
             .with_block(self.block.env.clone())
@@ -173,13 +176,26 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
             ),
         };
         let lazy_fee = handler.fee.get();
-        let output = outcome.map(|(result, writes)| TxOutput {
-            result,
-            writes,
-            lazy_fee,
+        let db = &evm.ctx.journaled_state.database;
+        let output = outcome.and_then(|(result, mut writes)| {
+            let lazy_credit = match db.lazy_credit() {
+                Some((to, base)) => take_credit(&mut writes, to, base)
+                    .map_err(|write| ExecutionError::Evm {
+                        index,
+                        message: format!("unexpected write to lazily credited {to}: {write:?}"),
+                    })?
+                    .map(|value| (to, value)),
+                None => None,
+            };
+            Ok(TxOutput {
+                result,
+                writes,
+                lazy_fee,
+                lazy_credit,
+            })
         });
         let writes = match &output {
-            Ok(out) => memory_writes(index, &out.writes, out.lazy_fee),
+            Ok(out) => memory_writes(index, &out.writes, out.lazy_fee, out.lazy_credit),
             Err(_) => Vec::new(),
         };
         ExecOutcome::Done {
@@ -308,7 +324,7 @@ pub fn execute_block_with_stats<P: StateProvider>(
 }
 
 /// The block output from the transactions' outputs, in order: cumulative gas, the state
-/// diff, and the fees owed to the beneficiary.
+/// diff, the fees owed to the beneficiary and the values owed to lazily credited recipients.
 fn fold_outputs<P: StateProvider>(
     provider: &P,
     block: &Block,
@@ -329,16 +345,17 @@ fn fold_outputs<P: StateProvider>(
             mut result,
             writes,
             lazy_fee,
+            lazy_credit,
         } = output?;
         cumulative_gas_used += result.gas_used;
         result.cumulative_gas_used = cumulative_gas_used;
         apply_writes(&mut state, &writes);
-        if let Some(fee) = lazy_fee {
-            let beneficiary = facts.beneficiary;
-            let prev = match state.get(&beneficiary) {
+        let credits = lazy_fee.map(|fee| (facts.beneficiary, fee));
+        for (address, value) in credits.into_iter().chain(lazy_credit) {
+            let prev = match state.get(&address) {
                 Some(change) => change.info.clone(),
                 None => provider
-                    .basic(beneficiary)
+                    .basic(address)
                     .map_err(|error| ExecutionError::Provider { index, error })?
                     .map(|a| AccountState {
                         balance: a.balance,
@@ -347,8 +364,8 @@ fn fold_outputs<P: StateProvider>(
                         code: None,
                     }),
             };
-            if let Some(write) = fee_write(prev.as_ref(), fee, facts.eip161) {
-                apply_writes(&mut state, &[(beneficiary, write)]);
+            if let Some(write) = fee_write(prev.as_ref(), value, facts.eip161) {
+                apply_writes(&mut state, &[(address, write)]);
             }
         }
         results.push(result);

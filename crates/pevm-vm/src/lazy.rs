@@ -1,0 +1,227 @@
+//! Lazy value transfers: a plain ETH transfer credits its recipient as a delta instead of a
+//! read-modify-write of the recipient's balance, so that many transfers to one address do not
+//! depend on each other. A transaction that really reads the recipient's account (a transfer
+//! from it, `BALANCE`, a call with value) adds up the credits owed to it since the account's
+//! last full write, and so depends on exactly those.
+
+use std::collections::HashMap;
+
+use ahash::RandomState;
+use alloy_primitives::{Address, TxKind, U256};
+use pevm_core::TxIdx;
+use revm::{
+    context::TxEnv,
+    precompile::{PrecompileSpecId, Precompiles},
+    primitives::{hardfork::SpecId, KECCAK_EMPTY},
+};
+
+use crate::result::{AccountState, AccountWrite};
+
+/// Balances from this value (2^254) on are always read, never credited lazily: below it, no
+/// sum of a block's credits (each below [`LAZY_VALUE_LIMIT`]) can overflow, exactly as the
+/// serial transfers would not.
+const LAZY_BALANCE_LIMIT: U256 = U256::from_limbs([0, 0, 0, 1 << 62]);
+
+/// Transfers of this value (2^128) or more are never lazy.
+const LAZY_VALUE_LIMIT: U256 = U256::from_limbs([0, 0, 1, 0]);
+
+/// Which transactions may credit their recipient lazily, decided before execution from the
+/// transactions alone; whether a credit really is lazy is decided during execution, from the
+/// recipient's account as read (see [`can_credit`]).
+#[derive(Debug, Default)]
+pub(crate) struct LazyCredits {
+    /// Per transaction: the recipient it may credit lazily.
+    recipients: Vec<Option<Address>>,
+    /// Per recipient: the transactions that may credit it, in block order.
+    creditors: HashMap<Address, Vec<TxIdx>, RandomState>,
+}
+
+impl LazyCredits {
+    /// The candidates of a block: plain calls with value to another address that is neither
+    /// the beneficiary (credited by fees already) nor a precompile, without EIP-7702
+    /// authorisations.
+    pub(crate) fn new(txs: &[TxEnv], beneficiary: Address, spec: SpecId) -> Self {
+        let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(spec));
+        let mut creditors: HashMap<Address, Vec<TxIdx>, RandomState> = HashMap::default();
+        let recipients = txs
+            .iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                let TxKind::Call(to) = tx.kind else {
+                    return None;
+                };
+                let candidate = !tx.value.is_zero()
+                    && tx.value < LAZY_VALUE_LIMIT
+                    && to != tx.caller
+                    && to != beneficiary
+                    && tx.authorization_list.is_empty()
+                    && !precompiles.contains(&to);
+                candidate.then(|| {
+                    creditors.entry(to).or_default().push(index);
+                    to
+                })
+            })
+            .collect();
+        Self {
+            recipients,
+            creditors,
+        }
+    }
+
+    /// The recipient transaction `tx_idx` may credit lazily.
+    pub(crate) fn recipient(&self, tx_idx: TxIdx) -> Option<Address> {
+        self.recipients.get(tx_idx).copied().flatten()
+    }
+
+    /// The transactions strictly between `after` (or the block's start) and `before` that may
+    /// have credited `address` lazily.
+    pub(crate) fn creditors_between(
+        &self,
+        address: &Address,
+        after: Option<TxIdx>,
+        before: TxIdx,
+    ) -> &[TxIdx] {
+        let Some(txs) = self.creditors.get(address) else {
+            return &[];
+        };
+        let start = after.map_or(0, |after| txs.partition_point(|&tx| tx <= after));
+        let end = txs.partition_point(|&tx| tx < before);
+        txs.get(start..end).unwrap_or_default()
+    }
+}
+
+/// Whether `account` (as the transactions before left it) can take a lazy credit: it has no
+/// code, so a transfer to it runs nothing that could see its balance, and its balance is far
+/// from overflowing.
+pub(crate) fn can_credit(account: Option<&AccountState>) -> bool {
+    account.is_none_or(|a| a.code_hash == KECCAK_EMPTY && a.balance < LAZY_BALANCE_LIMIT)
+}
+
+/// The credit a transaction made to the lazily credited `recipient`, taking its write of
+/// the recipient out of `writes`: `base` is the account it was shown (without the credits
+/// owed to it). `Ok(None)` when the transaction left the recipient unchanged (it failed);
+/// `Err` with the unexpected write when the transaction changed more than the balance.
+pub(crate) fn take_credit(
+    writes: &mut Vec<(Address, AccountWrite)>,
+    recipient: Address,
+    base: Option<&AccountState>,
+) -> Result<Option<U256>, AccountWrite> {
+    let Some(position) = writes.iter().position(|(a, _)| *a == recipient) else {
+        return Ok(None);
+    };
+    let (_, write) = writes.remove(position);
+    let (balance, nonce, code_hash) = base.map_or((U256::ZERO, 0, KECCAK_EMPTY), |a| {
+        (a.balance, a.nonce, a.code_hash)
+    });
+    match &write {
+        AccountWrite::Updated {
+            info,
+            created: false,
+            code_changed: false,
+            storage,
+            ..
+        } if storage.is_empty()
+            && info.nonce == nonce
+            && info.code_hash == code_hash
+            && info.balance > balance =>
+        {
+            Ok(Some(info.balance - balance))
+        }
+        _ => Err(write),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transfer(from: u8, to: u8, value: u64) -> TxEnv {
+        TxEnv {
+            caller: Address::with_last_byte(from),
+            kind: TxKind::Call(Address::with_last_byte(to)),
+            value: U256::from(value),
+            ..TxEnv::default()
+        }
+    }
+
+    #[test]
+    fn candidates_are_plain_value_transfers_to_others() {
+        let beneficiary = Address::with_last_byte(0xbb);
+        let txs = vec![
+            transfer(0x10, 0x20, 5),
+            transfer(0x11, 0x20, 0), // no value
+            transfer(0x12, 0x12, 5), // to itself
+            transfer(0x13, 0xbb, 5), // to the beneficiary
+            transfer(0x14, 0x01, 5), // to a precompile
+            transfer(0x15, 0x20, 7),
+            TxEnv::default(), // a creation
+        ];
+        let lazy = LazyCredits::new(&txs, beneficiary, SpecId::CANCUN);
+        let recipients: Vec<_> = (0..txs.len()).map(|tx| lazy.recipient(tx)).collect();
+        let to = Some(Address::with_last_byte(0x20));
+        assert_eq!(recipients, [to, None, None, None, None, to, None]);
+        let x = Address::with_last_byte(0x20);
+        assert_eq!(lazy.creditors_between(&x, None, 6), &[0, 5]);
+        assert_eq!(lazy.creditors_between(&x, Some(0), 6), &[5]);
+        assert_eq!(lazy.creditors_between(&x, None, 5), &[0]);
+        assert_eq!(lazy.creditors_between(&x, Some(5), 6), &[] as &[TxIdx]);
+        assert_eq!(
+            lazy.creditors_between(&beneficiary, None, 6),
+            &[] as &[TxIdx]
+        );
+    }
+
+    #[test]
+    fn only_codeless_accounts_far_from_overflow_take_credits() {
+        let account = |balance: U256, code_hash| AccountState {
+            balance,
+            nonce: 1,
+            code_hash,
+            code: None,
+        };
+        assert!(can_credit(None));
+        assert!(can_credit(Some(&account(U256::from(9), KECCAK_EMPTY))));
+        assert!(!can_credit(Some(&account(
+            LAZY_BALANCE_LIMIT,
+            KECCAK_EMPTY
+        ))));
+        assert!(!can_credit(Some(&account(U256::ZERO, [1; 32].into()))));
+    }
+
+    #[test]
+    fn credit_is_the_balance_increase_of_a_plain_update() {
+        let x = Address::with_last_byte(0x20);
+        let base = AccountState {
+            balance: U256::from(100),
+            nonce: 3,
+            code_hash: KECCAK_EMPTY,
+            code: None,
+        };
+        let update = |balance: u64, nonce| AccountWrite::Updated {
+            info: AccountState {
+                balance: U256::from(balance),
+                nonce,
+                ..base.clone()
+            },
+            info_changed: true,
+            code_changed: false,
+            created: false,
+            storage: Vec::new(),
+        };
+        let other = (Address::with_last_byte(0x10), update(1, 1));
+        let mut writes = vec![other.clone(), (x, update(130, 3))];
+        assert_eq!(
+            take_credit(&mut writes, x, Some(&base)),
+            Ok(Some(U256::from(30)))
+        );
+        assert_eq!(writes, [other.clone()]);
+        assert_eq!(take_credit(&mut writes, x, Some(&base)), Ok(None));
+        let mut writes = vec![(x, update(130, 4))];
+        assert_eq!(
+            take_credit(&mut writes, x, Some(&base)),
+            Err(update(130, 4))
+        );
+        let mut writes = vec![(x, update(7, 0))];
+        assert_eq!(take_credit(&mut writes, x, None), Ok(Some(U256::from(7))));
+    }
+}
