@@ -10,7 +10,7 @@ cargo test --workspace
 cargo build --release -p pevm-bench
 data="${PEVM_DATA:-../shared}"
 if [ -d "$data/mainnet" ]; then
-  target/release/pevm-bench replay "$data/mainnet" --threads 1,2,4,8
+  target/release/pevm-bench replay "$data/mainnet" --threads 1,2,4,8 --always-parallel
 elif [ "${CI:-}" = "true" ]; then
   echo "shared data missing: $data/mainnet (set PEVM_DATA)" >&2
   exit 1

@@ -9,7 +9,7 @@ use std::{
 };
 
 use pevm_vm::{
-    analyze_block, execute_block_serial, Block, DependencyGraph, ExecStats, InMemoryProvider,
+    analyze_block, execute_block_serial, Block, BlockStats, DependencyGraph, InMemoryProvider,
 };
 use serde_json::{json, Value};
 
@@ -44,7 +44,7 @@ pub struct Measurement {
     /// Per thread count: parallel times, one per iteration.
     pub parallel: BTreeMap<usize, Vec<Duration>>,
     /// Per thread count: the engine's counters of the last run.
-    pub stats: BTreeMap<usize, ExecStats>,
+    pub stats: BTreeMap<usize, BlockStats>,
     /// The block's dependency graph, weighted by serial execution time.
     pub graph: DependencyGraph,
 }
@@ -150,9 +150,10 @@ impl Measurement {
             "parallel_spread_ms": per_thread(&|_, times| spread(times)),
             "speedup": per_thread(&|t, _| json!(round3(self.speedup(t)))),
             "gas_per_s": per_thread(&|t, _| json!(gas_per_s(self.parallel_median(t)))),
-            "re_executions": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.re_executions))),
-            "estimate_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.estimate_aborts))),
-            "validation_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.validation_aborts))),
+            "workers": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.plan.workers))),
+            "re_executions": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.engine.re_executions))),
+            "estimate_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.engine.estimate_aborts))),
+            "validation_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.engine.validation_aborts))),
             "bound": per_thread(&|t, _| json!(round3(self.bound(t)))),
             "efficiency": per_thread(&|t, _| json!(round3(self.efficiency(t)))),
             "critical_path_bound": round3(self.graph.bound()),
@@ -175,6 +176,9 @@ pub struct Options {
     pub json: bool,
     /// An SVG file to draw into.
     pub plot: Option<PathBuf>,
+    /// Whether blocks get a plan (serial or fewer workers when parallel cannot win); false
+    /// measures the parallel engine on every block.
+    pub adaptive: bool,
 }
 
 /// `pevm-bench bench`: measures the `gigagas` workloads and the blocks under `paths`, prints
@@ -182,7 +186,7 @@ pub struct Options {
 pub fn command(paths: &[PathBuf], gigagas: &[String], options: &Options) -> bool {
     let mut ok = true;
     let mut measured = Vec::new();
-    let mut engines = replay::engines(&options.threads);
+    let mut engines = replay::engines(&options.threads, options.adaptive);
     let mut run = |name: &str, block: &Block, provider: &InMemoryProvider| {
         let subject = Subject {
             name: name.to_string(),
@@ -241,7 +245,7 @@ fn print_row(m: &Measurement, json: bool) {
         .keys()
         .map(|&t| {
             let p = m.parallel_median(t).as_secs_f64() * 1e3;
-            let re = m.stats.get(&t).map_or(0, |s| s.re_executions);
+            let re = m.stats.get(&t).map_or(0, |s| s.engine.re_executions);
             let (speedup, bound) = (m.speedup(t), m.bound(t));
             format!("  {t}t {p:.3} ms x{speedup:.2} (bound x{bound:.2}) re-exec {re}")
         })

@@ -34,6 +34,10 @@ enum Command {
         /// Thread counts for parallel runs, comma-separated (default: the machine's cores).
         #[arg(long, value_delimiter = ',')]
         threads: Option<Vec<NonZeroUsize>>,
+        /// Run every block on the parallel engine with every worker, even where the plan
+        /// would run it serially or on fewer workers.
+        #[arg(long)]
+        always_parallel: bool,
     },
 
     /// Replay ethereum/tests BlockchainTests files serially and in parallel, checking every
@@ -70,6 +74,10 @@ enum Command {
         /// Also draw speedup against bound, and gas per second, into this SVG file.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Run every block on the parallel engine with every worker, even where the plan
+        /// would run it serially or on fewer workers.
+        #[arg(long)]
+        always_parallel: bool,
     },
 
     /// Download blocks from a JSON-RPC node into fixture folders (`DIR/<N>/`).
@@ -83,7 +91,13 @@ fn main() -> ExitCode {
             paths,
             json,
             threads,
-        } => replay_command(paths, json, &threads.unwrap_or_else(default_threads)),
+            always_parallel,
+        } => replay_command(
+            paths,
+            json,
+            &threads.unwrap_or_else(default_threads),
+            !always_parallel,
+        ),
         Command::BlockchainTests {
             paths,
             json,
@@ -96,12 +110,14 @@ fn main() -> ExitCode {
             iters,
             json,
             plot,
+            always_parallel,
         } => {
             let options = bench::Options {
                 threads: threads.unwrap_or_else(default_threads),
                 iters,
                 json,
                 plot,
+                adaptive: !always_parallel,
             };
             exit_code(bench::command(&paths, &gigagas, &options))
         }
@@ -123,9 +139,14 @@ fn default_threads() -> Vec<NonZeroUsize> {
     vec![thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)]
 }
 
-fn replay_command(mut paths: Vec<PathBuf>, json: bool, threads: &[NonZeroUsize]) -> ExitCode {
+fn replay_command(
+    mut paths: Vec<PathBuf>,
+    json: bool,
+    threads: &[NonZeroUsize],
+    adaptive: bool,
+) -> ExitCode {
     let start = Instant::now();
-    let mut engines = replay::engines(threads);
+    let mut engines = replay::engines(threads, adaptive);
     let mut rows = Vec::new();
     let mut report = |row: Row| {
         print_row(&row, json);

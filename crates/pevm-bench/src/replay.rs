@@ -9,7 +9,7 @@ use std::{
 };
 
 use pevm_vm::{
-    execute_block_serial, Block, BlockOutput, ExecStats, ExecutionError, InMemoryProvider, Pevm,
+    execute_block_serial, Block, BlockOutput, BlockStats, ExecutionError, InMemoryProvider, Pevm,
 };
 use serde_json::{json, Value};
 
@@ -74,23 +74,34 @@ impl Row {
             row["parallel_ms"] = per_thread(&|_, p| json!(ms(p.elapsed)));
             row["speedup"] =
                 per_thread(&|t, _| json!((self.speedup(t).unwrap_or(0.0) * 1e3).round() / 1e3));
-            row["re_executions"] = per_thread(&|_, p| json!(p.stats.re_executions));
-            row["stats"] = per_thread(&|_, p| {
-                let s = &p.stats;
-                json!({
-                    "executions": s.executions,
-                    "validations": s.validations,
-                    "estimate_aborts": s.estimate_aborts,
-                    "validation_aborts": s.validation_aborts,
-                    "dependency_waits": s.dependency_waits,
-                })
-            });
+            row["re_executions"] = per_thread(&|_, p| json!(p.stats.engine.re_executions));
+            row["workers"] = per_thread(&|_, p| json!(p.stats.plan.workers));
+            row["stats"] = per_thread(&|_, p| stats_json(&p.stats));
         }
         if let Some(error) = &self.error {
             row["error"] = json!(error);
         }
         row
     }
+}
+
+/// What the engine did for a block, as JSON.
+pub fn stats_json(stats: &BlockStats) -> Value {
+    let s = &stats.engine;
+    json!({
+        "workers": stats.plan.workers,
+        "total_gas": stats.plan.total_gas,
+        "critical_gas": stats.plan.critical_gas,
+        "executions": s.executions,
+        "re_executions": s.re_executions,
+        "validations": s.validations,
+        "estimate_aborts": s.estimate_aborts,
+        "validation_aborts": s.validation_aborts,
+        "dependency_waits": s.dependency_waits,
+        "lazy_fees": stats.lazy_fees,
+        "lazy_credits": stats.lazy_credits,
+        "lazy_accounts": stats.lazy_accounts,
+    })
 }
 
 /// One parallel run of a block.
@@ -100,8 +111,8 @@ pub struct Parallel {
     pub elapsed: Duration,
     /// Whether its output (or error) equalled the serial one.
     pub matches: bool,
-    /// The engine's counters.
-    pub stats: ExecStats,
+    /// What the engine did.
+    pub stats: BlockStats,
 }
 
 /// Milliseconds, rounded to microseconds.
@@ -128,9 +139,13 @@ const ROUNDS: usize = 3;
 /// One long-lived parallel executor per thread count, reused for every block of a run.
 pub type Engines = Vec<(NonZeroUsize, Pevm)>;
 
-/// An executor for each of `threads`.
-pub fn engines(threads: &[NonZeroUsize]) -> Engines {
-    threads.iter().map(|&t| (t, Pevm::new(t))).collect()
+/// An executor for each of `threads`; with `adaptive` false, every block runs on the
+/// parallel engine with every worker (see [`Pevm::adaptive`]).
+pub fn engines(threads: &[NonZeroUsize], adaptive: bool) -> Engines {
+    threads
+        .iter()
+        .map(|&t| (t, Pevm::new(t).adaptive(adaptive)))
+        .collect()
 }
 
 /// Replays the block folder `dir`: serially, then in parallel on each of `engines`.
@@ -200,7 +215,7 @@ fn run(
     for (t, engine) in engines.iter_mut() {
         let (output, stats) = match engine.execute_with_stats(provider, block) {
             Ok((output, stats)) => (Ok(output), stats),
-            Err(e) => (Err(e), ExecStats::default()),
+            Err(e) => (Err(e), BlockStats::default()),
         };
         let matches = output == serial;
         if !matches && row.error.is_none() {

@@ -1,4 +1,5 @@
-//! Every shared mainnet block: serial == header, and parallel == serial at 1, 2, 4 and 8 threads.
+//! Every shared mainnet block: serial == header, and parallel == serial at 1, 2, 4 and 8 threads
+//! (one long-lived engine per thread count runs every block, on the parallel path).
 
 use std::num::NonZeroUsize;
 
@@ -7,7 +8,7 @@ use pevm_bench::{
     fixture::{block_dirs, Fixture},
     replay::first_difference,
 };
-use pevm_vm::{execute_block, execute_block_serial};
+use pevm_vm::{execute_block_serial, Pevm};
 
 #[test]
 fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
@@ -16,6 +17,9 @@ fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
     };
     let dirs = block_dirs(&dir).expect("mainnet folder lists blocks");
     assert!(!dirs.is_empty());
+    let mut engines: Vec<_> = [1, 2, 4, 8]
+        .map(|t| (t, Pevm::new(NonZeroUsize::new(t).unwrap()).adaptive(false)))
+        .into();
     for dir in dirs {
         let fixture = Fixture::load(&dir).unwrap_or_else(|e| panic!("{e}"));
         let number = fixture.number();
@@ -28,12 +32,8 @@ fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
         {
             panic!("block {number}: {mismatch}");
         }
-        for threads in [1, 2, 4, 8] {
-            let parallel = execute_block(
-                &fixture.provider,
-                &fixture.block,
-                NonZeroUsize::new(threads).unwrap(),
-            );
+        for (threads, engine) in &mut engines {
+            let parallel = engine.execute(&fixture.provider, &fixture.block);
             assert!(
                 parallel == serial,
                 "block {number} at {threads} threads: {}",

@@ -167,11 +167,24 @@ where
 
     /// Runs a block of `block_size` transactions of `vm` on `min(concurrency, block_size)`
     /// workers. Block size 0 returns immediately.
-    #[allow(clippy::type_complexity)] // Spelled out on purpose: this is the crate's entry point.
     pub fn execute<M>(
         &mut self,
         vm: &M,
         block_size: usize,
+    ) -> Result<BlockResult<M::Output>, ExecuteError<M::Error>>
+    where
+        M: Vm<Key = K, Value = V>,
+    {
+        self.execute_on(vm, block_size, self.concurrency)
+    }
+
+    /// [`Self::execute`] on at most `workers` workers (at least one).
+    #[allow(clippy::type_complexity)] // Spelled out on purpose: this is the crate's entry point.
+    pub fn execute_on<M>(
+        &mut self,
+        vm: &M,
+        block_size: usize,
+        workers: usize,
     ) -> Result<BlockResult<M::Output>, ExecuteError<M::Error>>
     where
         M: Vm<Key = K, Value = V>,
@@ -185,7 +198,7 @@ where
             outputs: (0..block_size).map(|_| Mutex::new(None)).collect(),
             error: Mutex::new(None),
         };
-        let workers = self.concurrency.min(block_size);
+        let workers = workers.clamp(1, self.concurrency).min(block_size);
         let mut stats = ExecStats::default();
         match &self.pool {
             Some(pool) if workers > 1 => {

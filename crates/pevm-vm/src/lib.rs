@@ -10,6 +10,7 @@ mod lazy;
 mod mv_db;
 mod overlay;
 mod parallel;
+mod plan;
 mod provider;
 mod receipts;
 mod result;
@@ -24,8 +25,9 @@ pub use block_hooks::{
 pub use error::ExecutionError;
 pub use hardfork::Hardfork;
 pub use overlay::OverlayProvider;
-pub use parallel::{analyze_block, execute_block, execute_block_with_stats, Pevm};
+pub use parallel::{analyze_block, execute_block, execute_block_with_stats, BlockStats, Pevm};
 pub use pevm_core::{DependencyGraph, ExecStats};
+pub use plan::{Plan, MIN_PARALLEL_GAS};
 pub use provider::{AccountBasic, InMemoryAccount, InMemoryProvider, ProviderError, StateProvider};
 pub use receipts::{logs_bloom, receipts_root, HeaderMismatch};
 pub use result::{AccountChange, AccountState, BlockOutput, StateDiff, TxResult, TxStatus};

@@ -1,8 +1,14 @@
 //! Parallel block execution: revm transactions as a Block-STM [`Vm`](pevm_core::Vm).
 
 use std::{
-    cell::Cell, collections::HashMap, convert::Infallible, num::NonZeroUsize, time::Duration,
+    cell::Cell,
+    collections::{HashMap, HashSet},
+    convert::Infallible,
+    num::NonZeroUsize,
+    time::Duration,
 };
+
+use ahash::RandomState;
 
 use alloy_primitives::{Address, TxKind, U256};
 use pevm_core::{
@@ -22,8 +28,9 @@ use revm::{
 use crate::{
     lazy::{take_credit, LazyCredits},
     mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
+    plan::Plan,
     result::{apply_writes, fee_write, AccountState, AccountWrite},
-    serial::{check_block_gas, execute_block_serial_timed, tx_outcome},
+    serial::{check_block_gas, execute_block_serial, execute_block_serial_timed, tx_outcome},
     Block, BlockOutput, ExecutionError, StateDiff, StateProvider, TxResult,
 };
 
@@ -92,7 +99,8 @@ struct EvmVm<'a, P> {
 /// Dependencies known before execution: a transaction depends on the last earlier one that
 /// its sender sent (the nonce) or received a call or transfer from (the balance).
 fn known_dependencies(txs: &[TxEnv]) -> Vec<Option<TxIdx>> {
-    let mut last_touch: HashMap<Address, TxIdx> = HashMap::with_capacity(txs.len() * 2);
+    let mut last_touch: HashMap<Address, TxIdx, RandomState> =
+        HashMap::with_capacity_and_hasher(txs.len() * 2, RandomState::default());
     txs.iter()
         .enumerate()
         .map(|(index, tx)| {
@@ -106,7 +114,7 @@ fn known_dependencies(txs: &[TxEnv]) -> Vec<Option<TxIdx>> {
 }
 
 impl<'a, P: StateProvider> EvmVm<'a, P> {
-    fn new(provider: &'a P, block: &'a Block) -> Self {
+    fn new(provider: &'a P, block: &'a Block, known_dependencies: Vec<Option<TxIdx>>) -> Self {
         let spec = block.hardfork.spec_id();
         let facts = BlockFacts {
             beneficiary: block.env.beneficiary,
@@ -118,7 +126,7 @@ impl<'a, P: StateProvider> EvmVm<'a, P> {
             cfg: block.cfg(),
             facts,
             lazy: LazyCredits::new(&block.txs, block.env.beneficiary, spec),
-            known_dependencies: known_dependencies(&block.txs),
+            known_dependencies,
         }
     }
 }
@@ -225,7 +233,7 @@ pub fn analyze_block<P: StateProvider>(
     block: &Block,
 ) -> Result<DependencyGraph, ExecutionError> {
     let (_, times) = execute_block_serial_timed(provider, block)?;
-    let vm = EvmVm::new(provider, block);
+    let vm = EvmVm::new(provider, block, known_dependencies(&block.txs));
     let mut executor = Executor::new(1);
     executor
         .execute(&vm, block.txs.len())
@@ -250,22 +258,48 @@ impl From<ReadError> for ExecutionError {
     }
 }
 
+/// What the engine did for one block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockStats {
+    /// How the block was run: the workers chosen and the estimate behind the choice.
+    pub plan: Plan,
+    /// The Block-STM counters; for a block run serially, one execution per transaction.
+    pub engine: ExecStats,
+    /// Transactions whose fee was owed to the beneficiary instead of written to its account.
+    pub lazy_fees: u64,
+    /// Transactions whose value was credited to the recipient as a delta.
+    pub lazy_credits: u64,
+    /// Accounts whose owed fees and credits were added up into the state diff.
+    pub lazy_accounts: u64,
+}
+
 /// A long-lived parallel block executor: configured once with its worker count, it runs
 /// block after block on the same worker threads and the same multi-version memory.
 ///
-/// Outputs are identical to [`execute_block_serial`](crate::execute_block_serial)'s, and so
-/// is the error for an invalid block.
+/// Each block first gets a [`Plan`]: a block too small or too dependent to win runs on the
+/// serial executor, or on fewer workers (see [`Pevm::adaptive`]). Outputs are identical to
+/// [`execute_block_serial`](crate::execute_block_serial)'s, and so is the error for an
+/// invalid block.
 #[derive(Debug)]
 pub struct Pevm {
     executor: Executor<Location, LocationValue>,
+    adaptive: bool,
 }
 
 impl Pevm {
-    /// An executor with `concurrency` workers (the calling thread is one of them).
+    /// An executor with `concurrency` workers (the calling thread is one of them), adaptive.
     pub fn new(concurrency: NonZeroUsize) -> Self {
         Self {
             executor: Executor::new(concurrency.get()),
+            adaptive: true,
         }
+    }
+
+    /// With `adaptive` false, every block runs on the parallel engine with every worker,
+    /// whatever its plan says (for measuring the engine itself).
+    pub fn adaptive(mut self, adaptive: bool) -> Self {
+        self.adaptive = adaptive;
+        self
     }
 
     /// The number of workers.
@@ -283,20 +317,44 @@ impl Pevm {
             .map(|(output, _)| output)
     }
 
-    /// [`Self::execute`], also returning the engine's counters (executions, re-executions,
-    /// validations, aborts).
+    /// [`Self::execute`], also returning what the engine did.
     pub fn execute_with_stats<P: StateProvider>(
         &mut self,
         provider: &P,
         block: &Block,
-    ) -> Result<(BlockOutput, ExecStats), ExecutionError> {
-        let vm = EvmVm::new(provider, block);
+    ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
+        let known = known_dependencies(&block.txs);
+        let concurrency = self.concurrency();
+        let mut plan = Plan::new(&block.txs, &known, concurrency);
+        if !self.adaptive {
+            plan.workers = concurrency;
+        }
+        if plan.workers == 1 && self.adaptive {
+            let output = execute_block_serial(provider, block)?;
+            let executions = block.txs.len() as u64;
+            let engine = ExecStats {
+                executions,
+                ..ExecStats::default()
+            };
+            let stats = BlockStats {
+                plan,
+                engine,
+                ..BlockStats::default()
+            };
+            return Ok((output, stats));
+        }
+        let vm = EvmVm::new(provider, block, known);
         let run = self
             .executor
-            .execute(&vm, block.txs.len())
+            .execute_on(&vm, block.txs.len(), plan.workers)
             .map_err(engine_error)?;
-        let output = fold_outputs(provider, block, vm.facts, run.outputs)?;
-        Ok((output, run.stats))
+        let mut stats = BlockStats {
+            plan,
+            engine: run.stats,
+            ..BlockStats::default()
+        };
+        let output = fold_outputs(provider, block, vm.facts, run.outputs, &mut stats)?;
+        Ok((output, stats))
     }
 }
 
@@ -313,13 +371,12 @@ pub fn execute_block<P: StateProvider>(
     Pevm::new(concurrency).execute(provider, block)
 }
 
-/// [`execute_block`], also returning the engine's counters (executions, re-executions,
-/// validations, aborts).
+/// [`execute_block`], also returning what the engine did.
 pub fn execute_block_with_stats<P: StateProvider>(
     provider: &P,
     block: &Block,
     concurrency: NonZeroUsize,
-) -> Result<(BlockOutput, ExecStats), ExecutionError> {
+) -> Result<(BlockOutput, BlockStats), ExecutionError> {
     Pevm::new(concurrency).execute_with_stats(provider, block)
 }
 
@@ -330,7 +387,9 @@ fn fold_outputs<P: StateProvider>(
     block: &Block,
     facts: BlockFacts,
     outputs: Vec<Result<TxOutput, ExecutionError>>,
+    stats: &mut BlockStats,
 ) -> Result<BlockOutput, ExecutionError> {
+    let mut lazy_accounts = HashSet::<Address, RandomState>::default();
     let mut results = Vec::with_capacity(outputs.len());
     let mut state = StateDiff::new();
     let mut cumulative_gas_used = 0;
@@ -350,8 +409,11 @@ fn fold_outputs<P: StateProvider>(
         cumulative_gas_used += result.gas_used;
         result.cumulative_gas_used = cumulative_gas_used;
         apply_writes(&mut state, &writes);
+        stats.lazy_fees += u64::from(lazy_fee.is_some());
+        stats.lazy_credits += u64::from(lazy_credit.is_some());
         let credits = lazy_fee.map(|fee| (facts.beneficiary, fee));
         for (address, value) in credits.into_iter().chain(lazy_credit) {
+            lazy_accounts.insert(address);
             let prev = match state.get(&address) {
                 Some(change) => change.info.clone(),
                 None => provider
@@ -370,5 +432,6 @@ fn fold_outputs<P: StateProvider>(
         }
         results.push(result);
     }
+    stats.lazy_accounts = lazy_accounts.len() as u64;
     Ok(BlockOutput { results, state })
 }

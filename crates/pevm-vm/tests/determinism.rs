@@ -6,7 +6,7 @@ mod common;
 use std::{collections::HashSet, num::NonZeroUsize};
 
 use common::{mixed_block, world};
-use pevm_vm::{execute_block, execute_block_serial, Hardfork};
+use pevm_vm::{execute_block_serial, Hardfork, Pevm};
 
 #[test]
 fn repeated_parallel_runs_give_the_serial_digest() {
@@ -18,7 +18,9 @@ fn repeated_parallel_runs_give_the_serial_digest() {
     let digests: HashSet<_> = (0..100)
         .map(|run| {
             let threads = NonZeroUsize::new(run % 8 + 1).unwrap();
-            execute_block(&provider, &block, threads)
+            Pevm::new(threads)
+                .adaptive(false)
+                .execute(&provider, &block)
                 .unwrap_or_else(|e| panic!("run {run} on {threads} threads failed: {e}"))
                 .digest()
         })

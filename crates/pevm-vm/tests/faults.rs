@@ -16,8 +16,8 @@ use std::{
 use alloy_primitives::{Address, B256, U256};
 use common::{observed, world, Action, BlockSpec, TxSpec, COUNTER, DESTRUCTIBLES};
 use pevm_vm::{
-    execute_block, execute_block_serial, revm::bytecode::Bytecode, AccountBasic, Block,
-    BlockOutput, ExecutionError, Hardfork, InMemoryProvider, ProviderError, StateProvider,
+    execute_block_serial, revm::bytecode::Bytecode, AccountBasic, Block, BlockOutput,
+    ExecutionError, Hardfork, InMemoryProvider, Pevm, ProviderError, StateProvider,
 };
 
 /// The error of a failing storage read.
@@ -96,7 +96,11 @@ fn execute_in_time(
     thread::spawn(move || {
         let threads = NonZeroUsize::new(threads).expect("at least one thread");
         // The receiver only goes away once the test has failed.
-        let _ = sender.send(execute_block(&*provider, &block, threads));
+        let _ = sender.send(
+            Pevm::new(threads)
+                .adaptive(false)
+                .execute(&*provider, &block),
+        );
     });
     match receiver.recv_timeout(Duration::from_secs(30)) {
         Ok(result) => result,

@@ -6,9 +6,7 @@ mod common;
 use std::num::NonZeroUsize;
 
 use common::{block_spec, mixed_block, world, BlockSpec};
-use pevm_vm::{
-    execute_block, execute_block_serial, BlockOutput, ExecutionError, Hardfork, TxStatus,
-};
+use pevm_vm::{execute_block_serial, BlockOutput, ExecutionError, Hardfork, Pevm, TxStatus};
 use proptest::{prelude::*, test_runner::TestCaseResult};
 
 /// Runs `spec` serially and on `threads` workers and checks both give the same outcome.
@@ -20,7 +18,9 @@ fn assert_same_outcome(
     let block = spec.block();
     let serial = execute_block_serial(&provider, &block);
     let threads = NonZeroUsize::new(threads).expect("at least one thread");
-    let parallel = execute_block(&provider, &block, threads);
+    let parallel = Pevm::new(threads)
+        .adaptive(false)
+        .execute(&provider, &block);
     prop_assert_eq!(&parallel, &serial, "{} threads", threads);
     Ok(serial)
 }
@@ -109,7 +109,9 @@ fn mixed_blocks_match_serial_at_every_thread_count() {
         let serial = execute_block_serial(&provider, &block)
             .unwrap_or_else(|e| panic!("{hardfork:?}: the mixed block is valid: {e}"));
         for threads in [1, 2, 3, 4, 8, 16] {
-            let parallel = execute_block(&provider, &block, NonZeroUsize::new(threads).unwrap());
+            let parallel = Pevm::new(NonZeroUsize::new(threads).unwrap())
+                .adaptive(false)
+                .execute(&provider, &block);
             assert_eq!(
                 parallel.as_ref(),
                 Ok(&serial),

@@ -11,8 +11,8 @@ use alloy_eips::eip4844::DATA_GAS_PER_BLOB;
 use alloy_primitives::B256;
 use alloy_rlp::Decodable;
 use pevm_vm::{
-    execute_block, execute_block_serial, execute_block_with_hooks, signed_tx_env, Block,
-    BlockHooks, Hardfork, InMemoryProvider, Ommer,
+    execute_block_serial, execute_block_with_hooks, signed_tx_env, Block, BlockHooks, Hardfork,
+    InMemoryProvider, Ommer, Pevm,
 };
 
 use crate::replay::first_difference;
@@ -132,8 +132,9 @@ pub fn import(
 
     let state = &head.state;
     let serial = execute_block_with_hooks(state, &block, &hooks, |p, b| execute_block_serial(p, b));
-    let parallel =
-        execute_block_with_hooks(state, &block, &hooks, |p, b| execute_block(p, b, threads));
+    let parallel = execute_block_with_hooks(state, &block, &hooks, |p, b| {
+        Pevm::new(threads).adaptive(false).execute(p, b)
+    });
     if serial != parallel {
         let difference = first_difference(&serial, &parallel);
         return Err(ImportError::ParallelMismatch(difference));

@@ -1,0 +1,91 @@
+//! Lazy value transfers stay exact (many transfers to one recipient, read back in between),
+//! and the plan runs chains and small blocks serially and wide blocks in parallel, with the
+//! same output either way.
+
+mod common;
+
+use std::num::NonZeroUsize;
+
+use common::{recipients, world, Action, BlockSpec, TxSpec, FRESH, SENDERS};
+use pevm_vm::{execute_block_serial, Hardfork, Pevm};
+
+/// Index of `address` in [`recipients`].
+fn recipient(address: alloy_primitives::Address) -> usize {
+    recipients().iter().position(|a| *a == address).unwrap()
+}
+
+/// Transfers from every sender to one fresh address and to sender 1, with reads of both
+/// balances and transfers out of sender 1 in between.
+fn hot_recipient_block(hardfork: Hardfork) -> BlockSpec {
+    let hot = recipient(FRESH[0]);
+    let sender_1 = recipient(common::sender(1));
+    let txs = (0..120)
+        .map(|i| {
+            let action = match i % 10 {
+                3 => Action::ReadBalance { of: hot },
+                7 => Action::ReadBalance { of: sender_1 },
+                5 | 8 => Action::Transfer {
+                    to: sender_1,
+                    value: 1_000 + i as u64,
+                },
+                _ => Action::Transfer {
+                    to: hot,
+                    value: 1 + i as u64,
+                },
+            };
+            TxSpec::new(if i % 10 == 9 { 1 } else { i % SENDERS }, action)
+        })
+        .collect();
+    BlockSpec::new(hardfork, txs)
+}
+
+#[test]
+fn lazy_credits_match_serial() {
+    let provider = world();
+    for hardfork in [Hardfork::Homestead, Hardfork::Cancun] {
+        let block = hot_recipient_block(hardfork).block();
+        let serial = execute_block_serial(&provider, &block).expect("valid block");
+        for threads in [1, 2, 4, 8] {
+            let mut pevm = Pevm::new(NonZeroUsize::new(threads).unwrap()).adaptive(false);
+            let (output, stats) = pevm
+                .execute_with_stats(&provider, &block)
+                .expect("valid block");
+            assert_eq!(output, serial, "{hardfork:?} at {threads} threads");
+            assert!(stats.lazy_credits >= 60, "{stats:?}");
+            assert!(stats.lazy_accounts >= 2, "{stats:?}");
+        }
+    }
+}
+
+#[test]
+fn plan_runs_chains_serially_and_wide_blocks_in_parallel() {
+    let provider = world();
+    let counter = |i: usize| Action::Counter {
+        load: (i % 4) as u8,
+        store: (i % 4) as u8 + 4,
+        add: 1,
+        starved: false,
+    };
+    // One sender: every transaction waits for the previous one's nonce.
+    let chain = BlockSpec::new(
+        Hardfork::Cancun,
+        (0..60).map(|i| TxSpec::new(0, counter(i))).collect(),
+    )
+    .block();
+    // Five senders: five independent chains.
+    let wide = BlockSpec::new(
+        Hardfork::Cancun,
+        (0..60)
+            .map(|i| TxSpec::new(i % SENDERS, counter(i)))
+            .collect(),
+    )
+    .block();
+    let mut pevm = Pevm::new(NonZeroUsize::new(4).unwrap());
+    for (block, workers) in [(&chain, 1), (&wide, 4)] {
+        let serial = execute_block_serial(&provider, block).expect("valid block");
+        let (output, stats) = pevm.execute_with_stats(&provider, block).expect("valid");
+        assert_eq!(output, serial);
+        assert_eq!(stats.plan.workers, workers, "{stats:?}");
+        assert!(stats.plan.total_gas >= pevm_vm::MIN_PARALLEL_GAS);
+    }
+}
