@@ -38,6 +38,10 @@ enum Command {
         /// would run it serially or on fewer workers.
         #[arg(long)]
         always_parallel: bool,
+        /// Recover every transaction's sender from its signature on the workers, and fail a
+        /// block whose signer differs from its `from`.
+        #[arg(long)]
+        verify_senders: bool,
     },
 
     /// Replay ethereum/tests BlockchainTests files serially and in parallel, checking every
@@ -92,11 +96,13 @@ fn main() -> ExitCode {
             json,
             threads,
             always_parallel,
+            verify_senders,
         } => replay_command(
             paths,
             json,
             &threads.unwrap_or_else(default_threads),
             !always_parallel,
+            verify_senders,
         ),
         Command::BlockchainTests {
             paths,
@@ -144,6 +150,7 @@ fn replay_command(
     json: bool,
     threads: &[NonZeroUsize],
     adaptive: bool,
+    verify_senders: bool,
 ) -> ExitCode {
     let start = Instant::now();
     let mut engines = replay::engines(threads, adaptive);
@@ -167,7 +174,7 @@ fn replay_command(
         match block_dirs(path) {
             Ok(dirs) => dirs
                 .iter()
-                .for_each(|dir| report(replay::replay_dir(dir, &mut engines))),
+                .for_each(|dir| report(replay::replay_dir(dir, &mut engines, verify_senders))),
             Err(e) => report(Row {
                 block: path.display().to_string(),
                 error: Some(e.to_string()),

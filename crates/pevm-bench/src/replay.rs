@@ -32,6 +32,9 @@ pub struct Row {
     pub header_match: Option<bool>,
     /// Per thread count: parallel time, and whether its output equalled the serial one.
     pub parallel: BTreeMap<usize, Parallel>,
+    /// Per thread count: how long recovering every sender from its signature took
+    /// (`--verify-senders`).
+    pub senders: BTreeMap<usize, Duration>,
     /// The first failure: load error, execution error or mismatch.
     pub error: Option<String>,
 }
@@ -77,6 +80,17 @@ impl Row {
             row["re_executions"] = per_thread(&|_, p| json!(p.stats.engine.re_executions));
             row["workers"] = per_thread(&|_, p| json!(p.stats.plan.workers));
             row["stats"] = per_thread(&|_, p| stats_json(&p.stats));
+        }
+        if !self.senders.is_empty() {
+            let per_thread = |f: &dyn Fn(&Duration) -> Value| -> Value {
+                self.senders
+                    .iter()
+                    .map(|(t, d)| (t.to_string(), f(d)))
+                    .collect()
+            };
+            row["senders_ms"] = per_thread(&|d| json!(ms(*d)));
+            let rate = |d: &Duration| (self.txs as f64 / d.as_secs_f64().max(1e-9)).round();
+            row["senders_per_s"] = per_thread(&|d| json!(rate(d)));
         }
         if let Some(error) = &self.error {
             row["error"] = json!(error);
@@ -148,8 +162,9 @@ pub fn engines(threads: &[NonZeroUsize], adaptive: bool) -> Engines {
         .collect()
 }
 
-/// Replays the block folder `dir`: serially, then in parallel on each of `engines`.
-pub fn replay_dir(dir: &Path, engines: &mut Engines) -> Row {
+/// Replays the block folder `dir`: serially, then in parallel on each of `engines`; with
+/// `verify_senders`, first recovers every transaction's sender on each engine's workers.
+pub fn replay_dir(dir: &Path, engines: &mut Engines, verify_senders: bool) -> Row {
     let fixture = match Fixture::load(dir) {
         Ok(fixture) => fixture,
         Err(e) => {
@@ -172,6 +187,17 @@ pub fn replay_dir(dir: &Path, engines: &mut Engines) -> Row {
         &fixture.provider,
         engines,
     );
+    if verify_senders {
+        for (t, engine) in engines.iter() {
+            let rpc_block = &fixture.rpc_block;
+            let (verified, elapsed) =
+                timed(|| engine.verify_senders(rpc_block, fixture.block.hardfork));
+            row.0.senders.insert(t.get(), elapsed);
+            if let Err(e) = verified {
+                row.0.error.get_or_insert(e.to_string());
+            }
+        }
+    }
     if let Some(output) = row.1.as_ref() {
         let check = output.check_header(fixture.block.hardfork, header);
         row.0.header_match = Some(check.is_ok());

@@ -3,12 +3,15 @@
 
 use std::num::NonZeroUsize;
 
+use alloy_consensus::transaction::Recovered;
+use alloy_primitives::Address;
+use alloy_rpc_types_eth::BlockTransactions;
 use pevm_bench::{
     data,
     fixture::{block_dirs, Fixture},
     replay::first_difference,
 };
-use pevm_vm::{execute_block_serial, Pevm};
+use pevm_vm::{execute_block_serial, ExecutionError, Pevm};
 
 #[test]
 fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
@@ -41,4 +44,42 @@ fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
             );
         }
     }
+}
+
+#[test]
+fn mainnet_senders_verify_and_a_forged_sender_is_caught() {
+    let Some(dir) = data::require(data::mainnet_dir()) else {
+        return;
+    };
+    let pevm = Pevm::new(NonZeroUsize::new(2).unwrap());
+    let mut checked = 0;
+    for dir in block_dirs(&dir).expect("mainnet folder lists blocks") {
+        let fixture = Fixture::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let hardfork = fixture.block.hardfork;
+        pevm.verify_senders(&fixture.rpc_block, hardfork)
+            .unwrap_or_else(|e| panic!("block {}: {e}", fixture.number()));
+        let mut forged = fixture.rpc_block.clone();
+        let BlockTransactions::Full(txs) = &mut forged.transactions else {
+            continue;
+        };
+        let Some(last) = txs.len().checked_sub(1) else {
+            continue;
+        };
+        let claimed = Address::repeat_byte(0x42);
+        let envelope = txs[last].inner.inner().clone();
+        txs[last].inner = Recovered::new_unchecked(envelope, claimed);
+        match pevm.verify_senders(&forged, hardfork) {
+            Err(ExecutionError::WrongSender {
+                index,
+                claimed: c,
+                recovered: Some(_),
+            }) => assert_eq!((index, c), (last, claimed)),
+            other => panic!(
+                "block {}: forged sender not caught: {other:?}",
+                fixture.number()
+            ),
+        }
+        checked += 1;
+    }
+    assert!(checked > 10);
 }

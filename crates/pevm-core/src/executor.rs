@@ -165,6 +165,29 @@ where
         &self.memory
     }
 
+    /// Applies `f` to every item on the executor's workers (the calling thread included), in
+    /// contiguous chunks, and returns the results in item order: a parallel stage outside
+    /// Block-STM, such as recovering the senders of a block's transactions.
+    pub fn map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+        let Some(pool) = self.pool.as_ref().filter(|_| items.len() > 1) else {
+            return items.iter().map(f).collect();
+        };
+        let chunk = items.len().div_ceil(self.concurrency);
+        let mut results: Vec<Vec<R>> = items.chunks(chunk).map(|_| Vec::new()).collect();
+        pool.in_place_scope(|scope| {
+            let f = &f;
+            let mut work = results.iter_mut().zip(items.chunks(chunk));
+            let own = work.next();
+            for (slot, chunk) in work {
+                scope.spawn(move |_| *slot = chunk.iter().map(f).collect());
+            }
+            if let Some((slot, chunk)) = own {
+                *slot = chunk.iter().map(f).collect();
+            }
+        });
+        results.into_iter().flatten().collect()
+    }
+
     /// Runs a block of `block_size` transactions of `vm` on `min(concurrency, block_size)`
     /// workers. Block size 0 returns immediately.
     pub fn execute<M>(

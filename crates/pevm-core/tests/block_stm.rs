@@ -211,3 +211,17 @@ fn executor_is_reused_across_blocks_of_any_size() {
         executor = assert_matches_serial_on(&vm(txs), executor).1;
     }
 }
+
+#[test]
+fn map_keeps_item_order_on_any_worker_count() {
+    let items: Vec<u64> = (0..1001).collect();
+    for threads in [1, 2, 3, 8] {
+        let executor = ToyExecutor::new(threads);
+        assert_eq!(
+            executor.map(&items, |x| x * 2),
+            items.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
+        assert_eq!(executor.map(&items[..1], |x| x + 1), vec![1]);
+        assert!(executor.map(&items[..0], |x| x + 1).is_empty());
+    }
+}

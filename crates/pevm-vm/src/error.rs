@@ -1,5 +1,7 @@
 //! Why a block could not be executed.
 
+use alloy_primitives::Address;
+
 use crate::ProviderError;
 
 /// A block that cannot be executed, or whose execution failed.
@@ -32,6 +34,16 @@ pub enum ExecutionError {
         index: usize,
         /// The provider's error.
         error: ProviderError,
+    },
+    /// A transaction's signature does not recover to its claimed sender.
+    #[error("tx {index}: signed by {}, not by its sender {claimed}", recovered.map_or("an invalid signature".to_string(), |a| a.to_string()))]
+    WrongSender {
+        /// Index of the transaction in the block.
+        index: usize,
+        /// The sender the block claims (`from`).
+        claimed: Address,
+        /// The signer recovered from the signature; `None` when the signature is invalid.
+        recovered: Option<Address>,
     },
     /// A worker thread panicked; the block's state is discarded.
     #[error("worker panicked{}: {message}", tx.map(|i| format!(" on tx {i}")).unwrap_or_default())]

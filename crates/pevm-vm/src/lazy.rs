@@ -214,7 +214,7 @@ mod tests {
             take_credit(&mut writes, x, Some(&base)),
             Ok(Some(U256::from(30)))
         );
-        assert_eq!(writes, [other.clone()]);
+        assert_eq!(writes, [other]);
         assert_eq!(take_credit(&mut writes, x, Some(&base)), Ok(None));
         let mut writes = vec![(x, update(130, 4))];
         assert_eq!(

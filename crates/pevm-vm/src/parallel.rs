@@ -9,6 +9,8 @@ use std::{
 };
 
 use ahash::RandomState;
+use alloy_consensus::transaction::SignerRecoverable;
+use alloy_rpc_types_eth::{Block as RpcBlock, BlockTransactions};
 
 use alloy_primitives::{Address, TxKind, U256};
 use pevm_core::{
@@ -31,7 +33,7 @@ use crate::{
     plan::Plan,
     result::{apply_writes, fee_write, AccountState, AccountWrite},
     serial::{check_block_gas, execute_block_serial, execute_block_serial_timed, tx_outcome},
-    Block, BlockOutput, ExecutionError, StateDiff, StateProvider, TxResult,
+    Block, BlockOutput, ExecutionError, Hardfork, StateDiff, StateProvider, TxResult,
 };
 
 /// What one transaction produced.
@@ -305,6 +307,40 @@ impl Pevm {
     /// The number of workers.
     pub fn concurrency(&self) -> usize {
         self.executor.concurrency()
+    }
+
+    /// Recovers the signer of every transaction of `block` from its signature, on the
+    /// workers, and fails on the first (lowest) one that differs from its claimed sender.
+    /// Before Homestead, signatures with a high `s` value are valid (EIP-2 not yet in force).
+    pub fn verify_senders(
+        &self,
+        block: &RpcBlock,
+        hardfork: Hardfork,
+    ) -> Result<(), ExecutionError> {
+        let BlockTransactions::Full(txs) = &block.transactions else {
+            return Ok(());
+        };
+        let homestead = hardfork >= Hardfork::Homestead;
+        let recovered = self.executor.map(txs, |tx| {
+            let envelope = tx.inner.inner();
+            let signer = if homestead {
+                envelope.recover_signer()
+            } else {
+                envelope.recover_signer_unchecked()
+            };
+            signer.ok()
+        });
+        for (index, (tx, recovered)) in txs.iter().zip(recovered).enumerate() {
+            let claimed = tx.inner.signer();
+            if recovered != Some(claimed) {
+                return Err(ExecutionError::WrongSender {
+                    index,
+                    claimed,
+                    recovered,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Executes `block` on top of `provider`.
