@@ -153,15 +153,19 @@ where
             tx_idx,
             incarnation,
         } = version;
-        let new_keys: Vec<K> = writes.iter().map(|(key, _)| key.clone()).collect();
-        for (key, value) in writes {
-            self.data
-                .entry(key)
-                .or_default()
-                .insert(tx_idx, Entry::Data { incarnation, value });
-        }
-
         let mut last_writes = lock(&self.last_writes[tx_idx]);
+        if last_writes.is_empty() {
+            // Nothing recorded before (a first incarnation, the common case): every key is
+            // new, and the slot's allocation, kept from earlier blocks, takes them.
+            let wrote_new_location = !writes.is_empty();
+            last_writes.extend(writes.iter().map(|(key, _)| key.clone()));
+            drop(last_writes);
+            self.insert_all(tx_idx, incarnation, writes);
+            *lock(&self.last_reads[tx_idx]) = reads;
+            return wrote_new_location;
+        }
+        let new_keys: Vec<K> = writes.iter().map(|(key, _)| key.clone()).collect();
+        self.insert_all(tx_idx, incarnation, writes);
         for stale in difference(&last_writes, &new_keys) {
             if let Some(mut versions) = self.data.get_mut(stale) {
                 versions.remove(tx_idx);
@@ -173,6 +177,16 @@ where
 
         *lock(&self.last_reads[tx_idx]) = reads;
         wrote_new_location
+    }
+
+    /// Stores `writes` as incarnation `incarnation` of `tx_idx`.
+    fn insert_all(&self, tx_idx: TxIdx, incarnation: Incarnation, writes: WriteSet<K, V>) {
+        for (key, value) in writes {
+            self.data
+                .entry(key)
+                .or_default()
+                .insert(tx_idx, Entry::Data { incarnation, value });
+        }
     }
 
     /// Marks every write of `tx_idx`'s last incarnation as ESTIMATE.
