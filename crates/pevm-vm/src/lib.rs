@@ -4,6 +4,7 @@
 
 mod block;
 mod block_hooks;
+mod bundle;
 mod error;
 mod hardfork;
 mod lazy;
@@ -22,6 +23,7 @@ pub use block_hooks::{
     block_reward, execute_block_with_hooks, merge_diff, post_block_changes, pre_block_changes,
     BlockHooks, Ommer, Withdrawal,
 };
+pub use bundle::to_bundle_state;
 pub use error::ExecutionError;
 pub use hardfork::Hardfork;
 pub use overlay::OverlayProvider;

@@ -1,0 +1,144 @@
+//! Fuzzing harnesses for pevm, usable without libFuzzer:
+//!
+//! - [`check_differential`]: decodes bytes into a block ([`decode::Case`]) over a small fixed
+//!   state ([`world`]), executes it serially and in parallel on 1, 2, 4 and 8 threads, and
+//!   reports any difference in results, state diff or error.
+//! - [`check_fixture_loader`]: writes bytes as a block folder's files and loads it with
+//!   [`pevm_bench::fixture::Fixture::load`]; any error is fine, a panic is not.
+//!
+//! The libFuzzer targets in `fuzz_targets/` call these; `tests/seeds.rs` replays the committed
+//! seed corpus through them on stable Rust.
+#![deny(missing_docs)]
+
+pub mod decode;
+pub mod world;
+
+use std::{
+    fmt::Write as _,
+    num::NonZeroUsize,
+    path::PathBuf,
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use pevm_vm::{execute_block, execute_block_serial, BlockOutput, ExecutionError};
+
+pub use decode::Case;
+
+/// The worker counts every parallel run is compared at.
+pub const THREADS: [usize; 4] = [1, 2, 4, 8];
+
+/// What serial execution of a fuzzed block gave.
+pub type Outcome = Result<BlockOutput, ExecutionError>;
+
+/// Executes the block `data` decodes to serially and on every count of [`THREADS`], and
+/// returns the serial outcome, or a report of the first parallel run that differs.
+pub fn check_differential(data: &[u8]) -> Result<Outcome, String> {
+    let case = Case::decode(data);
+    let provider = case.provider();
+    let block = case.block();
+    let serial = execute_block_serial(&provider, &block);
+    if let Ok(output) = &serial {
+        if output.results.len() != block.txs.len() {
+            return Err(format!(
+                "serial output has {} results for {} transactions\n{case:#?}",
+                output.results.len(),
+                block.txs.len()
+            ));
+        }
+    }
+    for threads in THREADS {
+        let workers = NonZeroUsize::new(threads).expect("non-zero");
+        let parallel = execute_block(&provider, &block, workers);
+        if parallel != serial {
+            return Err(format!(
+                "parallel execution on {threads} threads differs from serial\n{}\ncase: {case:#?}",
+                describe_difference(&serial, &parallel)
+            ));
+        }
+    }
+    Ok(serial)
+}
+
+/// The first differences between a serial and a parallel outcome, one per line.
+pub fn describe_difference(serial: &Outcome, parallel: &Outcome) -> String {
+    let (serial, parallel) = match (serial, parallel) {
+        (Ok(serial), Ok(parallel)) => (serial, parallel),
+        _ => return format!("serial:   {serial:?}\nparallel: {parallel:?}"),
+    };
+    let mut out = String::new();
+    if serial.results.len() != parallel.results.len() {
+        let (s, p) = (serial.results.len(), parallel.results.len());
+        let _ = writeln!(out, "result count: serial {s}, parallel {p}");
+    }
+    for (index, (s, p)) in serial.results.iter().zip(&parallel.results).enumerate() {
+        if s != p {
+            let _ = writeln!(out, "tx {index}:\n  serial   {s:?}\n  parallel {p:?}");
+        }
+    }
+    let addresses: std::collections::BTreeSet<_> =
+        serial.state.keys().chain(parallel.state.keys()).collect();
+    for address in addresses {
+        let (s, p) = (serial.state.get(address), parallel.state.get(address));
+        if s != p {
+            let _ = writeln!(out, "{address}:\n  serial   {s:?}\n  parallel {p:?}");
+        }
+    }
+    out
+}
+
+/// The file names a fixture-loader input is split into, in order.
+pub const FIXTURE_FILES: [&str; 3] = ["block.json", "pre_state.json", "block_hashes.json"];
+
+/// What separates the files of a fixture-loader input: a line no JSON file holds and a gzip
+/// stream almost never does.
+pub const FIXTURE_SEPARATOR: &[u8] = b"\n--8<--\n";
+
+/// Splits `data` at [`FIXTURE_SEPARATOR`] into `block.json`, `pre_state.json` and (when there
+/// is a third part) `block_hashes.json`, writes them into a scratch block folder (a part starting with
+/// the gzip magic bytes is written as `NAME.json.gz`), and loads the folder. Returns whether
+/// it loaded; panics only if the loader does.
+pub fn check_fixture_loader(data: &[u8]) -> bool {
+    let dir = scratch_dir();
+    for name in FIXTURE_FILES {
+        for path in [dir.join(name), dir.join(format!("{name}.gz"))] {
+            if path.exists() {
+                std::fs::remove_file(&path).expect("scratch file can be removed");
+            }
+        }
+    }
+    for (name, part) in FIXTURE_FILES.iter().zip(split(data, FIXTURE_SEPARATOR)) {
+        let file = if part.starts_with(&[0x1f, 0x8b]) {
+            format!("{name}.gz")
+        } else {
+            (*name).to_string()
+        };
+        std::fs::write(dir.join(file), part).expect("scratch file can be written");
+    }
+    pevm_bench::fixture::Fixture::load(&dir).is_ok()
+}
+
+/// The parts of `data` between occurrences of `separator`.
+fn split<'a>(mut data: &'a [u8], separator: &[u8]) -> Vec<&'a [u8]> {
+    let mut parts = Vec::new();
+    while let Some(at) = data.windows(separator.len()).position(|w| w == separator) {
+        parts.push(&data[..at]);
+        data = &data[at + separator.len()..];
+    }
+    parts.push(data);
+    parts
+}
+
+/// A block folder of this thread's own under the temporary directory.
+fn scratch_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static DIR: PathBuf = {
+            let id = NEXT.fetch_add(1, Ordering::Relaxed);
+            let name = format!("pevm-fuzz-fixture-{}-{id}", std::process::id());
+            let dir = std::env::temp_dir().join(name);
+            std::fs::create_dir_all(&dir).expect("scratch folder can be created");
+            dir
+        };
+    }
+    DIR.with(Clone::clone)
+}
