@@ -20,7 +20,7 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use pevm_vm::{execute_block, execute_block_serial, BlockOutput, ExecutionError};
+use pevm_vm::{execute_block_serial, BlockOutput, ExecutionError, Pevm};
 
 pub use decode::Case;
 
@@ -48,7 +48,10 @@ pub fn check_differential(data: &[u8]) -> Result<Outcome, String> {
     }
     for threads in THREADS {
         let workers = NonZeroUsize::new(threads).expect("non-zero");
-        let parallel = execute_block(&provider, &block, workers);
+        // The engine itself, even where the plan would run such a small block serially.
+        let parallel = Pevm::new(workers)
+            .adaptive(false)
+            .execute(&provider, &block);
         if parallel != serial {
             return Err(format!(
                 "parallel execution on {threads} threads differs from serial\n{}\ncase: {case:#?}",

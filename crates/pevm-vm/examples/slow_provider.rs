@@ -34,13 +34,13 @@ use std::{
 
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
 use pevm_vm::{
-    execute_block, execute_block_serial,
+    execute_block_serial,
     revm::{
         bytecode::Bytecode,
         context::{BlockEnv, TxEnv},
     },
-    AccountBasic, Block, BlockOutput, Hardfork, InMemoryAccount, InMemoryProvider, ProviderError,
-    StateProvider,
+    AccountBasic, Block, BlockOutput, Hardfork, InMemoryAccount, InMemoryProvider, Pevm,
+    ProviderError, StateProvider,
 };
 
 /// How a simulated read waits.
@@ -388,8 +388,11 @@ fn main() {
             );
             for &threads in &options.threads {
                 let workers = NonZeroUsize::new(threads).expect("non-zero");
+                // A client keeps one `Pevm`: its workers and memory serve block after block.
+                let mut pevm = Pevm::new(workers);
                 let (time, parallel): (_, BlockOutput) = best_of(options.iters, || {
-                    execute_block(&provider(), &block, workers).expect("the block is valid")
+                    pevm.execute(&provider(), &block)
+                        .expect("the block is valid")
                 });
                 assert_eq!(parallel, serial, "parallel on {threads} threads != serial");
                 let speedup = serial_time.as_secs_f64() / time.as_secs_f64();
