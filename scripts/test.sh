@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The fuzz crate's library and its committed seeds (parallel == serial, loader never panics),
+# on stable, sharing the workspace's build folder.
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo test --manifest-path fuzz/Cargo.toml --target-dir target
 cargo build --release -p pevm-bench
 data="${PEVM_DATA:-../shared}"
 if [ -d "$data/mainnet" ]; then
