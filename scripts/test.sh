@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit/property/integration tests, and the release
-# replay of every shared mainnet block (serial == header, parallel == serial at 1, 2, 4, 8 threads).
+# The whole test suite: formatting, lints, unit/property/integration tests, loom models of the
+# scheduler (crates/pevm-core/tests/loom.rs), and the release replay of every shared mainnet
+# block (serial == header, parallel == serial at 1, 2, 4, 8 threads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ cargo test --workspace
 # on stable, sharing the workspace's build folder.
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo test --manifest-path fuzz/Cargo.toml --target-dir target
+# Loom models of the scheduler (every interleaving of two workers, preemption bound 3).
+RUSTFLAGS="--cfg loom -C debug-assertions" cargo test -p pevm-core --test loom --release --target-dir target/loom
 cargo build --release -p pevm-bench
 data="${PEVM_DATA:-../shared}"
 if [ -d "$data/mainnet" ]; then

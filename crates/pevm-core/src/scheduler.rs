@@ -6,12 +6,10 @@
 //! [`Scheduler::finish_validation`] must be carried out and then finished with the
 //! matching `finish_*` call (or suspended with [`Scheduler::add_dependency`]).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::Mutex;
-
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
 
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering::SeqCst};
 use crate::{lock, lock_mut, Incarnation, TxIdx, Version};
 
 /// A unit of work handed to a worker.
@@ -90,15 +88,16 @@ impl Scheduler {
     /// the allocations.
     pub fn reset(&mut self, block_size: usize) {
         self.block_size = block_size;
+        // Fresh atomics rather than `get_mut`, which loom's atomics lack.
         for index in [
             &mut self.execution_idx,
             &mut self.validation_idx,
             &mut self.decrease_cnt,
             &mut self.num_active_tasks,
         ] {
-            *index.get_mut() = 0;
+            **index = AtomicUsize::new(0);
         }
-        *self.done_marker.get_mut() = false;
+        *self.done_marker = AtomicBool::new(false);
         self.states.truncate(block_size);
         for state in &mut self.states {
             *lock_mut(state) = TxState::ready();
