@@ -31,7 +31,7 @@ use crate::{
     lazy::{take_credit, LazyCredits},
     mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
     plan::Plan,
-    result::{apply_writes, fee_write, AccountState, AccountWrite},
+    result::{apply_write, fee_write, AccountState, AccountWrite},
     serial::{check_block_gas, execute_block_serial, execute_block_serial_timed, tx_outcome},
     Block, BlockOutput, ExecutionError, Hardfork, StateDiff, StateProvider, TxResult,
 };
@@ -418,6 +418,11 @@ pub fn execute_block_with_stats<P: StateProvider>(
 
 /// The block output from the transactions' outputs, in order: cumulative gas, the state
 /// diff, the fees owed to the beneficiary and the values owed to lazily credited recipients.
+///
+/// Non-zero fees owed to the beneficiary are summed and added once: at the end of the block,
+/// or dropped when a transaction writes the beneficiary (it read the account, owed fees
+/// included). A zero fee, which can touch an empty account, is applied in place, as is every
+/// lazy credit.
 fn fold_outputs<P: StateProvider>(
     provider: &P,
     block: &Block,
@@ -425,6 +430,8 @@ fn fold_outputs<P: StateProvider>(
     outputs: Vec<Result<TxOutput, ExecutionError>>,
     stats: &mut BlockStats,
 ) -> Result<BlockOutput, ExecutionError> {
+    let beneficiary = facts.beneficiary;
+    let mut owed_fees = U256::ZERO;
     let mut lazy_accounts = HashSet::<Address, RandomState>::default();
     let mut results = Vec::with_capacity(outputs.len());
     let mut state = StateDiff::new();
@@ -444,30 +451,63 @@ fn fold_outputs<P: StateProvider>(
         } = output?;
         cumulative_gas_used += result.gas_used;
         result.cumulative_gas_used = cumulative_gas_used;
-        apply_writes(&mut state, &writes);
+        for (address, write) in &writes {
+            if *address == beneficiary {
+                owed_fees = U256::ZERO;
+            }
+            apply_write(state.entry(*address).or_default(), write);
+        }
+        match lazy_fee {
+            Some(fee) if fee.is_zero() => {
+                if !owed_fees.is_zero() {
+                    pay(&mut state, provider, facts, index, beneficiary, owed_fees)?;
+                    owed_fees = U256::ZERO;
+                }
+                pay(&mut state, provider, facts, index, beneficiary, fee)?;
+            }
+            Some(fee) => owed_fees = owed_fees.saturating_add(fee),
+            None => {}
+        }
+        if let Some((address, value)) = lazy_credit {
+            lazy_accounts.insert(address);
+            pay(&mut state, provider, facts, index, address, value)?;
+        }
         stats.lazy_fees += u64::from(lazy_fee.is_some());
         stats.lazy_credits += u64::from(lazy_credit.is_some());
-        let credits = lazy_fee.map(|fee| (facts.beneficiary, fee));
-        for (address, value) in credits.into_iter().chain(lazy_credit) {
-            lazy_accounts.insert(address);
-            let prev = match state.get(&address) {
-                Some(change) => change.info.clone(),
-                None => provider
-                    .basic(address)
-                    .map_err(|error| ExecutionError::Provider { index, error })?
-                    .map(|a| AccountState {
-                        balance: a.balance,
-                        nonce: a.nonce,
-                        code_hash: a.code_hash,
-                        code: None,
-                    }),
-            };
-            if let Some(write) = fee_write(prev.as_ref(), value, facts.eip161) {
-                apply_writes(&mut state, &[(address, write)]);
-            }
-        }
         results.push(result);
     }
-    stats.lazy_accounts = lazy_accounts.len() as u64;
+    if !owed_fees.is_zero() {
+        let last = results.len().saturating_sub(1);
+        pay(&mut state, provider, facts, last, beneficiary, owed_fees)?;
+    }
+    stats.lazy_accounts = lazy_accounts.len() as u64 + u64::from(stats.lazy_fees > 0);
     Ok(BlockOutput { results, state })
+}
+
+/// Adds `value` owed by transaction `index` (or up to it) to `address`'s change, as revm's
+/// fee payment would; nothing for a zero `value` owed to a non-empty account.
+fn pay<P: StateProvider>(
+    state: &mut StateDiff,
+    provider: &P,
+    facts: BlockFacts,
+    index: usize,
+    address: Address,
+    value: U256,
+) -> Result<(), ExecutionError> {
+    let prev = match state.get(&address) {
+        Some(change) => change.info.clone(),
+        None => provider
+            .basic(address)
+            .map_err(|error| ExecutionError::Provider { index, error })?
+            .map(|a| AccountState {
+                balance: a.balance,
+                nonce: a.nonce,
+                code_hash: a.code_hash,
+                code: None,
+            }),
+    };
+    if let Some(write) = fee_write(prev.as_ref(), value, facts.eip161) {
+        apply_write(state.entry(address).or_default(), &write);
+    }
+    Ok(())
 }

@@ -227,36 +227,40 @@ pub(crate) fn account_writes(state: EvmState) -> Vec<(Address, AccountWrite)> {
 /// Folds one transaction's writes into the block's state diff.
 pub(crate) fn apply_writes(diff: &mut StateDiff, writes: &[(Address, AccountWrite)]) {
     for (address, write) in writes {
-        let change = diff.entry(*address).or_default();
-        match write {
-            AccountWrite::Destroyed => {
-                change.info = None;
+        apply_write(diff.entry(*address).or_default(), write);
+    }
+}
+
+/// Folds one transaction's write of an account into the account's change over the block.
+pub(crate) fn apply_write(change: &mut AccountChange, write: &AccountWrite) {
+    match write {
+        AccountWrite::Destroyed => {
+            change.info = None;
+            change.storage_cleared = true;
+            change.storage.clear();
+        }
+        AccountWrite::Updated {
+            info,
+            code_changed,
+            created,
+            storage,
+            ..
+        } => {
+            if *created {
                 change.storage_cleared = true;
                 change.storage.clear();
             }
-            AccountWrite::Updated {
-                info,
-                code_changed,
-                created,
-                storage,
-                ..
-            } => {
-                if *created {
-                    change.storage_cleared = true;
-                    change.storage.clear();
-                }
-                let mut info = info.clone();
-                if !code_changed {
-                    // Keep code only where the block itself deployed it.
-                    info.code = change
-                        .info
-                        .as_ref()
-                        .filter(|previous| previous.code_hash == info.code_hash)
-                        .and_then(|previous| previous.code.clone());
-                }
-                change.info = Some(info);
-                change.storage.extend(storage.iter().copied());
+            let mut info = info.clone();
+            if !code_changed {
+                // Keep code only where the block itself deployed it.
+                info.code = change
+                    .info
+                    .as_ref()
+                    .filter(|previous| previous.code_hash == info.code_hash)
+                    .and_then(|previous| previous.code.clone());
             }
+            change.info = Some(info);
+            change.storage.extend(storage.iter().copied());
         }
     }
 }
