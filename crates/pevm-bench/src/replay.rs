@@ -148,7 +148,7 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 }
 
 /// Timed rounds per block (after an untimed warm-up); each time is the median of these.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// One long-lived parallel executor per thread count, reused for every block of a run.
 pub type Engines = Vec<(NonZeroUsize, Pevm)>;

@@ -4,10 +4,7 @@
 //! from it, `BALANCE`, a call with value) adds up the credits owed to it since the account's
 //! last full write, and so depends on exactly those.
 
-use std::collections::HashMap;
-
-use ahash::RandomState;
-use alloy_primitives::{Address, TxKind, U256};
+use alloy_primitives::{map::AddressMap, Address, TxKind, U256};
 use pevm_core::TxIdx;
 use revm::{
     context::TxEnv,
@@ -33,7 +30,7 @@ pub(crate) struct LazyCredits {
     /// Per transaction: the recipient it may credit lazily.
     recipients: Vec<Option<Address>>,
     /// Per recipient: the transactions that may credit it, in block order.
-    creditors: HashMap<Address, Vec<TxIdx>, RandomState>,
+    creditors: AddressMap<Vec<TxIdx>>,
 }
 
 impl LazyCredits {
@@ -42,7 +39,7 @@ impl LazyCredits {
     /// authorisations.
     pub(crate) fn new(txs: &[TxEnv], beneficiary: Address, spec: SpecId) -> Self {
         let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(spec));
-        let mut creditors: HashMap<Address, Vec<TxIdx>, RandomState> = HashMap::default();
+        let mut creditors = AddressMap::<Vec<TxIdx>>::default();
         let recipients = txs
             .iter()
             .enumerate()

@@ -1,18 +1,14 @@
 //! Parallel block execution: revm transactions as a Block-STM [`Vm`](pevm_core::Vm).
 
-use std::{
-    cell::Cell,
-    collections::{HashMap, HashSet},
-    convert::Infallible,
-    num::NonZeroUsize,
-    time::Duration,
-};
+use std::{cell::Cell, convert::Infallible, num::NonZeroUsize, time::Duration};
 
-use ahash::RandomState;
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_rpc_types_eth::{Block as RpcBlock, BlockTransactions};
 
-use alloy_primitives::{Address, TxKind, U256};
+use alloy_primitives::{
+    map::{AddressMap, AddressSet},
+    Address, TxKind, U256,
+};
 use pevm_core::{
     DependencyGraph, ExecOutcome, ExecStats, ExecuteError, Executor, TxIdx, Version, Vm,
 };
@@ -101,8 +97,8 @@ struct EvmVm<'a, P> {
 /// Dependencies known before execution: a transaction depends on the last earlier one that
 /// its sender sent (the nonce) or received a call or transfer from (the balance).
 fn known_dependencies(txs: &[TxEnv]) -> Vec<Option<TxIdx>> {
-    let mut last_touch: HashMap<Address, TxIdx, RandomState> =
-        HashMap::with_capacity_and_hasher(txs.len() * 2, RandomState::default());
+    let mut last_touch =
+        AddressMap::<TxIdx>::with_capacity_and_hasher(txs.len() * 2, Default::default());
     txs.iter()
         .enumerate()
         .map(|(index, tx)| {
@@ -432,7 +428,7 @@ fn fold_outputs<P: StateProvider>(
 ) -> Result<BlockOutput, ExecutionError> {
     let beneficiary = facts.beneficiary;
     let mut owed_fees = U256::ZERO;
-    let mut lazy_accounts = HashSet::<Address, RandomState>::default();
+    let mut lazy_accounts = AddressSet::default();
     let mut results = Vec::with_capacity(outputs.len());
     let mut state = StateDiff::new();
     let mut cumulative_gas_used = 0;
