@@ -2,34 +2,43 @@
 //! transactions alone (their weights and the dependencies known up front) decides whether
 //! parallel execution can win, and with how many workers.
 //!
-//! A transaction's weight is its gas limit, except that a plain transfer (a call without
-//! calldata) weighs the 21,000 gas it really costs: old blocks often give transfers limits
-//! far above what they use, and a transfer is about as cheap as the engine's own work per
-//! transaction.
+//! A transaction's weight is its gas limit, capped: a plain transfer (a call without calldata)
+//! weighs at most the 21,000 gas it really costs (old blocks often give transfers limits far
+//! above what they use), any other transaction at most [`CALL_WEIGHT_CAP`] (limits of calls
+//! are generous, and a block's few huge limits would otherwise hide its many cheap
+//! transactions). The engine's own work costs about [`ENGINE_COST`] per transaction.
+//!
+//! The constants were calibrated on the shared mainnet blocks and the gigagas workloads at 2
+//! threads (see `BENCHMARKS.md`): with them, no block the plan sends to the engine was slower
+//! than serial there.
 
 use alloy_primitives::TxKind;
 use pevm_core::TxIdx;
 use revm::context::TxEnv;
 
 /// Below this much weight, waking workers and merging their results costs more than a second
-/// core saves: the block runs serially. (On the shared mainnet blocks at 2 threads, blocks
-/// under it were slower in parallel, and most above it faster.)
-pub const MIN_PARALLEL_GAS: u64 = 6_000_000;
+/// core saves: the block runs serially.
+pub const MIN_PARALLEL_GAS: u64 = 4_000_000;
 
-/// The estimated speedup, as a fraction `NUM / DEN` (1.4), under which a block runs serially:
+/// The estimated speedup, as a fraction `NUM / DEN` (1.3), under which a block runs serially:
 /// work over the estimated parallel time, which is the longer of the critical path and the
-/// work plus the engine's cost per transaction (the weight of a transfer) shared by the
-/// workers.
-const MIN_BOUND: (u64, u64) = (7, 5);
+/// work plus the engine's cost per transaction shared by the workers.
+const MIN_BOUND: (u64, u64) = (13, 10);
 
-/// Weight of a plain transfer.
+/// The most a plain transfer weighs.
 const TRANSFER_WEIGHT: u64 = 21_000;
+
+/// The most any other transaction weighs.
+pub const CALL_WEIGHT_CAP: u64 = 500_000;
+
+/// The engine's own cost per transaction, in gas of the serial executor's speed.
+pub const ENGINE_COST: u64 = 12_000;
 
 /// The estimated cost of `tx`, in gas.
 fn weight(tx: &TxEnv) -> u64 {
     match tx.kind {
         TxKind::Call(_) if tx.data.is_empty() => tx.gas_limit.min(TRANSFER_WEIGHT),
-        _ => tx.gas_limit,
+        _ => tx.gas_limit.min(CALL_WEIGHT_CAP),
     }
 }
 
@@ -59,8 +68,8 @@ impl Plan {
             critical_gas = critical_gas.max(length);
         }
         // On `w` workers the block takes at least its critical path, and at least its work
-        // plus the engine's own cost per transaction (about a transfer's) shared by `w`.
-        let overhead = (txs.len() as u64).saturating_mul(TRANSFER_WEIGHT);
+        // plus the engine's own cost per transaction shared by `w`.
+        let overhead = (txs.len() as u64).saturating_mul(ENGINE_COST);
         let parallel_time =
             |w: u64| critical_gas.max(total_gas.saturating_add(overhead).div_ceil(w.max(1)));
         // The fewest workers that reach the best estimate.
@@ -96,22 +105,23 @@ mod tests {
 
     #[test]
     fn independent_block_uses_every_worker() {
-        let block = txs(&[1_000_000; 40]);
+        let block = txs(&[400_000; 40]);
         let plan = Plan::new(&block, &[None; 40], 8);
         assert_eq!(plan.workers, 8);
-        assert_eq!((plan.total_gas, plan.critical_gas), (40_000_000, 1_000_000));
+        assert_eq!((plan.total_gas, plan.critical_gas), (16_000_000, 400_000));
         assert_eq!(Plan::new(&block, &[None; 40], 1).workers, 1);
     }
 
     #[test]
     fn chain_and_small_blocks_run_serially() {
-        let block = txs(&[1_000_000; 40]);
+        let block = txs(&[400_000; 40]);
         let chain: Vec<_> = (0..40).map(|i: usize| i.checked_sub(1)).collect();
         let plan = Plan::new(&block, &chain, 8);
-        assert_eq!((plan.workers, plan.critical_gas), (1, 40_000_000));
+        assert_eq!((plan.workers, plan.critical_gas), (1, 16_000_000));
         let small = txs(&[21_000; 40]);
         assert_eq!(Plan::new(&small, &[None; 40], 8).workers, 1);
-        // Plain transfers weigh 21,000 whatever their gas limit.
+        assert_eq!(Plan::new(&block[..1], &[None], 8).workers, 1);
+        // Plain transfers weigh 21,000 whatever their gas limit, calls at most the cap.
         let mut transfers = txs(&[1_000_000; 40]);
         for tx in &mut transfers {
             tx.kind = TxKind::Call(Default::default());
@@ -119,17 +129,33 @@ mod tests {
         }
         let plan = Plan::new(&transfers, &[None; 40], 8);
         assert_eq!((plan.workers, plan.total_gas), (1, 840_000));
-        assert_eq!(Plan::new(&block[..1], &[None], 8).workers, 1);
+        let plan = Plan::new(&txs(&[30_000_000; 10]), &[None; 10], 8);
+        assert_eq!(plan.total_gas, 10 * CALL_WEIGHT_CAP);
     }
 
     #[test]
     fn workers_are_bounded_by_the_estimated_speedup() {
-        // Two chains of 20: the critical path (20M) bounds the time; two workers come close
-        // (20.42M with the engine's cost), a third reaches it, more add nothing.
-        let block = txs(&[1_000_000; 40]);
+        // Two chains of 20: the critical path (8M) bounds the time; two workers come close
+        // (8.24M with the engine's cost), a third reaches it, more add nothing.
+        let block = txs(&[400_000; 40]);
         let two_chains: Vec<_> = (0..40).map(|i: usize| i.checked_sub(2)).collect();
         let plan = Plan::new(&block, &two_chains, 8);
-        assert_eq!((plan.workers, plan.critical_gas), (3, 20_000_000));
+        assert_eq!((plan.workers, plan.critical_gas), (3, 8_000_000));
         assert_eq!(Plan::new(&block, &two_chains, 2).workers, 2);
+    }
+
+    #[test]
+    fn cheap_transactions_do_not_pay_for_the_engine() {
+        // Independent plain transfers: the engine's cost per transaction eats the gain at 2
+        // workers, not at 8.
+        let mut transfers = txs(&[21_000; 1000]);
+        for tx in &mut transfers {
+            tx.kind = TxKind::Call(Default::default());
+            tx.data = Default::default();
+        }
+        let transfers = [transfers.clone(), transfers].concat();
+        let none = vec![None; transfers.len()];
+        assert_eq!(Plan::new(&transfers, &none, 2).workers, 1);
+        assert_eq!(Plan::new(&transfers, &none, 8).workers, 8);
     }
 }
