@@ -385,7 +385,15 @@ impl Pevm {
             engine: run.stats,
             ..BlockStats::default()
         };
-        let output = fold_outputs(provider, block, vm.facts, run.outputs, &mut stats)?;
+        let output = fold_outputs(
+            &self.executor,
+            plan.workers,
+            provider,
+            block,
+            vm.facts,
+            run.outputs,
+            &mut stats,
+        )?;
         Ok((output, stats))
     }
 }
@@ -412,25 +420,27 @@ pub fn execute_block_with_stats<P: StateProvider>(
     Pevm::new(concurrency).execute_with_stats(provider, block)
 }
 
-/// The block output from the transactions' outputs, in order: cumulative gas, the state
-/// diff, the fees owed to the beneficiary and the values owed to lazily credited recipients.
-///
-/// Non-zero fees owed to the beneficiary are summed and added once: at the end of the block,
-/// or dropped when a transaction writes the beneficiary (it read the account, owed fees
-/// included). A zero fee, which can touch an empty account, is applied in place, as is every
-/// lazy credit.
+/// What a transaction did to the state, besides its result.
+struct TxEffects {
+    writes: Vec<(Address, AccountWrite)>,
+    lazy_fee: Option<U256>,
+    lazy_credit: Option<(Address, U256)>,
+}
+
+/// The block output from the transactions' outputs: results with cumulative gas in block
+/// order, then the state diff, folded by `shards` workers of `executor` that each take the
+/// accounts of one shard (see [`fold_shard`]).
 fn fold_outputs<P: StateProvider>(
+    executor: &Executor<Location, LocationValue>,
+    shards: usize,
     provider: &P,
     block: &Block,
     facts: BlockFacts,
     outputs: Vec<Result<TxOutput, ExecutionError>>,
     stats: &mut BlockStats,
 ) -> Result<BlockOutput, ExecutionError> {
-    let beneficiary = facts.beneficiary;
-    let mut owed_fees = U256::ZERO;
-    let mut lazy_accounts = AddressSet::default();
     let mut results = Vec::with_capacity(outputs.len());
-    let mut state = StateDiff::new();
+    let mut effects = Vec::with_capacity(outputs.len());
     let mut cumulative_gas_used = 0;
     for (index, output) in outputs.into_iter().enumerate() {
         check_block_gas(
@@ -447,37 +457,97 @@ fn fold_outputs<P: StateProvider>(
         } = output?;
         cumulative_gas_used += result.gas_used;
         result.cumulative_gas_used = cumulative_gas_used;
-        for (address, write) in &writes {
+        stats.lazy_fees += u64::from(lazy_fee.is_some());
+        stats.lazy_credits += u64::from(lazy_credit.is_some());
+        results.push(result);
+        effects.push(TxEffects {
+            writes,
+            lazy_fee,
+            lazy_credit,
+        });
+    }
+    let shard_ids: Vec<usize> = (0..shards.max(1)).collect();
+    let folded = executor.map(&shard_ids, |&shard| {
+        fold_shard(provider, facts, &effects, shard, shard_ids.len())
+    });
+    let mut state = StateDiff::new();
+    let mut first_error: Option<(usize, ExecutionError)> = None;
+    for shard in folded {
+        match shard {
+            Ok((mut diff, credited)) => {
+                state.append(&mut diff);
+                stats.lazy_accounts += credited;
+            }
+            Err((index, error)) => {
+                if first_error.as_ref().is_none_or(|(first, _)| index < *first) {
+                    first_error = Some((index, error));
+                }
+            }
+        }
+    }
+    match first_error {
+        Some((_, error)) => Err(error),
+        None => Ok(BlockOutput { results, state }),
+    }
+}
+
+/// Which of `shards` folds `address`'s changes.
+fn shard_of(address: &Address, shards: usize) -> usize {
+    usize::from(address[19]) % shards
+}
+
+/// The state diff of the accounts of shard `shard` (of `shards`), from every transaction's
+/// effects in block order, and how many accounts in it took lazy credits; on a failed read,
+/// the transaction index it is charged to.
+///
+/// Non-zero fees owed to the beneficiary are summed and added once: at the end of the block,
+/// or dropped when a transaction writes the beneficiary (it read the account, owed fees
+/// included). A zero fee, which can touch an empty account, is applied in place, as is every
+/// lazy credit.
+fn fold_shard<P: StateProvider>(
+    provider: &P,
+    facts: BlockFacts,
+    effects: &[TxEffects],
+    shard: usize,
+    shards: usize,
+) -> Result<(StateDiff, u64), (usize, ExecutionError)> {
+    let mine = |address: &Address| shard_of(address, shards) == shard;
+    let beneficiary = facts.beneficiary;
+    let fees_here = mine(&beneficiary);
+    let mut owed_fees = U256::ZERO;
+    let mut credited = AddressSet::default();
+    let mut state = StateDiff::new();
+    let at = |index: usize| move |error| (index, error);
+    for (index, effect) in effects.iter().enumerate() {
+        for (address, write) in effect.writes.iter().filter(|(a, _)| mine(a)) {
             if *address == beneficiary {
                 owed_fees = U256::ZERO;
             }
             apply_write(state.entry(*address).or_default(), write);
         }
-        match lazy_fee {
-            Some(fee) if fee.is_zero() => {
+        match effect.lazy_fee {
+            Some(fee) if fees_here && fee.is_zero() => {
                 if !owed_fees.is_zero() {
-                    pay(&mut state, provider, facts, index, beneficiary, owed_fees)?;
+                    pay(&mut state, provider, facts, index, beneficiary, owed_fees)
+                        .map_err(at(index))?;
                     owed_fees = U256::ZERO;
                 }
-                pay(&mut state, provider, facts, index, beneficiary, fee)?;
+                pay(&mut state, provider, facts, index, beneficiary, fee).map_err(at(index))?;
             }
-            Some(fee) => owed_fees = owed_fees.saturating_add(fee),
-            None => {}
+            Some(fee) if fees_here => owed_fees = owed_fees.saturating_add(fee),
+            _ => {}
         }
-        if let Some((address, value)) = lazy_credit {
-            lazy_accounts.insert(address);
-            pay(&mut state, provider, facts, index, address, value)?;
+        if let Some((address, value)) = effect.lazy_credit.filter(|(a, _)| mine(a)) {
+            credited.insert(address);
+            pay(&mut state, provider, facts, index, address, value).map_err(at(index))?;
         }
-        stats.lazy_fees += u64::from(lazy_fee.is_some());
-        stats.lazy_credits += u64::from(lazy_credit.is_some());
-        results.push(result);
     }
     if !owed_fees.is_zero() {
-        let last = results.len().saturating_sub(1);
-        pay(&mut state, provider, facts, last, beneficiary, owed_fees)?;
+        let last = effects.len().saturating_sub(1);
+        pay(&mut state, provider, facts, last, beneficiary, owed_fees).map_err(at(last))?;
+        credited.insert(beneficiary);
     }
-    stats.lazy_accounts = lazy_accounts.len() as u64 + u64::from(stats.lazy_fees > 0);
-    Ok(BlockOutput { results, state })
+    Ok((state, credited.len() as u64))
 }
 
 /// Adds `value` owed by transaction `index` (or up to it) to `address`'s change, as revm's
