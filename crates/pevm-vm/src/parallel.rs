@@ -26,7 +26,7 @@ use revm::{
 use crate::{
     lazy::{take_credit, LazyCredits},
     mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
-    plan::Plan,
+    plan::{Plan, PLAN_SAMPLE},
     result::{apply_write, fee_write, AccountState, AccountWrite},
     serial::{check_block_gas, execute_block_serial, execute_block_serial_timed, tx_outcome},
     Block, BlockOutput, ExecutionError, Hardfork, StateDiff, StateProvider, TxResult,
@@ -355,9 +355,10 @@ impl Pevm {
         provider: &P,
         block: &Block,
     ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
-        let known = known_dependencies(&block.txs);
         let concurrency = self.concurrency();
-        let mut plan = Plan::new(&block.txs, &known, concurrency);
+        let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
+        let mut known = known_dependencies(sample);
+        let mut plan = Plan::new(sample, &known, concurrency, block.txs.len());
         if !self.adaptive {
             plan.workers = concurrency;
         }
@@ -374,6 +375,9 @@ impl Pevm {
                 ..BlockStats::default()
             };
             return Ok((output, stats));
+        }
+        if sample.len() < block.txs.len() {
+            known = known_dependencies(&block.txs);
         }
         let vm = EvmVm::new(provider, block, known);
         let run = self

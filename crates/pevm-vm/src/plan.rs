@@ -25,6 +25,11 @@ pub const MIN_PARALLEL_GAS: u64 = 4_000_000;
 /// work plus the engine's cost per transaction shared by the workers.
 const MIN_BOUND: (u64, u64) = (13, 10);
 
+/// How many transactions, from the start of a block, the plan looks at: enough to see the
+/// shape of any mainnet block whole, and to keep the plan's cost (a hash-map lookup per
+/// transaction) small beside the execution of a block of tens of thousands.
+pub const PLAN_SAMPLE: usize = 4096;
+
 /// The most a plain transfer weighs.
 const TRANSFER_WEIGHT: u64 = 21_000;
 
@@ -55,9 +60,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan for `txs` on at most `concurrency` workers, where `known_dependencies[i]` is
-    /// the lower transaction that transaction `i` is known to depend on.
-    pub fn new(txs: &[TxEnv], known_dependencies: &[Option<TxIdx>], concurrency: usize) -> Self {
+    /// The plan for a block of `block_size` transactions on at most `concurrency` workers,
+    /// estimated from its first transactions `txs` (see [`PLAN_SAMPLE`]), where
+    /// `known_dependencies[i]` is the lower transaction that transaction `i` is known to
+    /// depend on. Work and critical path are scaled from the sample to the whole block.
+    pub fn new(
+        txs: &[TxEnv],
+        known_dependencies: &[Option<TxIdx>],
+        concurrency: usize,
+        block_size: usize,
+    ) -> Self {
         let mut path: Vec<u64> = Vec::with_capacity(txs.len());
         let (mut total_gas, mut critical_gas) = (0u64, 0u64);
         for (tx, dependency) in txs.iter().zip(known_dependencies) {
@@ -67,16 +79,22 @@ impl Plan {
             total_gas = total_gas.saturating_add(weight(tx));
             critical_gas = critical_gas.max(length);
         }
+        let scale = |gas: u64| {
+            let scaled = u128::from(gas) * block_size as u128 / txs.len().max(1) as u128;
+            u64::try_from(scaled).unwrap_or(u64::MAX)
+        };
+        let (total_gas, critical_gas) = (scale(total_gas), scale(critical_gas));
+        let txs_len = block_size;
         // On `w` workers the block takes at least its critical path, and at least its work
         // plus the engine's own cost per transaction shared by `w`.
-        let overhead = (txs.len() as u64).saturating_mul(ENGINE_COST);
+        let overhead = (txs_len as u64).saturating_mul(ENGINE_COST);
         let parallel_time =
             |w: u64| critical_gas.max(total_gas.saturating_add(overhead).div_ceil(w.max(1)));
         // The fewest workers that reach the best estimate.
         let best = (2..=concurrency.max(1) as u64)
             .min_by_key(|&w| (parallel_time(w), w))
             .unwrap_or(1);
-        let parallel = txs.len() >= 2
+        let parallel = txs_len >= 2
             && total_gas >= MIN_PARALLEL_GAS
             && u128::from(total_gas) * u128::from(MIN_BOUND.1)
                 >= u128::from(parallel_time(best)) * u128::from(MIN_BOUND.0);
@@ -93,6 +111,11 @@ impl Plan {
 mod tests {
     use super::*;
 
+    /// The plan of a block that is all sample.
+    fn whole(txs: &[TxEnv], known: &[Option<TxIdx>], concurrency: usize) -> Plan {
+        Plan::new(txs, known, concurrency, txs.len())
+    }
+
     fn txs(gas: &[u64]) -> Vec<TxEnv> {
         gas.iter()
             .map(|&gas_limit| TxEnv {
@@ -106,30 +129,30 @@ mod tests {
     #[test]
     fn independent_block_uses_every_worker() {
         let block = txs(&[400_000; 40]);
-        let plan = Plan::new(&block, &[None; 40], 8);
+        let plan = whole(&block, &[None; 40], 8);
         assert_eq!(plan.workers, 8);
         assert_eq!((plan.total_gas, plan.critical_gas), (16_000_000, 400_000));
-        assert_eq!(Plan::new(&block, &[None; 40], 1).workers, 1);
+        assert_eq!(whole(&block, &[None; 40], 1).workers, 1);
     }
 
     #[test]
     fn chain_and_small_blocks_run_serially() {
         let block = txs(&[400_000; 40]);
         let chain: Vec<_> = (0..40).map(|i: usize| i.checked_sub(1)).collect();
-        let plan = Plan::new(&block, &chain, 8);
+        let plan = whole(&block, &chain, 8);
         assert_eq!((plan.workers, plan.critical_gas), (1, 16_000_000));
         let small = txs(&[21_000; 40]);
-        assert_eq!(Plan::new(&small, &[None; 40], 8).workers, 1);
-        assert_eq!(Plan::new(&block[..1], &[None], 8).workers, 1);
+        assert_eq!(whole(&small, &[None; 40], 8).workers, 1);
+        assert_eq!(whole(&block[..1], &[None], 8).workers, 1);
         // Plain transfers weigh 21,000 whatever their gas limit, calls at most the cap.
         let mut transfers = txs(&[1_000_000; 40]);
         for tx in &mut transfers {
             tx.kind = TxKind::Call(Default::default());
             tx.data = Default::default();
         }
-        let plan = Plan::new(&transfers, &[None; 40], 8);
+        let plan = whole(&transfers, &[None; 40], 8);
         assert_eq!((plan.workers, plan.total_gas), (1, 840_000));
-        let plan = Plan::new(&txs(&[30_000_000; 10]), &[None; 10], 8);
+        let plan = whole(&txs(&[30_000_000; 10]), &[None; 10], 8);
         assert_eq!(plan.total_gas, 10 * CALL_WEIGHT_CAP);
     }
 
@@ -139,9 +162,9 @@ mod tests {
         // (8.24M with the engine's cost), a third reaches it, more add nothing.
         let block = txs(&[400_000; 40]);
         let two_chains: Vec<_> = (0..40).map(|i: usize| i.checked_sub(2)).collect();
-        let plan = Plan::new(&block, &two_chains, 8);
+        let plan = whole(&block, &two_chains, 8);
         assert_eq!((plan.workers, plan.critical_gas), (3, 8_000_000));
-        assert_eq!(Plan::new(&block, &two_chains, 2).workers, 2);
+        assert_eq!(whole(&block, &two_chains, 2).workers, 2);
     }
 
     #[test]
@@ -155,7 +178,21 @@ mod tests {
         }
         let transfers = [transfers.clone(), transfers].concat();
         let none = vec![None; transfers.len()];
-        assert_eq!(Plan::new(&transfers, &none, 2).workers, 1);
-        assert_eq!(Plan::new(&transfers, &none, 8).workers, 8);
+        assert_eq!(whole(&transfers, &none, 2).workers, 1);
+        assert_eq!(whole(&transfers, &none, 8).workers, 8);
+    }
+
+    #[test]
+    fn sample_is_scaled_to_the_block() {
+        let block = txs(&[400_000; 40]);
+        let plan = Plan::new(&block, &[None; 40], 8, 4000);
+        assert_eq!(
+            (plan.total_gas, plan.critical_gas),
+            (1_600_000_000, 40_000_000)
+        );
+        // A small sample of a big block: parallel although the sample alone is too small.
+        let small = txs(&[100_000; 10]);
+        assert_eq!(whole(&small, &[None; 10], 2).workers, 1);
+        assert_eq!(Plan::new(&small, &[None; 10], 2, 1000).workers, 2);
     }
 }
