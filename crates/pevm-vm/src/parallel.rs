@@ -389,9 +389,15 @@ impl Pevm {
             engine: run.stats,
             ..BlockStats::default()
         };
+        // Waking the workers again costs more than folding a small block alone.
+        let shards = if block.txs.len() >= SHARDED_FOLD_MIN_TXS {
+            plan.workers
+        } else {
+            1
+        };
         let output = fold_outputs(
             &self.executor,
-            plan.workers,
+            shards,
             provider,
             block,
             vm.facts,
@@ -423,6 +429,9 @@ pub fn execute_block_with_stats<P: StateProvider>(
 ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
     Pevm::new(concurrency).execute_with_stats(provider, block)
 }
+
+/// Blocks of this many transactions or more fold their state diff on every worker.
+const SHARDED_FOLD_MIN_TXS: usize = 4096;
 
 /// What a transaction did to the state, besides its result.
 struct TxEffects {
