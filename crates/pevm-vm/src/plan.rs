@@ -22,7 +22,8 @@ pub const MIN_PARALLEL_GAS: u64 = 4_000_000;
 
 /// The estimated speedup, as a fraction `NUM / DEN` (1.3), under which a block runs serially:
 /// work over the estimated parallel time, which is the longer of the critical path and the
-/// work plus the engine's cost per transaction shared by the workers.
+/// work plus the engine's cost per transaction shared by the workers, plus the engine's cost
+/// per block.
 const MIN_BOUND: (u64, u64) = (13, 10);
 
 /// How many transactions, from the start of a block, the plan looks at: enough to see the
@@ -38,6 +39,10 @@ pub const CALL_WEIGHT_CAP: u64 = 500_000;
 
 /// The engine's own cost per transaction, in gas of the serial executor's speed.
 pub const ENGINE_COST: u64 = 12_000;
+
+/// The engine's own cost per block (waking the workers, resetting the memory, folding the
+/// results: some tens of microseconds), in gas of the serial executor's speed.
+pub const BLOCK_COST: u64 = 800_000;
 
 /// The estimated cost of `tx`, in gas.
 fn weight(tx: &TxEnv) -> u64 {
@@ -86,10 +91,12 @@ impl Plan {
         let (total_gas, critical_gas) = (scale(total_gas), scale(critical_gas));
         let txs_len = block_size;
         // On `w` workers the block takes at least its critical path, and at least its work
-        // plus the engine's own cost per transaction shared by `w`.
+        // plus the engine's own cost per transaction shared by `w`; plus the cost per block.
         let overhead = (txs_len as u64).saturating_mul(ENGINE_COST);
-        let parallel_time =
-            |w: u64| critical_gas.max(total_gas.saturating_add(overhead).div_ceil(w.max(1)));
+        let parallel_time = |w: u64| {
+            let shared = total_gas.saturating_add(overhead).div_ceil(w.max(1));
+            critical_gas.max(shared).saturating_add(BLOCK_COST)
+        };
         // The fewest workers that reach the best estimate.
         let best = (2..=concurrency.max(1) as u64)
             .min_by_key(|&w| (parallel_time(w), w))
