@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 cargo test --workspace
 # The fuzz crate's library and its committed seeds (parallel == serial, loader never panics),
 # on stable, sharing the workspace's build folder.

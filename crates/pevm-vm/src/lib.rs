@@ -29,7 +29,7 @@ pub use hardfork::Hardfork;
 pub use overlay::OverlayProvider;
 pub use parallel::{analyze_block, execute_block, execute_block_with_stats, BlockStats, Pevm};
 pub use pevm_core::{DependencyGraph, ExecStats};
-pub use plan::{Plan, MIN_PARALLEL_GAS};
+pub use plan::{Plan, BLOCK_COST, CALL_WEIGHT_CAP, ENGINE_COST, MIN_PARALLEL_GAS, PLAN_SAMPLE};
 pub use provider::{AccountBasic, InMemoryAccount, InMemoryProvider, ProviderError, StateProvider};
 pub use receipts::{logs_bloom, receipts_root, HeaderMismatch};
 pub use result::{AccountChange, AccountState, BlockOutput, StateDiff, TxResult, TxStatus};
