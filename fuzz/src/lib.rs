@@ -120,6 +120,62 @@ pub fn check_fixture_loader(data: &[u8]) -> bool {
     pevm_bench::fixture::Fixture::load(&dir).is_ok()
 }
 
+/// Largest block folder (all files together) that [`fixture_seeds`] turns into seeds.
+const SEED_FOLDER_MAX_BYTES: u64 = 64 * 1024;
+
+/// Fixture-loader inputs built from the small block folders under `mainnet` (the shared data,
+/// which is never copied into the repository): each folder whole, without its pre-state, and
+/// with its `block.json` cut in half. Named `<block>_<variant>`, sorted by name.
+pub fn fixture_seeds(mainnet: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(entries) = std::fs::read_dir(mainnet) else {
+        return Vec::new();
+    };
+    let mut folders: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    folders.sort();
+    let mut seeds = Vec::new();
+    for folder in folders {
+        let Ok(files) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        let files: Vec<_> = files.filter_map(Result::ok).map(|e| e.path()).collect();
+        let size: u64 = files
+            .iter()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        if size > SEED_FOLDER_MAX_BYTES {
+            continue;
+        }
+        let part = |name: &str| {
+            [name.to_string(), format!("{name}.gz")]
+                .iter()
+                .find_map(|file| std::fs::read(folder.join(file)).ok())
+        };
+        let parts: Vec<Option<Vec<u8>>> = FIXTURE_FILES.iter().map(|name| part(name)).collect();
+        let [Some(block), Some(pre_state), hashes] =
+            <[_; 3]>::try_from(parts).ok().unwrap_or_default()
+        else {
+            continue;
+        };
+        let join = |parts: &[&[u8]]| parts.join(FIXTURE_SEPARATOR);
+        let name = folder
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let mut whole = vec![block.as_slice(), pre_state.as_slice()];
+        whole.extend(hashes.as_deref());
+        seeds.push((format!("{name}_whole"), join(&whole)));
+        seeds.push((format!("{name}_no_pre_state"), block.clone()));
+        let cut = &block[..block.len() / 2];
+        seeds.push((
+            format!("{name}_cut_block"),
+            join(&[cut, pre_state.as_slice()]),
+        ));
+    }
+    seeds
+}
+
 /// The parts of `data` between occurrences of `separator`.
 fn split<'a>(mut data: &'a [u8], separator: &[u8]) -> Vec<&'a [u8]> {
     let mut parts = Vec::new();

@@ -48,13 +48,29 @@ fn differential_seeds_match_serial() {
 
 #[test]
 fn fixture_loader_seeds_do_not_panic() {
-    let mut loaded = 0;
-    let seeds = seeds("fixture_loader");
-    let total = seeds.len();
-    for path in seeds {
-        let data = std::fs::read(&path).expect("readable seed");
-        loaded += usize::from(pevm_fuzz::check_fixture_loader(&data));
+    // Seeds come from the shared mainnet blocks (never copied into the repository), plus any
+    // grown corpus.
+    let Some(mainnet) = pevm_bench::data::require(pevm_bench::data::mainnet_dir()) else {
+        return;
+    };
+    let mut inputs: Vec<Vec<u8>> = pevm_fuzz::fixture_seeds(&mainnet)
+        .into_iter()
+        .map(|(_, data)| data)
+        .collect();
+    if let Some(corpus) = std::env::var_os("PEVM_FUZZ_CORPUS").filter(|v| !v.is_empty()) {
+        let dir = Path::new(&corpus).join("fixture_loader");
+        inputs.extend(
+            files_in(&dir)
+                .iter()
+                .map(|p| std::fs::read(p).expect("readable")),
+        );
     }
-    println!("{loaded} of {total} fixture seeds loaded");
-    assert!(loaded > 0, "no fixture seed is a loadable block folder");
+    let total = inputs.len();
+    let loaded: usize = inputs
+        .iter()
+        .map(|data| usize::from(pevm_fuzz::check_fixture_loader(data)))
+        .sum();
+    println!("{loaded} of {total} fixture inputs loaded");
+    assert!(loaded > 0, "no fixture input is a loadable block folder");
+    assert!(loaded < total, "every broken variant loaded");
 }
