@@ -18,6 +18,7 @@ use revm::{
 
 use crate::{
     lazy::{can_credit, LazyCredits},
+    parallel::TxEffects,
     result::{account_after, fee_write, AccountState, AccountWrite},
     serial::account_info,
     ProviderError, StateProvider,
@@ -172,6 +173,22 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
         Ok(self.last_writer())
     }
 
+    /// `account` with the fee or credit that `location` holds added (nothing when its
+    /// transaction owed nothing there), as revm's payment would add it.
+    fn add_owed(
+        &mut self,
+        account: Option<AccountState>,
+        location: Location,
+    ) -> Result<Option<AccountState>, ReadError> {
+        Ok(match self.read(location)? {
+            Some(LocationValue::Credit(value)) => {
+                let write = fee_write(account.as_ref(), value, self.facts.eip161);
+                account_after(account, write.as_ref())
+            }
+            _ => account,
+        })
+    }
+
     /// The account at `address` as the transactions before this one left it, `None` if absent.
     fn account(&mut self, address: Address) -> Result<Option<AccountState>, ReadError> {
         let written = self.read(Location::Basic(address))?;
@@ -183,20 +200,12 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
                 .provider
                 .basic(address)
                 .map_err(ReadError::Provider)?
-                .map(|a| AccountState {
-                    balance: a.balance,
-                    nonce: a.nonce,
-                    code_hash: a.code_hash,
-                    code: None,
-                }),
+                .map(AccountState::from),
         };
         if address == self.facts.beneficiary {
             // The fees of the transactions since the account's last full write are owed to it.
             for tx in writer.map_or(0, |w| w + 1)..self.tx_idx {
-                if let Some(LocationValue::Credit(fee)) = self.read(Location::LazyFee(tx))? {
-                    let write = fee_write(account.as_ref(), fee, self.facts.eip161);
-                    account = account_after(account, write.as_ref());
-                }
+                account = self.add_owed(account, Location::LazyFee(tx))?;
             }
             // Fee reads above make `last_writer` meaningless for this account's storage.
             self.written_accounts.push((address, true));
@@ -213,12 +222,7 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
         let lazy = self.lazy;
         let creditors = lazy.creditors_between(&address, writer, self.tx_idx);
         for &tx in creditors {
-            if let Some(LocationValue::Credit(value)) =
-                self.read(Location::LazyCredit(address, tx))?
-            {
-                let write = fee_write(account.as_ref(), value, self.facts.eip161);
-                account = account_after(account, write.as_ref());
-            }
+            account = self.add_owed(account, Location::LazyCredit(address, tx))?;
         }
         if !creditors.is_empty() {
             self.written_accounts.push((address, true));
@@ -283,15 +287,18 @@ impl<P: StateProvider> Database for MvDb<'_, P> {
 /// beneficiary when it did not read the beneficiary's account, and its lazy credit.
 pub(crate) fn memory_writes(
     tx_idx: TxIdx,
-    writes: &[(Address, AccountWrite)],
-    lazy_fee: Option<U256>,
-    lazy_credit: Option<(Address, U256)>,
+    effects: &TxEffects,
 ) -> WriteSet<Location, LocationValue> {
+    let TxEffects {
+        writes,
+        lazy_fee,
+        lazy_credit,
+    } = effects;
     let mut out = Vec::with_capacity(writes.len() * 2 + 2);
-    if let Some(fee) = lazy_fee {
+    if let Some(fee) = *lazy_fee {
         out.push((Location::LazyFee(tx_idx), LocationValue::Credit(fee)));
     }
-    if let Some((to, value)) = lazy_credit {
+    if let Some((to, value)) = *lazy_credit {
         out.push((
             Location::LazyCredit(to, tx_idx),
             LocationValue::Credit(value),

@@ -36,11 +36,17 @@ use crate::{
 #[derive(Debug)]
 struct TxOutput {
     result: TxResult,
-    writes: Vec<(Address, AccountWrite)>,
+    effects: TxEffects,
+}
+
+/// What a transaction did to the state.
+#[derive(Debug)]
+pub(crate) struct TxEffects {
+    pub(crate) writes: Vec<(Address, AccountWrite)>,
     /// The fee owed to the beneficiary, when the transaction never read its account.
-    lazy_fee: Option<U256>,
+    pub(crate) lazy_fee: Option<U256>,
     /// The value credited to a recipient without reading its account.
-    lazy_credit: Option<(Address, U256)>,
+    pub(crate) lazy_credit: Option<(Address, U256)>,
 }
 
 /// The revm EVM of one incarnation.
@@ -193,15 +199,15 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
                     .map(|value| (to, value)),
                 None => None,
             };
-            Ok(TxOutput {
-                result,
+            let effects = TxEffects {
                 writes,
                 lazy_fee,
                 lazy_credit,
-            })
+            };
+            Ok(TxOutput { result, effects })
         });
         let writes = match &output {
-            Ok(out) => memory_writes(index, &out.writes, out.lazy_fee, out.lazy_credit),
+            Ok(out) => memory_writes(index, &out.effects),
             Err(_) => Vec::new(),
         };
         ExecOutcome::Done {
@@ -433,16 +439,11 @@ pub fn execute_block_with_stats<P: StateProvider>(
 /// Blocks of this many transactions or more fold their state diff on every worker.
 const SHARDED_FOLD_MIN_TXS: usize = 4096;
 
-/// What a transaction did to the state, besides its result.
-struct TxEffects {
-    writes: Vec<(Address, AccountWrite)>,
-    lazy_fee: Option<U256>,
-    lazy_credit: Option<(Address, U256)>,
-}
-
 /// The block output from the transactions' outputs: results with cumulative gas in block
 /// order, then the state diff, folded by `shards` workers of `executor` that each take the
-/// accounts of one shard (see [`fold_shard`]).
+/// accounts of one shard (see [`fold_shard`]). The error is the one of the lowest
+/// transaction, as serially: a failed transaction, a block gas overrun, or a failed read
+/// while folding.
 fn fold_outputs<P: StateProvider>(
     executor: &Executor<Location, LocationValue>,
     shards: usize,
@@ -454,31 +455,29 @@ fn fold_outputs<P: StateProvider>(
 ) -> Result<BlockOutput, ExecutionError> {
     let mut results = Vec::with_capacity(outputs.len());
     let mut effects = Vec::with_capacity(outputs.len());
+    let mut failed = None;
     let mut cumulative_gas_used = 0;
     for (index, output) in outputs.into_iter().enumerate() {
-        check_block_gas(
-            index,
-            block.txs[index].gas_limit,
-            block.env.gas_limit,
-            cumulative_gas_used,
-        )?;
+        let gas_limit = block.txs[index].gas_limit;
+        let checked = check_block_gas(index, gas_limit, block.env.gas_limit, cumulative_gas_used);
         let TxOutput {
             mut result,
-            writes,
-            lazy_fee,
-            lazy_credit,
-        } = output?;
+            effects: effect,
+        } = match checked.and(output) {
+            Ok(output) => output,
+            Err(error) => {
+                failed = Some(error);
+                break;
+            }
+        };
         cumulative_gas_used += result.gas_used;
         result.cumulative_gas_used = cumulative_gas_used;
-        stats.lazy_fees += u64::from(lazy_fee.is_some());
-        stats.lazy_credits += u64::from(lazy_credit.is_some());
+        stats.lazy_fees += u64::from(effect.lazy_fee.is_some());
+        stats.lazy_credits += u64::from(effect.lazy_credit.is_some());
         results.push(result);
-        effects.push(TxEffects {
-            writes,
-            lazy_fee,
-            lazy_credit,
-        });
+        effects.push(effect);
     }
+    // Only the transactions before a failed one are folded: a read failing there comes first.
     let shard_ids: Vec<usize> = (0..shards.max(1)).collect();
     let folded = executor.map(&shard_ids, |&shard| {
         fold_shard(provider, facts, &effects, shard, shard_ids.len())
@@ -498,8 +497,8 @@ fn fold_outputs<P: StateProvider>(
             }
         }
     }
-    match first_error {
-        Some((_, error)) => Err(error),
+    match first_error.map(|(_, error)| error).or(failed) {
+        Some(error) => Err(error),
         None => Ok(BlockOutput { results, state }),
     }
 }
@@ -527,7 +526,9 @@ fn fold_shard<P: StateProvider>(
     let mine = |address: &Address| shard_of(address, shards) == shard;
     let beneficiary = facts.beneficiary;
     let fees_here = mine(&beneficiary);
-    let mut owed_fees = U256::ZERO;
+    // Fees owed since the beneficiary's last write, and the first transaction that owes one
+    // (a failed read while adding them is charged to it, as serially).
+    let (mut owed_fees, mut owed_since) = (U256::ZERO, 0);
     let mut credited = AddressSet::default();
     let mut state = StateDiff::new();
     let at = |index: usize| move |error| (index, error);
@@ -541,13 +542,25 @@ fn fold_shard<P: StateProvider>(
         match effect.lazy_fee {
             Some(fee) if fees_here && fee.is_zero() => {
                 if !owed_fees.is_zero() {
-                    pay(&mut state, provider, facts, index, beneficiary, owed_fees)
-                        .map_err(at(index))?;
+                    pay(
+                        &mut state,
+                        provider,
+                        facts,
+                        owed_since,
+                        beneficiary,
+                        owed_fees,
+                    )
+                    .map_err(at(owed_since))?;
                     owed_fees = U256::ZERO;
                 }
                 pay(&mut state, provider, facts, index, beneficiary, fee).map_err(at(index))?;
             }
-            Some(fee) if fees_here => owed_fees = owed_fees.saturating_add(fee),
+            Some(fee) if fees_here => {
+                if owed_fees.is_zero() {
+                    owed_since = index;
+                }
+                owed_fees = owed_fees.saturating_add(fee);
+            }
             _ => {}
         }
         if let Some((address, value)) = effect.lazy_credit.filter(|(a, _)| mine(a)) {
@@ -556,14 +569,21 @@ fn fold_shard<P: StateProvider>(
         }
     }
     if !owed_fees.is_zero() {
-        let last = effects.len().saturating_sub(1);
-        pay(&mut state, provider, facts, last, beneficiary, owed_fees).map_err(at(last))?;
+        pay(
+            &mut state,
+            provider,
+            facts,
+            owed_since,
+            beneficiary,
+            owed_fees,
+        )
+        .map_err(at(owed_since))?;
         credited.insert(beneficiary);
     }
     Ok((state, credited.len() as u64))
 }
 
-/// Adds `value` owed by transaction `index` (or up to it) to `address`'s change, as revm's
+/// Adds `value` owed from transaction `index` on to `address`'s change, as revm's
 /// fee payment would; nothing for a zero `value` owed to a non-empty account.
 fn pay<P: StateProvider>(
     state: &mut StateDiff,
@@ -578,12 +598,7 @@ fn pay<P: StateProvider>(
         None => provider
             .basic(address)
             .map_err(|error| ExecutionError::Provider { index, error })?
-            .map(|a| AccountState {
-                balance: a.balance,
-                nonce: a.nonce,
-                code_hash: a.code_hash,
-                code: None,
-            }),
+            .map(AccountState::from),
     };
     if let Some(write) = fee_write(prev.as_ref(), value, facts.eip161) {
         apply_write(state.entry(address).or_default(), &write);
