@@ -20,7 +20,7 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use pevm_vm::{execute_block_serial, BlockOutput, ExecutionError, Pevm};
+use pevm_vm::{execute_block_serial, BlockOutput, ExecutionError, Pevm, Strategy};
 
 pub use decode::Case;
 
@@ -50,7 +50,7 @@ pub fn check_differential(data: &[u8]) -> Result<Outcome, String> {
         let workers = NonZeroUsize::new(threads).expect("non-zero");
         // The engine itself, even where the plan would run such a small block serially.
         let parallel = Pevm::new(workers)
-            .adaptive(false)
+            .force(Strategy::BlockStm)
             .execute(&provider, &block);
         if parallel != serial {
             return Err(format!(

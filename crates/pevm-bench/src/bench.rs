@@ -10,6 +10,7 @@ use std::{
 
 use pevm_vm::{
     analyze_block, execute_block_serial, Block, BlockStats, DependencyGraph, InMemoryProvider,
+    Strategy,
 };
 use serde_json::{json, Value};
 
@@ -151,6 +152,7 @@ impl Measurement {
             "speedup": per_thread(&|t, _| json!(round3(self.speedup(t)))),
             "gas_per_s": per_thread(&|t, _| json!(gas_per_s(self.parallel_median(t)))),
             "workers": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.plan.workers))),
+            "strategy": per_thread(&|t, _| json!(self.stats.get(&t).map_or("", |s| s.plan.strategy.name()))),
             "re_executions": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.engine.re_executions))),
             "estimate_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.engine.estimate_aborts))),
             "validation_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.engine.validation_aborts))),
@@ -176,9 +178,8 @@ pub struct Options {
     pub json: bool,
     /// An SVG file to draw into.
     pub plot: Option<PathBuf>,
-    /// Whether blocks get a plan (serial or fewer workers when parallel cannot win); false
-    /// measures the parallel engine on every block.
-    pub adaptive: bool,
+    /// The strategy every block is forced to, with every worker; `None`: each block's plan.
+    pub forced: Option<Strategy>,
 }
 
 /// `pevm-bench bench`: measures the `gigagas` workloads and the blocks under `paths`, prints
@@ -186,7 +187,7 @@ pub struct Options {
 pub fn command(paths: &[PathBuf], gigagas: &[String], options: &Options) -> bool {
     let mut ok = true;
     let mut measured = Vec::new();
-    let mut engines = replay::engines(&options.threads, options.adaptive);
+    let mut engines = replay::engines(&options.threads, options.forced);
     let mut run = |name: &str, block: &Block, provider: &InMemoryProvider| {
         let subject = Subject {
             name: name.to_string(),
@@ -245,9 +246,13 @@ fn print_row(m: &Measurement, json: bool) {
         .keys()
         .map(|&t| {
             let p = m.parallel_median(t).as_secs_f64() * 1e3;
-            let re = m.stats.get(&t).map_or(0, |s| s.engine.re_executions);
+            let stats = m.stats.get(&t);
+            let re = stats.map_or(0, |s| s.engine.re_executions);
+            let how = stats.map_or(String::new(), |s| {
+                format!(" {}/{}", s.plan.strategy.name(), s.plan.workers)
+            });
             let (speedup, bound) = (m.speedup(t), m.bound(t));
-            format!("  {t}t {p:.3} ms x{speedup:.2} (bound x{bound:.2}) re-exec {re}")
+            format!("  {t}t {p:.3} ms x{speedup:.2}{how} (bound x{bound:.2}) re-exec {re}")
         })
         .collect();
     let serial = m.serial_median().as_secs_f64() * 1e3;

@@ -3,6 +3,7 @@
 use std::{num::NonZeroUsize, path::PathBuf, process::ExitCode, thread, time::Instant};
 
 use clap::{Parser, Subcommand};
+use pevm_vm::Strategy;
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
@@ -34,10 +35,14 @@ enum Command {
         /// Thread counts for parallel runs, comma-separated (default: the machine's cores).
         #[arg(long, value_delimiter = ',')]
         threads: Option<Vec<NonZeroUsize>>,
-        /// Run every block on the parallel engine with every worker, even where the plan
-        /// would run it serially or on fewer workers.
-        #[arg(long)]
+        /// Run every block on Block-STM with every worker, even where the plan would run it
+        /// otherwise (the same as `--strategy block-stm`).
+        #[arg(long, conflicts_with = "strategy")]
         always_parallel: bool,
+        /// Run every block with this strategy on every worker instead of the plan's choice:
+        /// serial, transfers (blocks of plain transfers; others go to Block-STM) or block-stm.
+        #[arg(long)]
+        strategy: Option<Strategy>,
         /// Recover every transaction's sender from its signature on the workers, and fail a
         /// block whose signer differs from its `from`.
         #[arg(long)]
@@ -78,10 +83,14 @@ enum Command {
         /// Also draw speedup against bound, and gas per second, into this SVG file.
         #[arg(long)]
         plot: Option<PathBuf>,
-        /// Run every block on the parallel engine with every worker, even where the plan
-        /// would run it serially or on fewer workers.
-        #[arg(long)]
+        /// Run every block on Block-STM with every worker, even where the plan would run it
+        /// otherwise (the same as `--strategy block-stm`).
+        #[arg(long, conflicts_with = "strategy")]
         always_parallel: bool,
+        /// Run every block with this strategy on every worker instead of the plan's choice:
+        /// serial, transfers (blocks of plain transfers; others go to Block-STM) or block-stm.
+        #[arg(long)]
+        strategy: Option<Strategy>,
     },
 
     /// Download blocks from a JSON-RPC node into fixture folders (`DIR/<N>/`).
@@ -96,12 +105,13 @@ fn main() -> ExitCode {
             json,
             threads,
             always_parallel,
+            strategy,
             verify_senders,
         } => replay_command(
             paths,
             json,
             &threads.unwrap_or_else(default_threads),
-            !always_parallel,
+            forced_strategy(always_parallel, strategy),
             verify_senders,
         ),
         Command::BlockchainTests {
@@ -117,17 +127,27 @@ fn main() -> ExitCode {
             json,
             plot,
             always_parallel,
+            strategy,
         } => {
             let options = bench::Options {
                 threads: threads.unwrap_or_else(default_threads),
                 iters,
                 json,
                 plot,
-                adaptive: !always_parallel,
+                forced: forced_strategy(always_parallel, strategy),
             };
             exit_code(bench::command(&paths, &gigagas, &options))
         }
         Command::Fetch(args) => args.run(),
+    }
+}
+
+/// The strategy every block is forced to, if any.
+fn forced_strategy(always_parallel: bool, strategy: Option<Strategy>) -> Option<Strategy> {
+    if always_parallel {
+        Some(Strategy::BlockStm)
+    } else {
+        strategy
     }
 }
 
@@ -149,11 +169,11 @@ fn replay_command(
     mut paths: Vec<PathBuf>,
     json: bool,
     threads: &[NonZeroUsize],
-    adaptive: bool,
+    forced: Option<Strategy>,
     verify_senders: bool,
 ) -> ExitCode {
     let start = Instant::now();
-    let mut engines = replay::engines(threads, adaptive);
+    let mut engines = replay::engines(threads, forced);
     let mut rows = Vec::new();
     let mut report = |row: Row| {
         print_row(&row, json);

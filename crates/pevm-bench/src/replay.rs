@@ -10,6 +10,7 @@ use std::{
 
 use pevm_vm::{
     execute_block_serial, Block, BlockOutput, BlockStats, ExecutionError, InMemoryProvider, Pevm,
+    Strategy,
 };
 use serde_json::{json, Value};
 
@@ -79,6 +80,7 @@ impl Row {
                 per_thread(&|t, _| json!((self.speedup(t).unwrap_or(0.0) * 1e3).round() / 1e3));
             row["re_executions"] = per_thread(&|_, p| json!(p.stats.engine.re_executions));
             row["workers"] = per_thread(&|_, p| json!(p.stats.plan.workers));
+            row["strategy"] = per_thread(&|_, p| json!(p.stats.plan.strategy.name()));
             row["stats"] = per_thread(&|_, p| stats_json(&p.stats));
         }
         if !self.senders.is_empty() {
@@ -103,6 +105,7 @@ impl Row {
 pub fn stats_json(stats: &BlockStats) -> Value {
     let s = &stats.engine;
     json!({
+        "strategy": stats.plan.strategy.name(),
         "workers": stats.plan.workers,
         "total_gas": stats.plan.total_gas,
         "critical_gas": stats.plan.critical_gas,
@@ -153,12 +156,21 @@ const ROUNDS: usize = 5;
 /// One long-lived parallel executor per thread count, reused for every block of a run.
 pub type Engines = Vec<(NonZeroUsize, Pevm)>;
 
-/// An executor for each of `threads`; with `adaptive` false, every block runs on the
-/// parallel engine with every worker (see [`Pevm::adaptive`]).
-pub fn engines(threads: &[NonZeroUsize], adaptive: bool) -> Engines {
+/// An executor for each of `threads`; with `forced`, every block runs with that strategy
+/// on every worker (see [`Pevm::force`]).
+pub fn engines(threads: &[NonZeroUsize], forced: Option<Strategy>) -> Engines {
     threads
         .iter()
-        .map(|&t| (t, Pevm::new(t).adaptive(adaptive)))
+        .map(|&t| {
+            let pevm = Pevm::new(t);
+            (
+                t,
+                match forced {
+                    Some(strategy) => pevm.force(strategy),
+                    None => pevm,
+                },
+            )
+        })
         .collect()
 }
 

@@ -11,7 +11,7 @@ use pevm_bench::{
     fixture::{block_dirs, Fixture},
     replay::first_difference,
 };
-use pevm_vm::{execute_block_serial, ExecutionError, Pevm};
+use pevm_vm::{execute_block_serial, ExecutionError, Pevm, Strategy};
 
 #[test]
 fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
@@ -21,7 +21,12 @@ fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
     let dirs = block_dirs(&dir).expect("mainnet folder lists blocks");
     assert!(!dirs.is_empty());
     let mut engines: Vec<_> = [1, 2, 4, 8]
-        .map(|t| (t, Pevm::new(NonZeroUsize::new(t).unwrap()).adaptive(false)))
+        .map(|t| {
+            (
+                t,
+                Pevm::new(NonZeroUsize::new(t).unwrap()).force(Strategy::BlockStm),
+            )
+        })
         .into();
     for dir in dirs {
         let fixture = Fixture::load(&dir).unwrap_or_else(|e| panic!("{e}"));

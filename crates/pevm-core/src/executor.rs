@@ -3,7 +3,9 @@
 use std::any::Any;
 use std::fmt;
 use std::hash::Hash;
+use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 
@@ -107,6 +109,10 @@ const YIELD_ROUNDS: u32 = 256;
 /// How long an idle worker sleeps between looks once it has yielded long enough.
 const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_micros(20);
 
+/// How many batches, per worker, [`Executor::run_batches`] cuts its items into: enough for
+/// workers that finish early to take over the rest, few enough that claiming one is rare.
+const BATCHES_PER_WORKER: usize = 32;
+
 /// A long-lived Block-STM executor: its worker threads and its multi-version memory are
 /// created once and reused from one block to the next, so a block spawns no thread and,
 /// once blocks of its size have run, makes no large allocation.
@@ -186,6 +192,64 @@ where
             }
         });
         results.into_iter().flatten().collect()
+    }
+
+    /// Runs `f` over `items` on up to `workers` workers (the calling thread included), each
+    /// with its own state from `init` (which may stay on its thread) and its own result, which
+    /// `f` fills: a worker claims the next batch of items while any are left, so unequal items
+    /// spread evenly. `f` breaks to stop every worker early. Returns every worker's result, or
+    /// the message of a panic in `init` or `f`.
+    ///
+    /// This is for parallel work whose dependencies are known to be absent: no Block-STM.
+    pub fn run_batches<T: Sync, S, R: Default + Send>(
+        &self,
+        items: &[T],
+        workers: usize,
+        init: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, &mut R, &[T]) -> ControlFlow<()> + Sync,
+    ) -> Result<Vec<R>, String> {
+        let workers = workers.clamp(1, self.concurrency).min(items.len().max(1));
+        let batch = items.len().div_ceil(workers * BATCHES_PER_WORKER).max(1);
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let work = || {
+            catch_unwind(AssertUnwindSafe(|| {
+                let mut state = init();
+                let mut result = R::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let start = next.fetch_add(batch, Ordering::Relaxed);
+                    let Some(chunk) = items.get(start..(start + batch).min(items.len())) else {
+                        break;
+                    };
+                    if chunk.is_empty() || f(&mut state, &mut result, chunk).is_break() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                result
+            }))
+            .map_err(|payload| {
+                stop.store(true, Ordering::Relaxed);
+                panic_message(payload.as_ref())
+            })
+        };
+        let mut results = Vec::with_capacity(workers);
+        match &self.pool {
+            Some(pool) if workers > 1 => {
+                let helpers = Mutex::new(Vec::with_capacity(workers - 1));
+                pool.in_place_scope(|scope| {
+                    for _ in 1..workers {
+                        scope.spawn(|_| {
+                            let result = work();
+                            lock(&helpers).push(result);
+                        });
+                    }
+                    results.push(work());
+                });
+                results.extend(helpers.into_inner().unwrap_or_else(PoisonError::into_inner));
+            }
+            _ => results.push(work()),
+        }
+        results.into_iter().collect()
     }
 
     /// Runs a block of `block_size` transactions of `vm` on `min(concurrency, block_size)`

@@ -225,3 +225,72 @@ fn map_keeps_item_order_on_any_worker_count() {
         assert!(executor.map(&items[..0], |x| x + 1).is_empty());
     }
 }
+
+#[test]
+fn run_batches_runs_every_item_once_with_one_state_per_worker() {
+    let items: Vec<u64> = (0..1001).collect();
+    for threads in [1, 2, 3, 8] {
+        let executor = ToyExecutor::new(threads);
+        for workers in [1, 2, threads] {
+            // Each worker's state counts its batches; its result collects the items it ran.
+            let ran = executor
+                .run_batches(
+                    &items,
+                    workers,
+                    || 0u32,
+                    |batches, seen: &mut Vec<u64>, batch| {
+                        *batches += 1;
+                        seen.extend(batch);
+                        std::ops::ControlFlow::Continue(())
+                    },
+                )
+                .expect("no panic");
+            assert!(ran.len() <= workers.min(threads));
+            let mut all: Vec<u64> = ran.into_iter().flatten().collect();
+            all.sort_unstable();
+            assert_eq!(all, items, "{threads} threads, {workers} workers");
+        }
+        let empty: Vec<Vec<u64>> = executor
+            .run_batches(
+                &items[..0],
+                threads,
+                || (),
+                |_, _: &mut Vec<u64>, _| std::ops::ControlFlow::Continue(()),
+            )
+            .expect("no panic");
+        assert!(empty.iter().all(Vec::is_empty));
+    }
+}
+
+#[test]
+fn run_batches_stops_on_break_and_reports_a_panic() {
+    let items: Vec<u64> = (0..10_000).collect();
+    let executor = ToyExecutor::new(4);
+    let ran = executor
+        .run_batches(
+            &items,
+            1,
+            || (),
+            |_, seen: &mut usize, batch: &[u64]| {
+                *seen += batch.len();
+                if batch.contains(&0) {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            },
+        )
+        .expect("no panic");
+    // The first batch breaks: the worker stops there.
+    assert_eq!(ran, vec![items.len() / 32 + 1]);
+    let panicked = executor.run_batches(
+        &items,
+        4,
+        || (),
+        |_, _: &mut (), batch: &[u64]| {
+            assert!(!batch.contains(&5_000), "item 5000");
+            std::ops::ControlFlow::Continue(())
+        },
+    );
+    assert!(panicked.unwrap_err().contains("item 5000"));
+}

@@ -4,15 +4,77 @@
 //! from it, `BALANCE`, a call with value) adds up the credits owed to it since the account's
 //! last full write, and so depends on exactly those.
 
+use std::{cell::Cell, marker::PhantomData};
+
 use alloy_primitives::{map::AddressMap, Address, TxKind, U256};
 use pevm_core::TxIdx;
 use revm::{
-    context::TxEnv,
+    context::{
+        result::{EVMError, HaltReason},
+        BlockEnv, CfgEnv, TxEnv,
+    },
+    context_interface::Transaction,
+    database_interface::DBErrorMarker,
+    handler::{post_execution, FrameResult, Handler, MainnetEvm},
     precompile::{PrecompileSpecId, Precompiles},
     primitives::{hardfork::SpecId, KECCAK_EMPTY},
+    Context, Database, Journal,
 };
 
 use crate::result::{AccountState, AccountWrite};
+
+/// revm's mainnet EVM over `DB`, run by [`LazyBeneficiary`].
+pub(crate) type LazyEvm<DB> = MainnetEvm<Context<BlockEnv, TxEnv, CfgEnv, DB, Journal<DB>, ()>>;
+
+/// revm's mainnet handler, except that a transaction that never touched the beneficiary's
+/// account does not load it to pay the fee: the fee is recorded as owed instead, so that fee
+/// payments do not make every transaction depend on the one before.
+pub(crate) struct LazyBeneficiary<DB> {
+    /// The fee owed by the transaction just run, if it did not touch the beneficiary.
+    pub(crate) fee: Cell<Option<U256>>,
+    _db: PhantomData<DB>,
+}
+
+impl<DB> Default for LazyBeneficiary<DB> {
+    fn default() -> Self {
+        Self {
+            fee: Cell::new(None),
+            _db: PhantomData,
+        }
+    }
+}
+
+impl<DB> Handler for LazyBeneficiary<DB>
+where
+    DB: Database,
+    DB::Error: DBErrorMarker + std::error::Error,
+{
+    type Evm = LazyEvm<DB>;
+    type Error = EVMError<DB::Error>;
+    type HaltReason = HaltReason;
+
+    fn reward_beneficiary(
+        &self,
+        evm: &mut Self::Evm,
+        exec_result: &mut FrameResult,
+    ) -> Result<(), Self::Error> {
+        let ctx = &mut evm.ctx;
+        let beneficiary = ctx.block.beneficiary;
+        if ctx.journaled_state.inner.state.contains_key(&beneficiary) {
+            return post_execution::reward_beneficiary(ctx, exec_result.gas()).map_err(From::from);
+        }
+        // The same fee revm's reward pays.
+        let basefee = ctx.block.basefee as u128;
+        let mut price = ctx.tx.effective_gas_price(basefee);
+        if ctx.cfg.spec.is_enabled_in(SpecId::LONDON) {
+            price = price.saturating_sub(basefee);
+        }
+        let gas = exec_result.gas();
+        let used = gas.used().saturating_sub(gas.reservoir()) as u128;
+        self.fee.set(Some(U256::from(price * used)));
+        Ok(())
+    }
+}
 
 /// Balances from this value (2^254) on are always read, never credited lazily: below it, no
 /// sum of a block's credits (each below [`LAZY_VALUE_LIMIT`]) can overflow, exactly as the
@@ -21,6 +83,13 @@ const LAZY_BALANCE_LIMIT: U256 = U256::from_limbs([0, 0, 0, 1 << 62]);
 
 /// Transfers of this value (2^128) or more are never lazy.
 const LAZY_VALUE_LIMIT: U256 = U256::from_limbs([0, 0, 1, 0]);
+
+/// Whether a transfer of `value` may be credited lazily: not zero (a zero transfer touches
+/// the recipient, which can remove it when empty), and small enough that no sum of credits
+/// can overflow.
+pub(crate) fn lazy_value(value: U256) -> bool {
+    !value.is_zero() && value < LAZY_VALUE_LIMIT
+}
 
 /// Which transactions may credit their recipient lazily, decided before execution from the
 /// transactions alone; whether a credit really is lazy is decided during execution, from the
@@ -47,8 +116,7 @@ impl LazyCredits {
                 let TxKind::Call(to) = tx.kind else {
                     return None;
                 };
-                let candidate = !tx.value.is_zero()
-                    && tx.value < LAZY_VALUE_LIMIT
+                let candidate = lazy_value(tx.value)
                     && to != tx.caller
                     && to != beneficiary
                     && tx.authorization_list.is_empty()

@@ -17,6 +17,7 @@ mod receipts;
 mod result;
 mod serial;
 mod state_root;
+mod transfers;
 
 pub use block::{signed_tx_env, tx_env, Block, BlockConversionError};
 pub use block_hooks::{
@@ -29,7 +30,10 @@ pub use hardfork::Hardfork;
 pub use overlay::OverlayProvider;
 pub use parallel::{analyze_block, execute_block, execute_block_with_stats, BlockStats, Pevm};
 pub use pevm_core::{DependencyGraph, ExecStats};
-pub use plan::{Plan, BLOCK_COST, CALL_WEIGHT_CAP, ENGINE_COST, MIN_PARALLEL_GAS, PLAN_SAMPLE};
+pub use plan::{
+    Plan, Strategy, BLOCK_COST, CALL_WEIGHT_CAP, ENGINE_COST, MIN_PARALLEL_GAS, PLAN_SAMPLE,
+    TRANSFER_COST,
+};
 pub use provider::{AccountBasic, InMemoryAccount, InMemoryProvider, ProviderError, StateProvider};
 pub use receipts::{logs_bloom, receipts_root, HeaderMismatch};
 pub use result::{AccountChange, AccountState, BlockOutput, StateDiff, TxResult, TxStatus};

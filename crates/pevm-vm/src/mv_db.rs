@@ -11,7 +11,7 @@ use pevm_core::{MvMemory, MvRead, ReadOrigin, ReadSet, TxIdx, WriteSet};
 use revm::{
     bytecode::Bytecode,
     database_interface::DBErrorMarker,
-    primitives::{StorageKey, StorageValue},
+    primitives::{hardfork::SpecId, StorageKey, StorageValue},
     state::AccountInfo,
     Database,
 };
@@ -21,7 +21,7 @@ use crate::{
     parallel::TxEffects,
     result::{account_after, fee_write, AccountState, AccountWrite},
     serial::account_info,
-    ProviderError, StateProvider,
+    Block, ProviderError, StateProvider,
 };
 
 /// A place in the EVM state that transactions read and write.
@@ -83,6 +83,19 @@ pub(crate) struct BlockFacts {
     pub(crate) beneficiary: Address,
     /// Whether EIP-161 (removal of touched empty accounts) applies.
     pub(crate) eip161: bool,
+}
+
+impl BlockFacts {
+    /// The facts of `block`.
+    pub(crate) fn new(block: &Block) -> Self {
+        Self {
+            beneficiary: block.env.beneficiary,
+            eip161: block
+                .hardfork
+                .spec_id()
+                .is_enabled_in(SpecId::SPURIOUS_DRAGON),
+        }
+    }
 }
 
 /// The database of one incarnation of transaction `tx_idx`.

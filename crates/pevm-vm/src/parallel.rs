@@ -1,6 +1,6 @@
 //! Parallel block execution: revm transactions as a Block-STM [`Vm`](pevm_core::Vm).
 
-use std::{cell::Cell, convert::Infallible, num::NonZeroUsize, time::Duration};
+use std::{convert::Infallible, num::NonZeroUsize, time::Duration};
 
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_rpc_types_eth::{Block as RpcBlock, BlockTransactions};
@@ -14,21 +14,20 @@ use pevm_core::{
 };
 use revm::{
     context::{
-        result::{EVMError, ExecResultAndState, HaltReason},
-        BlockEnv, CfgEnv, ContextSetters, TxEnv,
+        result::{EVMError, ExecResultAndState},
+        CfgEnv, ContextSetters, TxEnv,
     },
-    context_interface::Transaction,
-    handler::{post_execution, FrameResult, Handler, MainnetEvm},
-    primitives::hardfork::SpecId,
-    Context, ExecuteEvm, Journal, MainBuilder, MainContext,
+    handler::Handler,
+    Context, ExecuteEvm, MainBuilder, MainContext,
 };
 
 use crate::{
-    lazy::{take_credit, LazyCredits},
+    lazy::{take_credit, LazyBeneficiary, LazyCredits, LazyEvm},
     mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
-    plan::{Plan, PLAN_SAMPLE},
+    plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE},
     result::{apply_write, fee_write, AccountState, AccountWrite},
     serial::{check_block_gas, execute_block_serial, execute_block_serial_timed, tx_outcome},
+    transfers::{execute_transfers, TransferBlock},
     Block, BlockOutput, ExecutionError, Hardfork, StateDiff, StateProvider, TxResult,
 };
 
@@ -50,44 +49,7 @@ pub(crate) struct TxEffects {
 }
 
 /// The revm EVM of one incarnation.
-type MvEvm<'a, P> =
-    MainnetEvm<Context<BlockEnv, TxEnv, CfgEnv, MvDb<'a, P>, Journal<MvDb<'a, P>>, ()>>;
-
-/// revm's mainnet handler, except that a transaction that never touched the beneficiary's
-/// account does not load it to pay the fee: the fee is recorded as owed instead, so that fee
-/// payments do not make every transaction depend on the one before.
-struct LazyBeneficiary<'a, P> {
-    fee: Cell<Option<U256>>,
-    _provider: std::marker::PhantomData<&'a P>,
-}
-
-impl<'a, P: StateProvider> Handler for LazyBeneficiary<'a, P> {
-    type Evm = MvEvm<'a, P>;
-    type Error = EVMError<ReadError>;
-    type HaltReason = HaltReason;
-
-    fn reward_beneficiary(
-        &self,
-        evm: &mut Self::Evm,
-        exec_result: &mut FrameResult,
-    ) -> Result<(), Self::Error> {
-        let ctx = &mut evm.ctx;
-        let beneficiary = ctx.block.beneficiary;
-        if ctx.journaled_state.inner.state.contains_key(&beneficiary) {
-            return post_execution::reward_beneficiary(ctx, exec_result.gas()).map_err(From::from);
-        }
-        // The same fee revm's reward pays.
-        let basefee = ctx.block.basefee as u128;
-        let mut price = ctx.tx.effective_gas_price(basefee);
-        if ctx.cfg.spec.is_enabled_in(SpecId::LONDON) {
-            price = price.saturating_sub(basefee);
-        }
-        let gas = exec_result.gas();
-        let used = gas.used().saturating_sub(gas.reservoir()) as u128;
-        self.fee.set(Some(U256::from(price * used)));
-        Ok(())
-    }
-}
+type MvEvm<'a, P> = LazyEvm<MvDb<'a, P>>;
 
 /// A block's transactions as a Block-STM VM.
 struct EvmVm<'a, P> {
@@ -119,17 +81,12 @@ fn known_dependencies(txs: &[TxEnv]) -> Vec<Option<TxIdx>> {
 
 impl<'a, P: StateProvider> EvmVm<'a, P> {
     fn new(provider: &'a P, block: &'a Block, known_dependencies: Vec<Option<TxIdx>>) -> Self {
-        let spec = block.hardfork.spec_id();
-        let facts = BlockFacts {
-            beneficiary: block.env.beneficiary,
-            eip161: spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
-        };
         Self {
             provider,
             block,
             cfg: block.cfg(),
-            facts,
-            lazy: LazyCredits::new(&block.txs, block.env.beneficiary, spec),
+            facts: BlockFacts::new(block),
+            lazy: LazyCredits::new(&block.txs, block.env.beneficiary, block.hardfork.spec_id()),
             known_dependencies,
         }
     }
@@ -167,10 +124,7 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
         let tx = &self.block.txs[index];
         evm.ctx.journaled_state.database.start(index);
         evm.ctx.set_tx(tx.clone());
-        let mut handler = LazyBeneficiary {
-            fee: Cell::new(None),
-            _provider: std::marker::PhantomData,
-        };
+        let mut handler = LazyBeneficiary::default();
         let result = handler.run(evm);
         let state = evm.finalize();
         let reads = evm.ctx.journaled_state.database.take_reads();
@@ -280,29 +234,32 @@ pub struct BlockStats {
 /// A long-lived parallel block executor: configured once with its worker count, it runs
 /// block after block on the same worker threads and the same multi-version memory.
 ///
-/// Each block first gets a [`Plan`]: a block too small or too dependent to win runs on the
-/// serial executor, or on fewer workers (see [`Pevm::adaptive`]). Outputs are identical to
-/// [`execute_block_serial`](crate::execute_block_serial)'s, and so is the error for an
-/// invalid block.
+/// Each block first gets a [`Plan`]: a block of plain transfers runs in groups that share no
+/// account ([`Strategy::Transfers`]), any other on Block-STM, and a block too small or too
+/// dependent to win runs on the serial executor, or on fewer workers (see [`Pevm::force`]).
+/// Outputs are identical to [`execute_block_serial`](crate::execute_block_serial)'s, and so
+/// is the error for an invalid block.
 #[derive(Debug)]
 pub struct Pevm {
     executor: Executor<Location, LocationValue>,
-    adaptive: bool,
+    forced: Option<Strategy>,
 }
 
 impl Pevm {
-    /// An executor with `concurrency` workers (the calling thread is one of them), adaptive.
+    /// An executor with `concurrency` workers (the calling thread is one of them) that plans
+    /// each block.
     pub fn new(concurrency: NonZeroUsize) -> Self {
         Self {
             executor: Executor::new(concurrency.get()),
-            adaptive: true,
+            forced: None,
         }
     }
 
-    /// With `adaptive` false, every block runs on the parallel engine with every worker,
-    /// whatever its plan says (for measuring the engine itself).
-    pub fn adaptive(mut self, adaptive: bool) -> Self {
-        self.adaptive = adaptive;
+    /// Runs every block with `strategy` on every worker, whatever its plan says (for
+    /// measuring and testing each strategy). A block that is not all plain transfers runs
+    /// on Block-STM when forced to [`Strategy::Transfers`].
+    pub fn force(mut self, strategy: Strategy) -> Self {
+        self.forced = Some(strategy);
         self
     }
 
@@ -361,38 +318,98 @@ impl Pevm {
         provider: &P,
         block: &Block,
     ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
-        let concurrency = self.concurrency();
-        let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
-        let mut known = known_dependencies(sample);
-        let mut plan = Plan::new(sample, &known, concurrency, block.txs.len());
-        if !self.adaptive {
-            plan.workers = concurrency;
+        let (mut plan, transfers) = self.plan(block);
+        if let Some(transfers) = transfers.filter(|_| plan.strategy == Strategy::Transfers) {
+            let ran = execute_transfers(&self.executor, plan.workers, provider, block, &transfers)?;
+            if let Some((output, stats)) = ran {
+                return Ok((output, BlockStats { plan, ..stats }));
+            }
+            // A recipient had code after all.
+            plan = self.engine_plan(block);
         }
-        if plan.workers == 1 && self.adaptive {
+        if plan.strategy == Strategy::Serial {
             let output = execute_block_serial(provider, block)?;
-            let executions = block.txs.len() as u64;
             let engine = ExecStats {
-                executions,
+                executions: block.txs.len() as u64,
                 ..ExecStats::default()
             };
-            let stats = BlockStats {
-                plan,
-                engine,
-                ..BlockStats::default()
-            };
-            return Ok((output, stats));
+            return Ok((
+                output,
+                BlockStats {
+                    plan,
+                    engine,
+                    ..BlockStats::default()
+                },
+            ));
         }
-        if sample.len() < block.txs.len() {
-            known = known_dependencies(&block.txs);
-        }
-        let vm = EvmVm::new(provider, block, known);
+        let vm = EvmVm::new(provider, block, known_dependencies(&block.txs));
         let run = self
             .executor
             .execute_on(&vm, block.txs.len(), plan.workers)
             .map_err(engine_error)?;
+        self.fold(provider, block, plan, run.stats, run.outputs)
+    }
+
+    /// How `block` runs, with its transfer groups when it is all plain transfers.
+    fn plan(&self, block: &Block) -> (Plan, Option<TransferBlock>) {
+        let engine = self.engine_plan(block);
+        let try_transfers = match self.forced {
+            None => engine.total_gas >= MIN_PARALLEL_GAS,
+            Some(strategy) => strategy == Strategy::Transfers,
+        };
+        let Some(transfers) = try_transfers
+            .then(|| TransferBlock::new(&block.txs, block))
+            .flatten()
+        else {
+            return (engine, None);
+        };
+        let concurrency = self.concurrency();
+        let mut plan = Plan::transfers(block.txs.len(), transfers.largest_group(), concurrency);
+        if self.forced.is_some() {
+            plan.strategy = Strategy::Transfers;
+            plan.workers = concurrency;
+        }
+        (plan, Some(transfers))
+    }
+
+    /// The plan of `block` on Block-STM (or serially), from its first transactions; when
+    /// forced, on every worker (Block-STM for a block forced to transfers but not all plain
+    /// transfers).
+    fn engine_plan(&self, block: &Block) -> Plan {
+        let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
+        let known = known_dependencies(sample);
+        let plan = Plan::new(sample, &known, self.concurrency(), block.txs.len());
+        match self.forced {
+            Some(strategy @ (Strategy::Serial | Strategy::BlockStm)) => Plan {
+                strategy,
+                workers: if strategy == Strategy::Serial {
+                    1
+                } else {
+                    self.concurrency()
+                },
+                ..plan
+            },
+            Some(Strategy::Transfers) => Plan {
+                strategy: Strategy::BlockStm,
+                workers: self.concurrency(),
+                ..plan
+            },
+            None => plan,
+        }
+    }
+
+    /// The block output from the transactions' outputs, folded on the plan's workers.
+    fn fold<P: StateProvider>(
+        &self,
+        provider: &P,
+        block: &Block,
+        plan: Plan,
+        engine: ExecStats,
+        outputs: Vec<Result<TxOutput, ExecutionError>>,
+    ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
         let mut stats = BlockStats {
             plan,
-            engine: run.stats,
+            engine,
             ..BlockStats::default()
         };
         // Waking the workers again costs more than folding a small block alone.
@@ -401,13 +418,14 @@ impl Pevm {
         } else {
             1
         };
+        let facts = BlockFacts::new(block);
         let output = fold_outputs(
             &self.executor,
             shards,
             provider,
             block,
-            vm.facts,
-            run.outputs,
+            facts,
+            outputs,
             &mut stats,
         )?;
         Ok((output, stats))

@@ -40,6 +40,10 @@ pub const CALL_WEIGHT_CAP: u64 = 500_000;
 /// The engine's own cost per transaction, in gas of the serial executor's speed.
 pub const ENGINE_COST: u64 = 12_000;
 
+/// The transfer strategy's own cost per transaction (see [`Strategy::Transfers`]), in gas of the
+/// serial executor's speed: no multi-version memory, only the merge of the results.
+pub const TRANSFER_COST: u64 = 4_000;
+
 /// The engine's own cost per block (waking the workers, resetting the memory, folding the
 /// results: some tens of microseconds), in gas of the serial executor's speed.
 pub const BLOCK_COST: u64 = 800_000;
@@ -52,10 +56,48 @@ fn weight(tx: &TxEnv) -> u64 {
     }
 }
 
+/// Which executor runs a block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// The serial executor, with no engine at all.
+    #[default]
+    Serial,
+    /// A block of plain transfers: groups of transactions that share no account run on the
+    /// workers without speculation, their dependencies being known exactly up front.
+    Transfers,
+    /// Block-STM.
+    BlockStm,
+}
+
+impl Strategy {
+    /// The strategy's name in reports: `serial`, `transfers` or `block-stm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Serial => "serial",
+            Self::Transfers => "transfers",
+            Self::BlockStm => "block-stm",
+        }
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    /// The strategy named `serial`, `transfers` or `block-stm`.
+    fn from_str(name: &str) -> Result<Self, String> {
+        [Self::Serial, Self::Transfers, Self::BlockStm]
+            .into_iter()
+            .find(|strategy| strategy.name() == name)
+            .ok_or_else(|| format!("unknown strategy {name:?}: serial, transfers or block-stm"))
+    }
+}
+
 /// How a block is executed, decided before it runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Workers the block runs on; 1 means the serial executor, with no engine at all.
+    /// The executor that runs the block.
+    pub strategy: Strategy,
+    /// Workers the block runs on; 1 with [`Strategy::Serial`].
     pub workers: usize,
     /// Sum of the transactions' weights (gas limits; 21,000 for plain transfers): the
     /// estimated work.
@@ -89,28 +131,60 @@ impl Plan {
             u64::try_from(scaled).unwrap_or(u64::MAX)
         };
         let (total_gas, critical_gas) = (scale(total_gas), scale(critical_gas));
-        let txs_len = block_size;
-        // On `w` workers the block takes at least its critical path, and at least its work
-        // plus the engine's own cost per transaction shared by `w`; plus the cost per block.
-        let overhead = (txs_len as u64).saturating_mul(ENGINE_COST);
-        let parallel_time = |w: u64| {
-            let shared = total_gas.saturating_add(overhead).div_ceil(w.max(1));
-            critical_gas.max(shared).saturating_add(BLOCK_COST)
-        };
-        // The fewest workers that reach the best estimate.
-        let best = (2..=concurrency.max(1) as u64)
-            .min_by_key(|&w| (parallel_time(w), w))
-            .unwrap_or(1);
-        let parallel = txs_len >= 2
-            && total_gas >= MIN_PARALLEL_GAS
-            && u128::from(total_gas) * u128::from(MIN_BOUND.1)
-                >= u128::from(parallel_time(best)) * u128::from(MIN_BOUND.0);
-        let workers = if parallel { best as usize } else { 1 };
+        let overhead = (block_size as u64).saturating_mul(ENGINE_COST);
+        let workers = choose_workers(total_gas, critical_gas, overhead, concurrency);
         Self {
-            workers: workers.min(concurrency.max(1)),
+            strategy: if workers > 1 {
+                Strategy::BlockStm
+            } else {
+                Strategy::Serial
+            },
+            workers,
             total_gas,
             critical_gas,
         }
+    }
+
+    /// The plan for a block of `block_size` plain transfers whose largest group of
+    /// transactions sharing an account has `largest_group` of them (see [`Strategy::Transfers`]).
+    pub fn transfers(block_size: usize, largest_group: usize, concurrency: usize) -> Self {
+        let total_gas = (block_size as u64).saturating_mul(TRANSFER_WEIGHT);
+        let critical_gas = (largest_group as u64).saturating_mul(TRANSFER_WEIGHT);
+        let overhead = (block_size as u64).saturating_mul(TRANSFER_COST);
+        let workers = choose_workers(total_gas, critical_gas, overhead, concurrency);
+        Self {
+            strategy: if workers > 1 {
+                Strategy::Transfers
+            } else {
+                Strategy::Serial
+            },
+            workers,
+            total_gas,
+            critical_gas,
+        }
+    }
+}
+
+/// The fewest workers, up to `concurrency`, that reach the best estimated time for a block
+/// of `total_gas` work with a critical path of `critical_gas` and `overhead` of engine work;
+/// 1 (serial) when that block is too small, or the estimate's speedup under [`MIN_BOUND`].
+fn choose_workers(total_gas: u64, critical_gas: u64, overhead: u64, concurrency: usize) -> usize {
+    // On `w` workers the block takes at least its critical path, and at least its work plus
+    // the engine's own work shared by `w`; plus the cost per block.
+    let parallel_time = |w: u64| {
+        let shared = total_gas.saturating_add(overhead).div_ceil(w.max(1));
+        critical_gas.max(shared).saturating_add(BLOCK_COST)
+    };
+    let best = (2..=concurrency.max(1) as u64)
+        .min_by_key(|&w| (parallel_time(w), w))
+        .unwrap_or(1);
+    let parallel = total_gas >= MIN_PARALLEL_GAS
+        && u128::from(total_gas) * u128::from(MIN_BOUND.1)
+            >= u128::from(parallel_time(best)) * u128::from(MIN_BOUND.0);
+    if parallel {
+        (best as usize).min(concurrency.max(1))
+    } else {
+        1
     }
 }
 
@@ -201,5 +275,30 @@ mod tests {
         let small = txs(&[100_000; 10]);
         assert_eq!(whole(&small, &[None; 10], 2).workers, 1);
         assert_eq!(Plan::new(&small, &[None; 10], 2, 1000).workers, 2);
+    }
+
+    #[test]
+    fn transfer_blocks_are_planned_from_their_largest_group() {
+        // Independent transfers: cheap enough on the transfer strategy for two workers.
+        let plan = Plan::transfers(47_619, 1, 2);
+        assert_eq!((plan.strategy, plan.workers), (Strategy::Transfers, 2));
+        assert_eq!(plan.critical_gas, TRANSFER_WEIGHT);
+        // One chain, or too little work: serial.
+        assert_eq!(
+            Plan::transfers(47_619, 47_619, 8).strategy,
+            Strategy::Serial
+        );
+        assert_eq!(Plan::transfers(150, 1, 8).strategy, Strategy::Serial);
+        // Two chains of equal length: a third worker takes the engine's own cost off the
+        // chains' critical path, more add nothing.
+        assert_eq!(Plan::transfers(2_000, 1_000, 8).workers, 3);
+    }
+
+    #[test]
+    fn strategies_are_named() {
+        for strategy in [Strategy::Serial, Strategy::Transfers, Strategy::BlockStm] {
+            assert_eq!(strategy.name().parse(), Ok(strategy));
+        }
+        assert!("parallel".parse::<Strategy>().is_err());
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::{collections::HashSet, num::NonZeroUsize};
 
 use common::{mixed_block, world};
-use pevm_vm::{execute_block_serial, Hardfork, Pevm};
+use pevm_vm::{execute_block_serial, Hardfork, Pevm, Strategy};
 
 #[test]
 fn repeated_parallel_runs_give_the_serial_digest() {
@@ -19,7 +19,7 @@ fn repeated_parallel_runs_give_the_serial_digest() {
         .map(|run| {
             let threads = NonZeroUsize::new(run % 8 + 1).unwrap();
             Pevm::new(threads)
-                .adaptive(false)
+                .force(Strategy::BlockStm)
                 .execute(&provider, &block)
                 .unwrap_or_else(|e| panic!("run {run} on {threads} threads failed: {e}"))
                 .digest()

@@ -17,7 +17,7 @@ use alloy_primitives::{Address, B256, U256};
 use common::{observed, world, Action, BlockSpec, TxSpec, COUNTER, DESTRUCTIBLES};
 use pevm_vm::{
     execute_block_serial, revm::bytecode::Bytecode, AccountBasic, Block, BlockOutput,
-    ExecutionError, Hardfork, InMemoryProvider, Pevm, ProviderError, StateProvider,
+    ExecutionError, Hardfork, InMemoryProvider, Pevm, ProviderError, StateProvider, Strategy,
 };
 
 /// The error of a failing storage read.
@@ -98,7 +98,7 @@ fn execute_in_time(
         // The receiver only goes away once the test has failed.
         let _ = sender.send(
             Pevm::new(threads)
-                .adaptive(false)
+                .force(Strategy::BlockStm)
                 .execute(&*provider, &block),
         );
     });

@@ -7,7 +7,7 @@ mod common;
 use std::num::NonZeroUsize;
 
 use common::{recipients, world, Action, BlockSpec, TxSpec, FRESH, SENDERS};
-use pevm_vm::{execute_block_serial, Hardfork, Pevm};
+use pevm_vm::{execute_block_serial, Hardfork, Pevm, Strategy};
 
 /// Index of `address` in [`recipients`].
 fn recipient(address: alloy_primitives::Address) -> usize {
@@ -46,7 +46,7 @@ fn lazy_credits_match_serial() {
         let block = hot_recipient_block(hardfork).block();
         let serial = execute_block_serial(&provider, &block).expect("valid block");
         for threads in [1, 2, 4, 8] {
-            let mut pevm = Pevm::new(NonZeroUsize::new(threads).unwrap()).adaptive(false);
+            let mut pevm = Pevm::new(NonZeroUsize::new(threads).unwrap()).force(Strategy::BlockStm);
             let (output, stats) = pevm
                 .execute_with_stats(&provider, &block)
                 .expect("valid block");

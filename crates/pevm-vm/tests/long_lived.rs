@@ -6,7 +6,7 @@ mod common;
 use std::num::NonZeroUsize;
 
 use common::{mixed_block, world, Action, BlockSpec, TxSpec, SENDERS};
-use pevm_vm::{execute_block_serial, Block, Hardfork, InMemoryProvider, Pevm};
+use pevm_vm::{execute_block_serial, Block, Hardfork, InMemoryProvider, Pevm, Strategy};
 
 /// Hardforks the blocks cycle through.
 const FORKS: [Hardfork; 4] = [
@@ -36,7 +36,7 @@ fn thousand_consecutive_blocks_match_serial_without_growing_memory() {
     let blocks: Vec<Block> = (0..20)
         .map(|i| mixed_block(FORKS[i % FORKS.len()], 5 + i * 7).block())
         .collect();
-    let mut pevm = Pevm::new(NonZeroUsize::new(3).unwrap()).adaptive(false);
+    let mut pevm = Pevm::new(NonZeroUsize::new(3).unwrap()).force(Strategy::BlockStm);
     let mut after_warm_up = None;
     for round in 0..1000 {
         let block = &blocks[round % blocks.len()];
@@ -57,7 +57,7 @@ fn thousand_consecutive_blocks_match_serial_without_growing_memory() {
 #[test]
 fn sixty_four_workers_on_any_machine_match_serial() {
     let provider = world();
-    let mut pevm = Pevm::new(NonZeroUsize::new(64).unwrap()).adaptive(false);
+    let mut pevm = Pevm::new(NonZeroUsize::new(64).unwrap()).force(Strategy::BlockStm);
     for (i, hardfork) in FORKS.into_iter().enumerate() {
         let block = mixed_block(hardfork, 100 + i).block();
         assert_serial(&mut pevm, &provider, &block, &format!("{hardfork:?}"));
@@ -82,13 +82,12 @@ fn ten_thousand_conflicting_transactions_complete() {
     spec.gas_limit = u64::MAX / 2;
     let block = spec.block();
     let provider = world();
-    for adaptive in [false, true] {
-        let mut pevm = Pevm::new(NonZeroUsize::new(2).unwrap()).adaptive(adaptive);
-        assert_serial(
-            &mut pevm,
-            &provider,
-            &block,
-            &format!("adaptive {adaptive}"),
-        );
+    for forced in [Some(Strategy::BlockStm), None] {
+        let pevm = Pevm::new(NonZeroUsize::new(2).unwrap());
+        let mut pevm = match forced {
+            Some(strategy) => pevm.force(strategy),
+            None => pevm,
+        };
+        assert_serial(&mut pevm, &provider, &block, &format!("forced {forced:?}"));
     }
 }

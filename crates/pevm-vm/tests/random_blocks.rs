@@ -6,7 +6,9 @@ mod common;
 use std::num::NonZeroUsize;
 
 use common::{block_spec, mixed_block, world, BlockSpec};
-use pevm_vm::{execute_block_serial, BlockOutput, ExecutionError, Hardfork, Pevm, TxStatus};
+use pevm_vm::{
+    execute_block_serial, BlockOutput, ExecutionError, Hardfork, Pevm, Strategy, TxStatus,
+};
 use proptest::{prelude::*, test_runner::TestCaseResult};
 
 /// Runs `spec` serially and on `threads` workers and checks both give the same outcome.
@@ -19,7 +21,7 @@ fn assert_same_outcome(
     let serial = execute_block_serial(&provider, &block);
     let threads = NonZeroUsize::new(threads).expect("at least one thread");
     let parallel = Pevm::new(threads)
-        .adaptive(false)
+        .force(Strategy::BlockStm)
         .execute(&provider, &block);
     prop_assert_eq!(&parallel, &serial, "{} threads", threads);
     Ok(serial)
@@ -110,7 +112,7 @@ fn mixed_blocks_match_serial_at_every_thread_count() {
             .unwrap_or_else(|e| panic!("{hardfork:?}: the mixed block is valid: {e}"));
         for threads in [1, 2, 3, 4, 8, 16] {
             let parallel = Pevm::new(NonZeroUsize::new(threads).unwrap())
-                .adaptive(false)
+                .force(Strategy::BlockStm)
                 .execute(&provider, &block);
             assert_eq!(
                 parallel.as_ref(),

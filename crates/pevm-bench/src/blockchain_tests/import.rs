@@ -12,7 +12,7 @@ use alloy_primitives::B256;
 use alloy_rlp::Decodable;
 use pevm_vm::{
     execute_block_serial, execute_block_with_hooks, signed_tx_env, Block, BlockHooks, Hardfork,
-    InMemoryProvider, Ommer, Pevm,
+    InMemoryProvider, Ommer, Pevm, Strategy,
 };
 
 use crate::replay::first_difference;
@@ -133,7 +133,7 @@ pub fn import(
     let state = &head.state;
     let serial = execute_block_with_hooks(state, &block, &hooks, |p, b| execute_block_serial(p, b));
     let parallel = execute_block_with_hooks(state, &block, &hooks, |p, b| {
-        Pevm::new(threads).adaptive(false).execute(p, b)
+        Pevm::new(threads).force(Strategy::BlockStm).execute(p, b)
     });
     if serial != parallel {
         let difference = first_difference(&serial, &parallel);

@@ -663,9 +663,26 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-/// A transaction from one of `senders`.
-fn tx_spec(senders: usize) -> impl Strategy<Value = TxSpec> {
-    (0..senders, action(), 0..3u8, any::<bool>()).prop_map(|(sender, action, tip, dynamic_fee)| {
+/// A plain transfer to an address other than [`BENEFICIARY`]; unless `pure`, now and then
+/// a transfer to the beneficiary or a call to a contract (which has code).
+fn transfer_action(pure: bool) -> impl Strategy<Value = Action> {
+    let beneficiary = recipients().len() - 1;
+    let (others, rare) = if pure { (1, 0) } else { (60, 1) };
+    prop_oneof![
+        others => (0..beneficiary, value()).prop_map(|(to, value)| Action::Transfer { to, value }),
+        rare => value().prop_map(move |value| Action::Transfer { to: beneficiary, value }),
+        rare => (0..10usize, value()).prop_map(
+            |(target, value)| Action::Call { target, destroy_to: None, value }
+        ),
+    ]
+}
+
+/// A transaction from one of `senders` doing one of `actions`.
+fn tx_spec(
+    senders: usize,
+    actions: impl Strategy<Value = Action>,
+) -> impl Strategy<Value = TxSpec> {
+    (0..senders, actions, 0..3u8, any::<bool>()).prop_map(|(sender, action, tip, dynamic_fee)| {
         TxSpec {
             sender,
             action,
@@ -684,6 +701,32 @@ pub fn block_spec(
     max: usize,
     faulty: bool,
 ) -> impl Strategy<Value = BlockSpec> {
+    block_spec_of(hardforks, min, max, faulty, action())
+}
+
+/// [`block_spec`] of plain transfers (see [`transfer_action`]); when `pure`, the
+/// beneficiary is never a sender either.
+pub fn transfer_block_spec(
+    hardforks: Vec<Hardfork>,
+    min: usize,
+    max: usize,
+    faulty: bool,
+    pure: bool,
+) -> impl Strategy<Value = BlockSpec> {
+    block_spec_of(hardforks, min, max, faulty, transfer_action(pure)).prop_map(move |mut spec| {
+        spec.coinbase_is_sender &= !pure;
+        spec
+    })
+}
+
+/// [`block_spec`] with transactions doing `actions`.
+fn block_spec_of(
+    hardforks: Vec<Hardfork>,
+    min: usize,
+    max: usize,
+    faulty: bool,
+    actions: impl Strategy<Value = Action>,
+) -> impl Strategy<Value = BlockSpec> {
     let senders = if faulty { SENDERS + 1 } else { SENDERS };
     let gas_limits: &'static [u64] = if faulty {
         &[30_000_000, 1_000_000]
@@ -697,7 +740,7 @@ pub fn block_spec(
         any::<bool>(),
         prop::sample::select(&[0u64, 7][..]),
         prop::sample::select(gas_limits),
-        prop::collection::vec(tx_spec(senders), min..=max),
+        prop::collection::vec(tx_spec(senders, actions), min..=max),
         if faulty {
             nonce_fault.boxed()
         } else {

@@ -1,0 +1,641 @@
+//! Blocks of plain value transfers need no speculation: which transaction depends on which is
+//! known exactly before they run, so they execute in independent groups, without the
+//! multi-version memory and without validation.
+//!
+//! A transfer reads and writes its sender's account, and its recipient's. When every
+//! transaction of a block is a call to an account without code (no creation, no EIP-7702
+//! authorisation, no precompile, beneficiary neither sender nor recipient), nothing in the
+//! block can run code, so no transaction reads any other account. Two transactions then depend
+//! on each other exactly when they share an account, except that credits to a recipient that
+//! never sends commute: each is recorded as a delta (see [`crate::lazy`]), and fees are owed to
+//! the beneficiary as in parallel execution. The block is cut into the groups of transactions
+//! linked by shared accounts; a worker runs a whole group in block order, against the state
+//! provider and the group's own writes.
+//!
+//! Whether a recipient has code is only known from the state: a transaction that finds code
+//! (or a write the analysis did not foresee) stops the run, and the block goes to Block-STM.
+
+use std::{fmt, ops::ControlFlow, ops::Range};
+
+use alloy_primitives::{map::AddressMap, Address, TxKind, B256, U256};
+use pevm_core::{ExecStats, Executor, TxIdx};
+use revm::{
+    bytecode::Bytecode,
+    context::{result::EVMError, result::ExecResultAndState, ContextSetters, TxEnv},
+    database_interface::DBErrorMarker,
+    handler::Handler,
+    precompile::{PrecompileSpecId, Precompiles},
+    primitives::{StorageKey, StorageValue, KECCAK_EMPTY},
+    state::AccountInfo,
+    Context, Database, ExecuteEvm, MainBuilder, MainContext,
+};
+
+use crate::{
+    lazy::{can_credit, lazy_value, take_credit, LazyBeneficiary, LazyEvm},
+    mv_db::{BlockFacts, Location, LocationValue},
+    result::{account_after, apply_write, fee_write, AccountState},
+    serial::{account_info, check_block_gas, tx_outcome},
+    AccountBasic, AccountChange, Block, BlockOutput, BlockStats, ExecutionError, ProviderError,
+    StateDiff, StateProvider, TxResult,
+};
+
+/// A block of plain transfers, cut into groups of transactions that share no account.
+#[derive(Debug)]
+pub(crate) struct TransferBlock {
+    /// Transaction indices, group after group, each group in block order.
+    order: Vec<TxIdx>,
+    /// Each group's range in `order`, largest groups first.
+    groups: Vec<Range<usize>>,
+    /// Per transaction: whether it credits its recipient as a delta.
+    credits: Vec<bool>,
+}
+
+impl TransferBlock {
+    /// The groups of `txs` when every one is a plain call that no other can observe beyond a
+    /// shared account; `None` when one is not (a creation, an EIP-7702 authorisation, a call
+    /// to a precompile, or the beneficiary as sender or recipient).
+    pub(crate) fn new(txs: &[TxEnv], block: &Block) -> Option<Self> {
+        let beneficiary = block.env.beneficiary;
+        let precompiles =
+            Precompiles::new(PrecompileSpecId::from_spec_id(block.hardfork.spec_id()));
+        // Every sender is a node; so is every recipient that sends too, or that some
+        // transaction cannot credit as a delta.
+        let mut nodes = AddressMap::<u32>::with_capacity_and_hasher(txs.len(), Default::default());
+        // Per transaction: its sender's node, its recipient, whether its value can be a
+        // credit (the transactions themselves are large: they are read once).
+        let mut transfers = Vec::with_capacity(txs.len());
+        for tx in txs {
+            let TxKind::Call(to) = tx.kind else {
+                return None;
+            };
+            if !tx.authorization_list.is_empty()
+                || tx.caller == beneficiary
+                || to == beneficiary
+                || precompiles.contains(&to)
+            {
+                return None;
+            }
+            let next = nodes.len() as u32;
+            let sender = *nodes.entry(tx.caller).or_insert(next);
+            transfers.push((sender, to, lazy_value(tx.value)));
+        }
+        for (_, to, lazy) in &transfers {
+            if !lazy && !nodes.contains_key(to) {
+                let next = nodes.len() as u32;
+                nodes.insert(*to, next);
+            }
+        }
+        // Link each transaction's sender with its recipient, when that is a node.
+        let mut links = UnionFind::new(nodes.len());
+        let credits: Vec<bool> = transfers
+            .iter()
+            .map(|(sender, to, _)| match nodes.get(to) {
+                Some(&to) => {
+                    links.union(*sender, to);
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        // Number the groups by first transaction, then order them largest first.
+        let mut group_of_root = vec![u32::MAX; nodes.len()];
+        let mut sizes: Vec<usize> = Vec::new();
+        let tx_group: Vec<u32> = transfers
+            .iter()
+            .map(|&(sender, _, _)| {
+                let root = links.find(sender) as usize;
+                if group_of_root[root] == u32::MAX {
+                    group_of_root[root] = sizes.len() as u32;
+                    sizes.push(0);
+                }
+                let group = group_of_root[root];
+                sizes[group as usize] += 1;
+                group
+            })
+            .collect();
+        let mut by_size: Vec<u32> = (0..sizes.len() as u32).collect();
+        by_size.sort_by_key(|&g| std::cmp::Reverse(sizes[g as usize]));
+        let mut start = vec![0; sizes.len()];
+        let mut groups = Vec::with_capacity(sizes.len());
+        let mut end = 0;
+        for &g in &by_size {
+            start[g as usize] = end;
+            groups.push(end..end + sizes[g as usize]);
+            end += sizes[g as usize];
+        }
+        let mut order = vec![0; txs.len()];
+        for (index, &group) in tx_group.iter().enumerate() {
+            let slot = &mut start[group as usize];
+            order[*slot] = index;
+            *slot += 1;
+        }
+        Some(Self {
+            order,
+            groups,
+            credits,
+        })
+    }
+
+    /// The number of transactions in the largest group: the block's critical path.
+    pub(crate) fn largest_group(&self) -> usize {
+        self.groups.first().map_or(0, Range::len)
+    }
+}
+
+/// The recipient of a plain call.
+fn recipient(tx: &TxEnv) -> Address {
+    match tx.kind {
+        TxKind::Call(to) => to,
+        TxKind::Create => Address::ZERO,
+    }
+}
+
+/// Union-find over the accounts of a block.
+struct UnionFind(Vec<u32>);
+
+impl UnionFind {
+    fn new(size: usize) -> Self {
+        Self((0..size as u32).collect())
+    }
+
+    fn find(&mut self, mut node: u32) -> u32 {
+        while self.0[node as usize] != node {
+            let parent = self.0[node as usize];
+            self.0[node as usize] = self.0[parent as usize];
+            node = parent;
+        }
+        node
+    }
+
+    fn union(&mut self, a: u32, b: u32) {
+        let (a, b) = (self.find(a), self.find(b));
+        self.0[a.max(b) as usize] = a.min(b);
+    }
+}
+
+/// Runs `transfers`, the groups of `block`, on up to `workers` workers of `executor`, and
+/// merges what they did into the block's output; `None` when a transaction turned out not to
+/// be a plain transfer: the block must then run on Block-STM. The error is the one of the
+/// lowest transaction, as serially.
+pub(crate) fn execute_transfers<P: StateProvider>(
+    executor: &Executor<Location, LocationValue>,
+    workers: usize,
+    provider: &P,
+    block: &Block,
+    transfers: &TransferBlock,
+) -> Result<Option<(BlockOutput, BlockStats)>, ExecutionError> {
+    let cfg = block.cfg();
+    let eip161 = BlockFacts::new(block).eip161;
+    let init = || Worker {
+        evm: Context::mainnet()
+            .with_db(TransferDb {
+                provider,
+                recipient: None,
+                changes: StateDiff::new(),
+            })
+            .with_block(block.env.clone())
+            .with_cfg(cfg.clone())
+            .build_mainnet(),
+    };
+    let run = |worker: &mut Worker<'_, P>, ran: &mut Ran, groups: &[Range<usize>]| {
+        // The worker's changes so far, which its database reads, go with its result.
+        let changes = &mut worker.evm.ctx.journaled_state.database.changes;
+        std::mem::swap(changes, &mut ran.changes);
+        let flow = worker.run(block, transfers, groups, ran);
+        let changes = &mut worker.evm.ctx.journaled_state.database.changes;
+        std::mem::swap(changes, &mut ran.changes);
+        flow
+    };
+    let mut ran = executor
+        .run_batches(&transfers.groups, workers, init, run)
+        .map_err(|message| ExecutionError::Panic { tx: None, message })?;
+    if ran.iter().any(|ran| ran.not_a_transfer) {
+        return Ok(None);
+    }
+    let engine = ExecStats {
+        executions: block.txs.len() as u64,
+        ..ExecStats::default()
+    };
+    let mut stats = BlockStats {
+        engine,
+        ..BlockStats::default()
+    };
+    let (results, failed) = block_results(block, &mut ran);
+    // Fees and credits are added to the accounts as read now: a failed read there is charged
+    // to the first transaction that owed them, as serially.
+    let mut fees = Fees::default();
+    let mut credits = AddressMap::<Owed>::default();
+    // The workers' changes, of disjoint sets of accounts, merged.
+    let mut state = StateDiff::new();
+    for mut ran in ran {
+        fees.absorb(&ran.fees);
+        for (address, owed) in ran.credits {
+            credits.entry(address).or_insert(Owed::NONE).absorb(&owed);
+        }
+        state.append(&mut ran.changes);
+    }
+    stats.lazy_fees = fees.count;
+    stats.lazy_credits = credits.values().map(|owed| owed.count).sum();
+    stats.lazy_accounts = credits.len() as u64 + u64::from(!fees.sum.is_zero());
+    // The beneficiary and the credited recipients, which no transaction wrote, in address
+    // order.
+    let mut owed: Vec<(Address, Owed)> = credits.into_iter().collect();
+    owed.sort_unstable_by_key(|(address, _)| *address);
+    let mut paid = Vec::with_capacity(owed.len() + 1);
+    let mut errors: Vec<(TxIdx, ExecutionError)> = failed.into_iter().collect();
+    let mut pay =
+        |address, change: Result<Option<AccountChange>, ProviderError>, first| match change {
+            Ok(change) => paid.extend(change.map(|change| (address, change))),
+            Err(error) => errors.push((
+                first,
+                ExecutionError::Provider {
+                    index: first,
+                    error,
+                },
+            )),
+        };
+    if let Some(first) = fees.first {
+        let change = fees.change(provider.basic(block.env.beneficiary), eip161);
+        pay(block.env.beneficiary, change, first);
+    }
+    for (address, owed) in owed {
+        let change = owed.change(provider.basic(address), eip161);
+        pay(address, change, owed.first);
+    }
+    if let Some((_, error)) = errors.into_iter().min_by_key(|(index, _)| *index) {
+        return Err(error);
+    }
+    state.append(&mut paid.into_iter().collect());
+    let output = BlockOutput { results, state };
+    Ok(Some((output, stats)))
+}
+
+/// The transactions' results in block order with their cumulative gas, up to the first
+/// failure: a failed transaction, or one over the block's gas limit.
+fn block_results(
+    block: &Block,
+    ran: &mut [Ran],
+) -> (Vec<TxResult>, Option<(TxIdx, ExecutionError)>) {
+    let mut slots: Vec<Option<TxResult>> = (0..block.txs.len()).map(|_| None).collect();
+    let mut first_error: Option<(TxIdx, ExecutionError)> = None;
+    for ran in ran.iter_mut() {
+        for (index, result) in ran.results.drain(..) {
+            slots[index] = Some(result);
+        }
+        for (index, error) in ran.errors.drain(..) {
+            if first_error.as_ref().is_none_or(|(first, _)| index < *first) {
+                first_error = Some((index, error));
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(slots.len());
+    let mut cumulative_gas_used = 0;
+    for (index, slot) in slots.into_iter().enumerate() {
+        let gas_limit = block.txs[index].gas_limit;
+        if let Err(error) =
+            check_block_gas(index, gas_limit, block.env.gas_limit, cumulative_gas_used)
+        {
+            return (results, Some((index, error)));
+        }
+        let Some(mut result) = slot else {
+            // Only transactions after a failed one of their group did not run.
+            let error = first_error.unwrap_or_else(|| {
+                (
+                    index,
+                    ExecutionError::Evm {
+                        index,
+                        message: "transaction did not run".into(),
+                    },
+                )
+            });
+            return (results, Some(error));
+        };
+        cumulative_gas_used += result.gas_used;
+        result.cumulative_gas_used = cumulative_gas_used;
+        results.push(result);
+    }
+    (results, first_error)
+}
+
+/// What is owed to one account by the transactions that credited it without reading it.
+#[derive(Clone, Copy, Debug)]
+struct Owed {
+    /// The sum owed.
+    value: U256,
+    /// The first transaction that owed it.
+    first: TxIdx,
+    /// How many transactions owed it.
+    count: u64,
+}
+
+impl Owed {
+    /// Nothing owed.
+    const NONE: Self = Self {
+        value: U256::ZERO,
+        first: TxIdx::MAX,
+        count: 0,
+    };
+
+    /// Adds `value`, owed by transaction `index`.
+    fn add(&mut self, index: TxIdx, value: U256) {
+        self.value += value;
+        self.first = self.first.min(index);
+        self.count += 1;
+    }
+
+    /// Adds what `other` owes.
+    fn absorb(&mut self, other: &Self) {
+        self.value += other.value;
+        self.first = self.first.min(other.first);
+        self.count += other.count;
+    }
+
+    /// The account's change once paid, from the account as read. The credits are all
+    /// non-zero and their sum cannot overflow (see [`crate::lazy`]), so paying them at once
+    /// is paying them one by one.
+    fn change(
+        &self,
+        base: Result<Option<AccountBasic>, ProviderError>,
+        eip161: bool,
+    ) -> Result<Option<AccountChange>, ProviderError> {
+        let base = base?.map(AccountState::from);
+        Ok(fee_write(base.as_ref(), self.value, eip161).map(|write| {
+            let mut change = AccountChange::default();
+            apply_write(&mut change, &write);
+            change
+        }))
+    }
+}
+
+/// The fees owed to the beneficiary.
+#[derive(Clone, Copy, Debug, Default)]
+struct Fees {
+    /// Their sum.
+    sum: U256,
+    /// The first transaction that owed a fee (a failed read of the beneficiary is its).
+    first: Option<TxIdx>,
+    /// The first transactions that owed a zero fee, and a non-zero one.
+    first_zero: Option<TxIdx>,
+    first_non_zero: Option<TxIdx>,
+    /// How many transactions owed one.
+    count: u64,
+}
+
+impl Fees {
+    /// Adds the fee of transaction `index`.
+    fn add(&mut self, index: TxIdx, fee: U256) {
+        self.sum = self.sum.saturating_add(fee);
+        let first = |slot: &mut Option<TxIdx>| *slot = Some(slot.map_or(index, |f| f.min(index)));
+        first(&mut self.first);
+        first(if fee.is_zero() {
+            &mut self.first_zero
+        } else {
+            &mut self.first_non_zero
+        });
+        self.count += 1;
+    }
+
+    /// Adds the fees of `other`.
+    fn absorb(&mut self, other: &Self) {
+        self.sum = self.sum.saturating_add(other.sum);
+        let min = |a: Option<TxIdx>, b: Option<TxIdx>| a.into_iter().chain(b).min();
+        self.first = min(self.first, other.first);
+        self.first_zero = min(self.first_zero, other.first_zero);
+        self.first_non_zero = min(self.first_non_zero, other.first_non_zero);
+        self.count += other.count;
+    }
+
+    /// The beneficiary's change once paid, from its account as read. Only a zero fee paid
+    /// before any non-zero one can touch an empty account (later, its balance is not zero);
+    /// the non-zero fees add up.
+    fn change(
+        &self,
+        base: Result<Option<AccountBasic>, ProviderError>,
+        eip161: bool,
+    ) -> Result<Option<AccountChange>, ProviderError> {
+        let mut account = base?.map(AccountState::from);
+        let mut change = None;
+        let zero_first = match (self.first_zero, self.first_non_zero) {
+            (Some(zero), Some(non_zero)) => zero < non_zero,
+            (zero, _) => zero.is_some(),
+        };
+        let fees = [
+            zero_first.then_some(U256::ZERO),
+            Some(self.sum).filter(|sum| !sum.is_zero()),
+        ];
+        for fee in fees.into_iter().flatten() {
+            if let Some(write) = fee_write(account.as_ref(), fee, eip161) {
+                apply_write(change.get_or_insert_with(AccountChange::default), &write);
+                account = account_after(account, Some(&write));
+            }
+        }
+        Ok(change)
+    }
+}
+
+/// A transaction was not the plain transfer the analysis took it for.
+#[derive(Debug)]
+struct NotATransfer;
+
+/// One worker of a transfer block.
+struct Worker<'a, P: StateProvider> {
+    evm: LazyEvm<TransferDb<'a, P>>,
+}
+
+/// What one worker did.
+#[derive(Default)]
+struct Ran {
+    /// The results of its transactions.
+    results: Vec<(TxIdx, TxResult)>,
+    /// The failed transaction of each group that failed.
+    errors: Vec<(TxIdx, ExecutionError)>,
+    /// The credits owed by its transactions, per recipient.
+    credits: AddressMap<Owed>,
+    /// The fees owed by its transactions.
+    fees: Fees,
+    /// The changes of the accounts its groups wrote (its database's while it runs), kept in
+    /// address order as they come: merging the workers' is then a single pass.
+    changes: StateDiff,
+    /// Whether one of its transactions was not a plain transfer.
+    not_a_transfer: bool,
+}
+
+impl<P: StateProvider> Worker<'_, P> {
+    /// Runs `groups`, each in block order until one of its transactions fails, into `ran`.
+    fn run(
+        &mut self,
+        block: &Block,
+        transfers: &TransferBlock,
+        groups: &[Range<usize>],
+        ran: &mut Ran,
+    ) -> ControlFlow<()> {
+        for group in groups {
+            for &index in &transfers.order[group.clone()] {
+                match self.execute(block, index, transfers.credits[index], ran) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        // The rest of the group depends on the failed transaction.
+                        ran.errors.push((index, error));
+                        break;
+                    }
+                    Err(NotATransfer) => {
+                        ran.not_a_transfer = true;
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Runs transaction `index`, crediting its recipient as a delta if `credit`, into `ran`.
+    fn execute(
+        &mut self,
+        block: &Block,
+        index: TxIdx,
+        credit: bool,
+        ran: &mut Ran,
+    ) -> Result<Result<(), ExecutionError>, NotATransfer> {
+        let tx = &block.txs[index];
+        let to = recipient(tx);
+        let db = &mut self.evm.ctx.journaled_state.database;
+        db.recipient = Some(Recipient {
+            address: to,
+            credit,
+            shown: None,
+        });
+        self.evm.ctx.set_tx(tx.clone());
+        let mut handler = LazyBeneficiary::default();
+        let result = handler.run(&mut self.evm);
+        let state = self.evm.finalize();
+        let db = &mut self.evm.ctx.journaled_state.database;
+        let shown = db.recipient.take().and_then(|r| r.shown);
+        let outcome = match result {
+            Err(EVMError::Database(TransferDbError::NotATransfer)) => return Err(NotATransfer),
+            other => tx_outcome(
+                index,
+                tx.tx_type,
+                other.map(|result| ExecResultAndState::new(result, state)),
+            ),
+        };
+        let (result, mut writes) = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => return Ok(Err(error)),
+        };
+        if let Some(base) = shown.filter(|_| credit) {
+            if let Some(value) =
+                take_credit(&mut writes, to, base.as_ref()).map_err(|_| NotATransfer)?
+            {
+                ran.credits
+                    .entry(to)
+                    .or_insert(Owed::NONE)
+                    .add(index, value);
+            }
+        }
+        let Some(fee) = handler.fee.get() else {
+            return Err(NotATransfer);
+        };
+        for (address, write) in &writes {
+            if *address != tx.caller && (*address != to || credit) {
+                return Err(NotATransfer);
+            }
+            apply_write(db.changes.entry(*address).or_default(), write);
+        }
+        ran.fees.add(index, fee);
+        ran.results.push((index, result));
+        Ok(Ok(()))
+    }
+}
+
+/// The recipient of the transaction being run.
+struct Recipient {
+    address: Address,
+    /// Whether it is credited as a delta.
+    credit: bool,
+    /// The account it was shown (without other transactions' credits), once read.
+    shown: Option<Option<AccountState>>,
+}
+
+/// Why a read of a transfer failed.
+#[derive(Debug)]
+enum TransferDbError {
+    /// The recipient has code, or is too rich to take credits.
+    NotATransfer,
+    /// The state provider failed.
+    Provider(ProviderError),
+}
+
+impl fmt::Display for TransferDbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotATransfer => f.write_str("not a plain transfer"),
+            Self::Provider(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for TransferDbError {}
+impl DBErrorMarker for TransferDbError {}
+
+impl From<TransferDbError> for ExecutionError {
+    fn from(error: TransferDbError) -> Self {
+        match error {
+            TransferDbError::Provider(error) => error.into(),
+            TransferDbError::NotATransfer => Self::Evm {
+                index: 0,
+                message: "not a plain transfer".into(),
+            },
+        }
+    }
+}
+
+/// revm's view of the state for a transfer: the group's earlier writes over the provider.
+struct TransferDb<'a, P> {
+    provider: &'a P,
+    recipient: Option<Recipient>,
+    /// The changes of the accounts the worker's transactions wrote so far (only the group's
+    /// own accounts are ever read).
+    changes: StateDiff,
+}
+
+impl<P: StateProvider> Database for TransferDb<'_, P> {
+    type Error = TransferDbError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        let account = match self.changes.get(&address) {
+            Some(change) => change.info.clone(),
+            None => self
+                .provider
+                .basic(address)
+                .map_err(TransferDbError::Provider)?
+                .map(AccountState::from),
+        };
+        if let Some(recipient) = self.recipient.as_mut().filter(|r| r.address == address) {
+            let codeless = account.as_ref().is_none_or(|a| a.code_hash == KECCAK_EMPTY);
+            if !codeless || (recipient.credit && !can_credit(account.as_ref())) {
+                return Err(TransferDbError::NotATransfer);
+            }
+            recipient.shown = Some(account.clone());
+        }
+        account
+            .map(|a| account_info(self.provider, a.balance, a.nonce, a.code_hash, a.code))
+            .transpose()
+            .map_err(TransferDbError::Provider)
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        self.provider
+            .code_by_hash(code_hash)
+            .map_err(TransferDbError::Provider)
+    }
+
+    /// A transfer runs no code: it reads no storage.
+    fn storage(&mut self, _: Address, _: StorageKey) -> Result<StorageValue, Self::Error> {
+        Err(TransferDbError::NotATransfer)
+    }
+
+    /// A transfer runs no code: it reads no block hash.
+    fn block_hash(&mut self, _: u64) -> Result<B256, Self::Error> {
+        Err(TransferDbError::NotATransfer)
+    }
+}
