@@ -24,7 +24,7 @@ use revm::{
 use crate::{
     lazy::{take_credit, LazyBeneficiary, LazyCredits, LazyEvm},
     mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
-    plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE},
+    plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
     result::{apply_write, fee_write, AccountState, AccountWrite},
     serial::{check_block_gas, execute_block_serial, execute_block_serial_timed, tx_outcome},
     transfers::{execute_transfers, TransferBlock},
@@ -353,8 +353,17 @@ impl Pevm {
     /// How `block` runs, with its transfer groups when it is all plain transfers.
     fn plan(&self, block: &Block) -> (Plan, Option<TransferBlock>) {
         let engine = self.engine_plan(block);
+        let concurrency = self.concurrency();
         let try_transfers = match self.forced {
-            None => engine.total_gas >= MIN_PARALLEL_GAS,
+            // The known dependencies all link transactions of one group: their longest chain
+            // is no longer than the largest group, so a block they already show too
+            // dependent (a chain of transfers) is not analysed at all.
+            None => {
+                let chain = (engine.critical_gas / TRANSFER_WEIGHT) as usize;
+                engine.total_gas >= MIN_PARALLEL_GAS
+                    && Plan::transfers(block.txs.len(), chain, concurrency).strategy
+                        == Strategy::Transfers
+            }
             Some(strategy) => strategy == Strategy::Transfers,
         };
         let Some(transfers) = try_transfers
@@ -363,7 +372,6 @@ impl Pevm {
         else {
             return (engine, None);
         };
-        let concurrency = self.concurrency();
         let mut plan = Plan::transfers(block.txs.len(), transfers.largest_group(), concurrency);
         if self.forced.is_some() {
             plan.strategy = Strategy::Transfers;

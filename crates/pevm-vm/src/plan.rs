@@ -32,7 +32,7 @@ const MIN_BOUND: (u64, u64) = (13, 10);
 pub const PLAN_SAMPLE: usize = 4096;
 
 /// The most a plain transfer weighs.
-const TRANSFER_WEIGHT: u64 = 21_000;
+pub(crate) const TRANSFER_WEIGHT: u64 = 21_000;
 
 /// The most any other transaction weighs.
 pub const CALL_WEIGHT_CAP: u64 = 500_000;

@@ -15,7 +15,11 @@
 //! Whether a recipient has code is only known from the state: a transaction that finds code
 //! (or a write the analysis did not foresee) stops the run, and the block goes to Block-STM.
 
-use std::{fmt, ops::ControlFlow, ops::Range};
+use std::{
+    fmt,
+    ops::{ControlFlow, Range},
+    sync::{Mutex, PoisonError},
+};
 
 use alloy_primitives::{map::AddressMap, Address, TxKind, B256, U256};
 use pevm_core::{ExecStats, Executor, TxIdx};
@@ -39,6 +43,9 @@ use crate::{
     StateDiff, StateProvider, TxResult,
 };
 
+/// The leading zero bytes of every precompile's address (so far).
+const LOW_PREFIX: usize = 18;
+
 /// A block of plain transfers, cut into groups of transactions that share no account.
 #[derive(Debug)]
 pub(crate) struct TransferBlock {
@@ -58,6 +65,11 @@ impl TransferBlock {
         let beneficiary = block.env.beneficiary;
         let precompiles =
             Precompiles::new(PrecompileSpecId::from_spec_id(block.hardfork.spec_id()));
+        // Precompiles sit at low addresses: a cheap test rules out nearly every recipient
+        // before the set is looked up.
+        let low = |address: &Address| address[..LOW_PREFIX] == [0; LOW_PREFIX];
+        let all_low = precompiles.addresses().all(low);
+        let precompile = |to: &Address| (!all_low || low(to)) && precompiles.contains(to);
         // Every sender is a node; so is every recipient that sends too, or that some
         // transaction cannot credit as a delta.
         let mut nodes = AddressMap::<u32>::with_capacity_and_hasher(txs.len(), Default::default());
@@ -71,7 +83,7 @@ impl TransferBlock {
             if !tx.authorization_list.is_empty()
                 || tx.caller == beneficiary
                 || to == beneficiary
-                || precompiles.contains(&to)
+                || precompile(&to)
             {
                 return None;
             }
@@ -191,19 +203,28 @@ pub(crate) fn execute_transfers<P: StateProvider>(
             .with_db(TransferDb {
                 provider,
                 recipient: None,
-                changes: StateDiff::new(),
+                changes: AddressMap::default(),
             })
             .with_block(block.env.clone())
             .with_cfg(cfg.clone())
             .build_mainnet(),
     };
+    let merged = Mutex::new(Merged {
+        results: (0..block.txs.len()).map(|_| None).collect(),
+        state: StateDiff::new(),
+    });
     let run = |worker: &mut Worker<'_, P>, ran: &mut Ran, groups: &[Range<usize>]| {
-        // The worker's changes so far, which its database reads, go with its result.
+        // The worker's changes not merged yet, which its database reads, go with its result.
         let changes = &mut worker.evm.ctx.journaled_state.database.changes;
         std::mem::swap(changes, &mut ran.changes);
         let flow = worker.run(block, transfers, groups, ran);
         let changes = &mut worker.evm.ctx.journaled_state.database.changes;
         std::mem::swap(changes, &mut ran.changes);
+        // The batch's groups are done: no later transaction reads their accounts. Merge them
+        // unless another worker is merging, so that merging overlaps execution.
+        if let Ok(mut merged) = merged.try_lock() {
+            merged.absorb(ran);
+        }
         flow
     };
     let mut ran = executor
@@ -211,6 +232,10 @@ pub(crate) fn execute_transfers<P: StateProvider>(
         .map_err(|message| ExecutionError::Panic { tx: None, message })?;
     if ran.iter().any(|ran| ran.not_a_transfer) {
         return Ok(None);
+    }
+    let mut merged = merged.into_inner().unwrap_or_else(PoisonError::into_inner);
+    for ran in &mut ran {
+        merged.absorb(ran);
     }
     let engine = ExecStats {
         executions: block.txs.len() as u64,
@@ -220,32 +245,26 @@ pub(crate) fn execute_transfers<P: StateProvider>(
         engine,
         ..BlockStats::default()
     };
-    let (results, failed) = block_results(block, &mut ran);
+    let Merged { results, mut state } = merged;
+    let (results, failed) = block_results(block, results, &mut ran);
     // Fees and credits are added to the accounts as read now: a failed read there is charged
     // to the first transaction that owed them, as serially.
     let mut fees = Fees::default();
     let mut credits = AddressMap::<Owed>::default();
-    // The workers' changes, of disjoint sets of accounts, merged.
-    let mut state = StateDiff::new();
-    for mut ran in ran {
+    for ran in ran {
         fees.absorb(&ran.fees);
         for (address, owed) in ran.credits {
             credits.entry(address).or_insert(Owed::NONE).absorb(&owed);
         }
-        state.append(&mut ran.changes);
     }
     stats.lazy_fees = fees.count;
     stats.lazy_credits = credits.values().map(|owed| owed.count).sum();
     stats.lazy_accounts = credits.len() as u64 + u64::from(!fees.sum.is_zero());
-    // The beneficiary and the credited recipients, which no transaction wrote, in address
-    // order.
-    let mut owed: Vec<(Address, Owed)> = credits.into_iter().collect();
-    owed.sort_unstable_by_key(|(address, _)| *address);
-    let mut paid = Vec::with_capacity(owed.len() + 1);
+    // The beneficiary and the credited recipients, which no transaction wrote.
     let mut errors: Vec<(TxIdx, ExecutionError)> = failed.into_iter().collect();
     let mut pay =
         |address, change: Result<Option<AccountChange>, ProviderError>, first| match change {
-            Ok(change) => paid.extend(change.map(|change| (address, change))),
+            Ok(change) => state.extend(change.map(|change| (address, change))),
             Err(error) => errors.push((
                 first,
                 ExecutionError::Provider {
@@ -258,63 +277,79 @@ pub(crate) fn execute_transfers<P: StateProvider>(
         let change = fees.change(provider.basic(block.env.beneficiary), eip161);
         pay(block.env.beneficiary, change, first);
     }
-    for (address, owed) in owed {
+    for (address, owed) in credits {
         let change = owed.change(provider.basic(address), eip161);
         pay(address, change, owed.first);
     }
     if let Some((_, error)) = errors.into_iter().min_by_key(|(index, _)| *index) {
         return Err(error);
     }
-    state.append(&mut paid.into_iter().collect());
     let output = BlockOutput { results, state };
     Ok(Some((output, stats)))
+}
+
+/// What the workers did, merged: the results of their transactions and the changes of the
+/// accounts they wrote.
+struct Merged {
+    results: Vec<Option<TxResult>>,
+    state: StateDiff,
+}
+
+impl Merged {
+    /// Takes in the results and changes `ran` holds.
+    fn absorb(&mut self, ran: &mut Ran) {
+        for (index, result) in ran.results.drain(..) {
+            self.results[index] = Some(result);
+        }
+        self.state.extend(ran.changes.drain());
+    }
 }
 
 /// The transactions' results in block order with their cumulative gas, up to the first
 /// failure: a failed transaction, or one over the block's gas limit.
 fn block_results(
     block: &Block,
+    slots: Vec<Option<TxResult>>,
     ran: &mut [Ran],
 ) -> (Vec<TxResult>, Option<(TxIdx, ExecutionError)>) {
-    let mut slots: Vec<Option<TxResult>> = (0..block.txs.len()).map(|_| None).collect();
     let mut first_error: Option<(TxIdx, ExecutionError)> = None;
-    for ran in ran.iter_mut() {
-        for (index, result) in ran.results.drain(..) {
-            slots[index] = Some(result);
-        }
-        for (index, error) in ran.errors.drain(..) {
-            if first_error.as_ref().is_none_or(|(first, _)| index < *first) {
-                first_error = Some((index, error));
-            }
+    for (index, error) in ran.iter_mut().flat_map(|ran| ran.errors.drain(..)) {
+        if first_error.as_ref().is_none_or(|(first, _)| index < *first) {
+            first_error = Some((index, error));
         }
     }
-    let mut results = Vec::with_capacity(slots.len());
     let mut cumulative_gas_used = 0;
-    for (index, slot) in slots.into_iter().enumerate() {
-        let gas_limit = block.txs[index].gas_limit;
-        if let Err(error) =
-            check_block_gas(index, gas_limit, block.env.gas_limit, cumulative_gas_used)
-        {
-            return (results, Some((index, error)));
-        }
-        let Some(mut result) = slot else {
-            // Only transactions after a failed one of their group did not run.
-            let error = first_error.unwrap_or_else(|| {
-                (
-                    index,
-                    ExecutionError::Evm {
-                        index,
-                        message: "transaction did not run".into(),
-                    },
-                )
-            });
-            return (results, Some(error));
-        };
-        cumulative_gas_used += result.gas_used;
-        result.cumulative_gas_used = cumulative_gas_used;
-        results.push(result);
-    }
-    (results, first_error)
+    let mut failure = None;
+    // In place: the results take the slots' memory.
+    let results = slots
+        .into_iter()
+        .enumerate()
+        .map_while(|(index, slot)| {
+            let gas_limit = block.txs[index].gas_limit;
+            let checked =
+                check_block_gas(index, gas_limit, block.env.gas_limit, cumulative_gas_used);
+            match (checked, slot) {
+                (Ok(()), Some(mut result)) => {
+                    cumulative_gas_used += result.gas_used;
+                    result.cumulative_gas_used = cumulative_gas_used;
+                    Some(result)
+                }
+                (Err(error), _) => {
+                    failure = Some((index, error));
+                    None
+                }
+                // Only transactions after a failed one of their group did not run.
+                (Ok(()), None) => {
+                    failure = Some(first_error.take().unwrap_or_else(|| {
+                        let message = "transaction did not run".into();
+                        (index, ExecutionError::Evm { index, message })
+                    }));
+                    None
+                }
+            }
+        })
+        .collect();
+    (results, failure.or(first_error))
 }
 
 /// What is owed to one account by the transactions that credited it without reading it.
@@ -445,7 +480,7 @@ struct Worker<'a, P: StateProvider> {
 /// What one worker did.
 #[derive(Default)]
 struct Ran {
-    /// The results of its transactions.
+    /// The results of its transactions, not merged yet.
     results: Vec<(TxIdx, TxResult)>,
     /// The failed transaction of each group that failed.
     errors: Vec<(TxIdx, ExecutionError)>,
@@ -453,9 +488,9 @@ struct Ran {
     credits: AddressMap<Owed>,
     /// The fees owed by its transactions.
     fees: Fees,
-    /// The changes of the accounts its groups wrote (its database's while it runs), kept in
-    /// address order as they come: merging the workers' is then a single pass.
-    changes: StateDiff,
+    /// The changes of the accounts its groups wrote, not merged yet (its database's while it
+    /// runs).
+    changes: AddressMap<AccountChange>,
     /// Whether one of its transactions was not a plain transfer.
     not_a_transfer: bool,
 }
@@ -593,9 +628,9 @@ impl From<TransferDbError> for ExecutionError {
 struct TransferDb<'a, P> {
     provider: &'a P,
     recipient: Option<Recipient>,
-    /// The changes of the accounts the worker's transactions wrote so far (only the group's
-    /// own accounts are ever read).
-    changes: StateDiff,
+    /// The changes of the accounts the worker's transactions wrote since they were last
+    /// merged (only the current group's own accounts are ever read).
+    changes: AddressMap<AccountChange>,
 }
 
 impl<P: StateProvider> Database for TransferDb<'_, P> {
