@@ -132,17 +132,13 @@ impl Plan {
         };
         let (total_gas, critical_gas) = (scale(total_gas), scale(critical_gas));
         let overhead = (block_size as u64).saturating_mul(ENGINE_COST);
-        let workers = choose_workers(total_gas, critical_gas, overhead, concurrency);
-        Self {
-            strategy: if workers > 1 {
-                Strategy::BlockStm
-            } else {
-                Strategy::Serial
-            },
-            workers,
+        Self::estimated(
+            Strategy::BlockStm,
             total_gas,
             critical_gas,
-        }
+            overhead,
+            concurrency,
+        )
     }
 
     /// The plan for a block of `block_size` plain transfers whose largest group of
@@ -151,10 +147,27 @@ impl Plan {
         let total_gas = (block_size as u64).saturating_mul(TRANSFER_WEIGHT);
         let critical_gas = (largest_group as u64).saturating_mul(TRANSFER_WEIGHT);
         let overhead = (block_size as u64).saturating_mul(TRANSFER_COST);
+        Self::estimated(
+            Strategy::Transfers,
+            total_gas,
+            critical_gas,
+            overhead,
+            concurrency,
+        )
+    }
+
+    /// The plan on `strategy` with the workers [`choose_workers`] picks; serial on one.
+    fn estimated(
+        strategy: Strategy,
+        total_gas: u64,
+        critical_gas: u64,
+        overhead: u64,
+        concurrency: usize,
+    ) -> Self {
         let workers = choose_workers(total_gas, critical_gas, overhead, concurrency);
         Self {
             strategy: if workers > 1 {
-                Strategy::Transfers
+                strategy
             } else {
                 Strategy::Serial
             },

@@ -3,8 +3,8 @@
 //! multi-version memory and without validation.
 //!
 //! A transfer reads and writes its sender's account, and its recipient's. When every
-//! transaction of a block is a call to an account without code (no creation, no EIP-7702
-//! authorisation, no precompile, beneficiary neither sender nor recipient), nothing in the
+//! transaction of a block is a call without calldata to an account without code (no creation,
+//! no EIP-7702 authorisation, no precompile, beneficiary neither sender nor recipient), nothing in the
 //! block can run code, so no transaction reads any other account. Two transactions then depend
 //! on each other exactly when they share an account, except that credits to a recipient that
 //! never sends commute: each is recorded as a delta (see [`crate::lazy`]), and fees are owed to
@@ -58,9 +58,10 @@ pub(crate) struct TransferBlock {
 }
 
 impl TransferBlock {
-    /// The groups of `txs` when every one is a plain call that no other can observe beyond a
-    /// shared account; `None` when one is not (a creation, an EIP-7702 authorisation, a call
-    /// to a precompile, or the beneficiary as sender or recipient).
+    /// The groups of `txs` when every one is a plain transfer: a call without calldata that
+    /// no other can observe beyond a shared account; `None` when one is not (a creation, a
+    /// call with calldata, an EIP-7702 authorisation, a call to a precompile, or the
+    /// beneficiary as sender or recipient).
     pub(crate) fn new(txs: &[TxEnv], block: &Block) -> Option<Self> {
         let beneficiary = block.env.beneficiary;
         let precompiles =
@@ -80,7 +81,8 @@ impl TransferBlock {
             let TxKind::Call(to) = tx.kind else {
                 return None;
             };
-            if !tx.authorization_list.is_empty()
+            if !tx.data.is_empty()
+                || !tx.authorization_list.is_empty()
                 || tx.caller == beneficiary
                 || to == beneficiary
                 || precompile(&to)
@@ -393,12 +395,7 @@ impl Owed {
         base: Result<Option<AccountBasic>, ProviderError>,
         eip161: bool,
     ) -> Result<Option<AccountChange>, ProviderError> {
-        let base = base?.map(AccountState::from);
-        Ok(fee_write(base.as_ref(), self.value, eip161).map(|write| {
-            let mut change = AccountChange::default();
-            apply_write(&mut change, &write);
-            change
-        }))
+        Ok(paid(base?, [self.value], eip161))
     }
 }
 
@@ -448,8 +445,6 @@ impl Fees {
         base: Result<Option<AccountBasic>, ProviderError>,
         eip161: bool,
     ) -> Result<Option<AccountChange>, ProviderError> {
-        let mut account = base?.map(AccountState::from);
-        let mut change = None;
         let zero_first = match (self.first_zero, self.first_non_zero) {
             (Some(zero), Some(non_zero)) => zero < non_zero,
             (zero, _) => zero.is_some(),
@@ -458,14 +453,26 @@ impl Fees {
             zero_first.then_some(U256::ZERO),
             Some(self.sum).filter(|sum| !sum.is_zero()),
         ];
-        for fee in fees.into_iter().flatten() {
-            if let Some(write) = fee_write(account.as_ref(), fee, eip161) {
-                apply_write(change.get_or_insert_with(AccountChange::default), &write);
-                account = account_after(account, Some(&write));
-            }
-        }
-        Ok(change)
+        Ok(paid(base?, fees.into_iter().flatten(), eip161))
     }
+}
+
+/// The change of the account `base` once `payments` are paid into it one after another, as
+/// revm pays a fee; `None` when none changes it.
+fn paid(
+    base: Option<AccountBasic>,
+    payments: impl IntoIterator<Item = U256>,
+    eip161: bool,
+) -> Option<AccountChange> {
+    let mut account = base.map(AccountState::from);
+    let mut change = None;
+    for value in payments {
+        if let Some(write) = fee_write(account.as_ref(), value, eip161) {
+            apply_write(change.get_or_insert_with(AccountChange::default), &write);
+            account = account_after(account, Some(&write));
+        }
+    }
+    change
 }
 
 /// A transaction was not the plain transfer the analysis took it for.
