@@ -367,7 +367,7 @@ impl Pevm {
             Some(strategy) => strategy == Strategy::Transfers,
         };
         let Some(transfers) = try_transfers
-            .then(|| TransferBlock::new(&block.txs, block))
+            .then(|| TransferBlock::new(&block.txs, block, &self.executor))
             .flatten()
         else {
             return (engine, None);

@@ -17,6 +17,7 @@
 
 use std::{
     fmt,
+    hash::Hash,
     ops::{ControlFlow, Range},
     sync::{Mutex, PoisonError},
 };
@@ -43,6 +44,9 @@ use crate::{
     StateDiff, StateProvider, TxResult,
 };
 
+/// Transactions read at once by one worker while a block is analysed.
+const EXTRACT_CHUNK: usize = 1024;
+
 /// The leading zero bytes of every precompile's address (so far).
 const LOW_PREFIX: usize = 18;
 
@@ -62,7 +66,11 @@ impl TransferBlock {
     /// no other can observe beyond a shared account; `None` when one is not (a creation, a
     /// call with calldata, an EIP-7702 authorisation, a call to a precompile, or the
     /// beneficiary as sender or recipient).
-    pub(crate) fn new(txs: &[TxEnv], block: &Block) -> Option<Self> {
+    pub(crate) fn new<K, V>(txs: &[TxEnv], block: &Block, executor: &Executor<K, V>) -> Option<Self>
+    where
+        K: Eq + Hash + Clone + Send + Sync,
+        V: Clone + Send + Sync,
+    {
         let beneficiary = block.env.beneficiary;
         let precompiles =
             Precompiles::new(PrecompileSpecId::from_spec_id(block.hardfork.spec_id()));
@@ -71,28 +79,39 @@ impl TransferBlock {
         let low = |address: &Address| address[..LOW_PREFIX] == [0; LOW_PREFIX];
         let all_low = precompiles.addresses().all(low);
         let precompile = |to: &Address| (!all_low || low(to)) && precompiles.contains(to);
-        // Every sender is a node; so is every recipient that sends too, or that some
-        // transaction cannot credit as a delta.
-        let mut nodes = AddressMap::<u32>::with_capacity_and_hasher(txs.len(), Default::default());
-        // Per transaction: its sender's node, its recipient, whether its value can be a
-        // credit (the transactions themselves are large: they are read once).
-        let mut transfers = Vec::with_capacity(txs.len());
-        for tx in txs {
+        // Per transaction: its sender, its recipient, whether its value can be a credit.
+        let transfer = |tx: &TxEnv| {
             let TxKind::Call(to) = tx.kind else {
                 return None;
             };
-            if !tx.data.is_empty()
-                || !tx.authorization_list.is_empty()
-                || tx.caller == beneficiary
-                || to == beneficiary
-                || precompile(&to)
-            {
-                return None;
-            }
-            let next = nodes.len() as u32;
-            let sender = *nodes.entry(tx.caller).or_insert(next);
-            transfers.push((sender, to, lazy_value(tx.value)));
+            let plain = tx.data.is_empty()
+                && tx.authorization_list.is_empty()
+                && tx.caller != beneficiary
+                && to != beneficiary
+                && !precompile(&to);
+            plain.then_some((tx.caller, to, lazy_value(tx.value)))
+        };
+        // The transactions are large, and most blocks fail on their first ones: those are
+        // read here, the rest on the workers.
+        let head = txs.len().min(EXTRACT_CHUNK);
+        let mut transfers: Vec<(Address, Address, bool)> =
+            txs[..head].iter().map(transfer).collect::<Option<_>>()?;
+        let chunks: Vec<&[TxEnv]> = txs[head..].chunks(EXTRACT_CHUNK).collect();
+        for chunk in executor.map(&chunks, |chunk| {
+            chunk.iter().map(transfer).collect::<Option<Vec<_>>>()
+        }) {
+            transfers.extend(chunk?);
         }
+        // Every sender is a node; so is every recipient that sends too, or that some
+        // transaction cannot credit as a delta.
+        let mut nodes = AddressMap::<u32>::with_capacity_and_hasher(txs.len(), Default::default());
+        let senders: Vec<u32> = transfers
+            .iter()
+            .map(|(caller, _, _)| {
+                let next = nodes.len() as u32;
+                *nodes.entry(*caller).or_insert(next)
+            })
+            .collect();
         for (_, to, lazy) in &transfers {
             if !lazy && !nodes.contains_key(to) {
                 let next = nodes.len() as u32;
@@ -103,7 +122,8 @@ impl TransferBlock {
         let mut links = UnionFind::new(nodes.len());
         let credits: Vec<bool> = transfers
             .iter()
-            .map(|(sender, to, _)| match nodes.get(to) {
+            .zip(&senders)
+            .map(|((_, to, _), sender)| match nodes.get(to) {
                 Some(&to) => {
                     links.union(*sender, to);
                     false
@@ -114,9 +134,9 @@ impl TransferBlock {
         // Number the groups by first transaction, then order them largest first.
         let mut group_of_root = vec![u32::MAX; nodes.len()];
         let mut sizes: Vec<usize> = Vec::new();
-        let tx_group: Vec<u32> = transfers
+        let tx_group: Vec<u32> = senders
             .iter()
-            .map(|&(sender, _, _)| {
+            .map(|&sender| {
                 let root = links.find(sender) as usize;
                 if group_of_root[root] == u32::MAX {
                     group_of_root[root] = sizes.len() as u32;
