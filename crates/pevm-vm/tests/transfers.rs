@@ -120,6 +120,25 @@ fn a_transfer_to_code_sends_the_block_to_block_stm() -> TestCaseResult {
 }
 
 #[test]
+fn large_blocks_are_analysed_on_the_workers() -> TestCaseResult {
+    // Beyond the first 1,024 transactions the analysis reads on the workers: a call to code
+    // deep in the block is still seen before execution.
+    let mut spec = transfer_mix(Hardfork::Cancun, 3_000);
+    spec.gas_limit = 100_000_000;
+    let stats = same_as_serial(&mut transfers(2), &spec)?.expect("valid");
+    assert_eq!(stats.plan.strategy, Strategy::Transfers);
+    spec.txs[2_500].action = Action::Counter {
+        load: 0,
+        store: 1,
+        add: 1,
+        starved: false,
+    };
+    let stats = same_as_serial(&mut transfers(2), &spec)?.expect("valid");
+    assert_eq!(stats.plan.strategy, Strategy::BlockStm);
+    Ok(())
+}
+
+#[test]
 fn beneficiary_as_sender_sends_the_block_to_block_stm() -> TestCaseResult {
     let mut spec = transfer_mix(Hardfork::Cancun, 60);
     spec.coinbase_is_sender = true;
