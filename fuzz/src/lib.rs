@@ -46,17 +46,21 @@ pub fn check_differential(data: &[u8]) -> Result<Outcome, String> {
             ));
         }
     }
-    for threads in THREADS {
-        let workers = NonZeroUsize::new(threads).expect("non-zero");
-        // The engine itself, even where the plan would run such a small block serially.
-        let parallel = Pevm::new(workers)
-            .force(Strategy::BlockStm)
-            .execute(&provider, &block);
-        if parallel != serial {
-            return Err(format!(
-                "parallel execution on {threads} threads differs from serial\n{}\ncase: {case:#?}",
-                describe_difference(&serial, &parallel)
-            ));
+    // Each parallel strategy itself, even where the plan would run such a small block
+    // serially (a block that is not all plain transfers goes to Block-STM either way).
+    for strategy in [Strategy::BlockStm, Strategy::Transfers] {
+        for threads in THREADS {
+            let workers = NonZeroUsize::new(threads).expect("non-zero");
+            let parallel = Pevm::new(workers)
+                .force(strategy)
+                .execute(&provider, &block);
+            if parallel != serial {
+                return Err(format!(
+                    "{} on {threads} threads differs from serial\n{}\ncase: {case:#?}",
+                    strategy.name(),
+                    describe_difference(&serial, &parallel)
+                ));
+            }
         }
     }
     Ok(serial)
