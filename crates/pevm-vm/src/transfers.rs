@@ -296,11 +296,16 @@ pub(crate) fn execute_transfers<P: StateProvider>(
             )),
         };
     if let Some(first) = fees.first {
-        let change = fees.change(provider.basic(block.env.beneficiary), eip161);
-        pay(block.env.beneficiary, change, first);
+        let beneficiary = block.env.beneficiary;
+        let change = provider
+            .basic(beneficiary)
+            .map(|base| fees.change(base, eip161));
+        pay(beneficiary, change, first);
     }
     for (address, owed) in credits {
-        let change = owed.change(provider.basic(address), eip161);
+        let change = provider
+            .basic(address)
+            .map(|base| owed.change(base, eip161));
         pay(address, change, owed.first);
     }
     if let Some((_, error)) = errors.into_iter().min_by_key(|(index, _)| *index) {
@@ -410,12 +415,8 @@ impl Owed {
     /// The account's change once paid, from the account as read. The credits are all
     /// non-zero and their sum cannot overflow (see [`crate::lazy`]), so paying them at once
     /// is paying them one by one.
-    fn change(
-        &self,
-        base: Result<Option<AccountBasic>, ProviderError>,
-        eip161: bool,
-    ) -> Result<Option<AccountChange>, ProviderError> {
-        Ok(paid(base?, [self.value], eip161))
+    fn change(&self, base: Option<AccountBasic>, eip161: bool) -> Option<AccountChange> {
+        paid(base, [self.value], eip161)
     }
 }
 
@@ -460,11 +461,7 @@ impl Fees {
     /// The beneficiary's change once paid, from its account as read. Only a zero fee paid
     /// before any non-zero one can touch an empty account (later, its balance is not zero);
     /// the non-zero fees add up.
-    fn change(
-        &self,
-        base: Result<Option<AccountBasic>, ProviderError>,
-        eip161: bool,
-    ) -> Result<Option<AccountChange>, ProviderError> {
+    fn change(&self, base: Option<AccountBasic>, eip161: bool) -> Option<AccountChange> {
         let zero_first = match (self.first_zero, self.first_non_zero) {
             (Some(zero), Some(non_zero)) => zero < non_zero,
             (zero, _) => zero.is_some(),
@@ -473,7 +470,7 @@ impl Fees {
             zero_first.then_some(U256::ZERO),
             Some(self.sum).filter(|sum| !sum.is_zero()),
         ];
-        Ok(paid(base?, fees.into_iter().flatten(), eip161))
+        paid(base, fees.into_iter().flatten(), eip161)
     }
 }
 
