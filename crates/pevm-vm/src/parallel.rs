@@ -318,14 +318,14 @@ impl Pevm {
         provider: &P,
         block: &Block,
     ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
-        let (mut plan, transfers) = self.plan(block);
+        let (mut plan, mut known, transfers) = self.plan(block);
         if let Some(transfers) = transfers.filter(|_| plan.strategy == Strategy::Transfers) {
             let ran = execute_transfers(&self.executor, plan.workers, provider, block, &transfers)?;
             if let Some((output, stats)) = ran {
                 return Ok((output, BlockStats { plan, ..stats }));
             }
             // A recipient had code after all.
-            plan = self.engine_plan(block);
+            plan = self.engine_plan(block, &known);
         }
         if plan.strategy == Strategy::Serial {
             let output = execute_block_serial(provider, block)?;
@@ -333,26 +333,50 @@ impl Pevm {
                 executions: block.txs.len() as u64,
                 ..ExecStats::default()
             };
-            return Ok((
-                output,
-                BlockStats {
-                    plan,
-                    engine,
-                    ..BlockStats::default()
-                },
-            ));
+            let stats = BlockStats {
+                plan,
+                engine,
+                ..BlockStats::default()
+            };
+            return Ok((output, stats));
         }
-        let vm = EvmVm::new(provider, block, known_dependencies(&block.txs));
+        if known.len() < block.txs.len() {
+            known = known_dependencies(&block.txs);
+        }
+        let vm = EvmVm::new(provider, block, known);
         let run = self
             .executor
             .execute_on(&vm, block.txs.len(), plan.workers)
             .map_err(engine_error)?;
-        self.fold(provider, block, plan, run.stats, run.outputs)
+        let mut stats = BlockStats {
+            plan,
+            engine: run.stats,
+            ..BlockStats::default()
+        };
+        // Waking the workers again costs more than folding a small block alone.
+        let shards = if block.txs.len() >= SHARDED_FOLD_MIN_TXS {
+            plan.workers
+        } else {
+            1
+        };
+        let output = fold_outputs(
+            &self.executor,
+            shards,
+            provider,
+            block,
+            vm.facts,
+            run.outputs,
+            &mut stats,
+        )?;
+        Ok((output, stats))
     }
 
-    /// How `block` runs, with its transfer groups when it is all plain transfers.
-    fn plan(&self, block: &Block) -> (Plan, Option<TransferBlock>) {
-        let engine = self.engine_plan(block);
+    /// How `block` runs; the dependencies known of its first transactions (see
+    /// [`PLAN_SAMPLE`]), and its transfer groups when it is all plain transfers.
+    fn plan(&self, block: &Block) -> (Plan, Vec<Option<TxIdx>>, Option<TransferBlock>) {
+        let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
+        let known = known_dependencies(sample);
+        let engine = self.engine_plan(block, &known);
         let concurrency = self.concurrency();
         let try_transfers = match self.forced {
             // The known dependencies all link transactions of one group: their longest chain
@@ -370,23 +394,22 @@ impl Pevm {
             .then(|| TransferBlock::new(&block.txs, block, &self.executor))
             .flatten()
         else {
-            return (engine, None);
+            return (engine, known, None);
         };
         let mut plan = Plan::transfers(block.txs.len(), transfers.largest_group(), concurrency);
         if self.forced.is_some() {
             plan.strategy = Strategy::Transfers;
             plan.workers = concurrency;
         }
-        (plan, Some(transfers))
+        (plan, known, Some(transfers))
     }
 
-    /// The plan of `block` on Block-STM (or serially), from its first transactions; when
-    /// forced, on every worker (Block-STM for a block forced to transfers but not all plain
-    /// transfers).
-    fn engine_plan(&self, block: &Block) -> Plan {
-        let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
-        let known = known_dependencies(sample);
-        let plan = Plan::new(sample, &known, self.concurrency(), block.txs.len());
+    /// The plan of `block` on Block-STM (or serially), from its first transactions and the
+    /// dependencies `known` of them; when forced, on every worker (Block-STM for a block
+    /// forced to transfers but not all plain transfers).
+    fn engine_plan(&self, block: &Block, known: &[Option<TxIdx>]) -> Plan {
+        let sample = &block.txs[..known.len()];
+        let plan = Plan::new(sample, known, self.concurrency(), block.txs.len());
         match self.forced {
             Some(strategy @ (Strategy::Serial | Strategy::BlockStm)) => Plan {
                 strategy,
@@ -404,39 +427,6 @@ impl Pevm {
             },
             None => plan,
         }
-    }
-
-    /// The block output from the transactions' outputs, folded on the plan's workers.
-    fn fold<P: StateProvider>(
-        &self,
-        provider: &P,
-        block: &Block,
-        plan: Plan,
-        engine: ExecStats,
-        outputs: Vec<Result<TxOutput, ExecutionError>>,
-    ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
-        let mut stats = BlockStats {
-            plan,
-            engine,
-            ..BlockStats::default()
-        };
-        // Waking the workers again costs more than folding a small block alone.
-        let shards = if block.txs.len() >= SHARDED_FOLD_MIN_TXS {
-            plan.workers
-        } else {
-            1
-        };
-        let facts = BlockFacts::new(block);
-        let output = fold_outputs(
-            &self.executor,
-            shards,
-            provider,
-            block,
-            facts,
-            outputs,
-            &mut stats,
-        )?;
-        Ok((output, stats))
     }
 }
 

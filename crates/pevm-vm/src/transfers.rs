@@ -3,14 +3,14 @@
 //! multi-version memory and without validation.
 //!
 //! A transfer reads and writes its sender's account, and its recipient's. When every
-//! transaction of a block is a call without calldata to an account without code (no creation,
-//! no EIP-7702 authorisation, no precompile, beneficiary neither sender nor recipient), nothing in the
-//! block can run code, so no transaction reads any other account. Two transactions then depend
-//! on each other exactly when they share an account, except that credits to a recipient that
-//! never sends commute: each is recorded as a delta (see [`crate::lazy`]), and fees are owed to
-//! the beneficiary as in parallel execution. The block is cut into the groups of transactions
-//! linked by shared accounts; a worker runs a whole group in block order, against the state
-//! provider and the group's own writes.
+//! transaction of a block is a call without calldata to an account without code (no
+//! creation, no EIP-7702 authorisation, no precompile, beneficiary neither sender nor
+//! recipient), nothing in the block can run code, so no transaction reads any other account.
+//! Two transactions then depend on each other exactly when they share an account, except that
+//! credits to a recipient that never sends commute: each is recorded as a delta (see
+//! [`crate::lazy`]), and fees are owed to the beneficiary as in parallel execution. The block
+//! is cut into the groups of transactions linked by shared accounts; a worker runs a whole
+//! group in block order, against the state provider and the group's own writes.
 //!
 //! Whether a recipient has code is only known from the state: a transaction that finds code
 //! (or a write the analysis did not foresee) stops the run, and the block goes to Block-STM.
