@@ -150,8 +150,17 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (value, start.elapsed())
 }
 
-/// Timed rounds per block (after an untimed warm-up); each time is the median of these.
-const ROUNDS: usize = 5;
+/// The fewest timed rounds per block (after an untimed warm-up); each time is the median of
+/// the rounds.
+const MIN_ROUNDS: usize = 5;
+
+/// The most timed rounds per block.
+const MAX_ROUNDS: usize = 201;
+
+/// Serial time per block that the rounds go on to reach (up to [`MAX_ROUNDS`]): a block of
+/// a tenth of a millisecond is timed hundreds of times, so that one preemption or cache
+/// miss on this noisy machine does not decide its speedup.
+const TIMED_SERIAL: Duration = Duration::from_millis(60);
 
 /// One long-lived parallel executor per thread count, reused for every block of a run.
 pub type Engines = Vec<(NonZeroUsize, Pevm)>;
@@ -234,7 +243,7 @@ pub fn replay_workload(workload: &Workload, engines: &mut Engines) -> Row {
 }
 
 /// Executes a block serially and on each engine in parallel, and fills in everything but
-/// the header check. Times are medians of [`ROUNDS`] interleaved rounds after an untimed
+/// the header check. Times are medians of interleaved rounds (see [`TIMED_SERIAL`]) after an untimed
 /// warm-up of each (which also checks parallel against serial).
 fn run(
     name: String,
@@ -271,10 +280,15 @@ fn run(
             },
         );
     }
-    let mut serial_times = Vec::with_capacity(ROUNDS);
-    let mut parallel_times = vec![Vec::with_capacity(ROUNDS); engines.len()];
-    for _ in 0..ROUNDS {
-        serial_times.push(timed(|| execute_block_serial(provider, block)).1);
+    let mut serial_times = Vec::with_capacity(MIN_ROUNDS);
+    let mut parallel_times = vec![Vec::with_capacity(MIN_ROUNDS); engines.len()];
+    let mut serial_total = Duration::ZERO;
+    while serial_times.len() < MIN_ROUNDS
+        || (serial_total < TIMED_SERIAL && serial_times.len() < MAX_ROUNDS)
+    {
+        let elapsed = timed(|| execute_block_serial(provider, block)).1;
+        serial_total += elapsed;
+        serial_times.push(elapsed);
         for ((_, engine), times) in engines.iter_mut().zip(&mut parallel_times) {
             times.push(timed(|| engine.execute(provider, block)).1);
         }

@@ -375,6 +375,17 @@ impl Pevm {
     /// [`PLAN_SAMPLE`]), and its transfer groups when it is all plain transfers.
     fn plan(&self, block: &Block) -> (Plan, Vec<Option<TxIdx>>, Option<TransferBlock>) {
         let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
+        if self.forced.is_none() {
+            let independent = Plan::independent(
+                sample,
+                block.env.beneficiary,
+                self.concurrency(),
+                block.txs.len(),
+            );
+            if independent.strategy == Strategy::Serial {
+                return (independent, Vec::new(), None);
+            }
+        }
         let known = known_dependencies(sample);
         let engine = self.engine_plan(block, &known);
         let concurrency = self.concurrency();

@@ -12,7 +12,7 @@
 //! threads (see `BENCHMARKS.md`): with them, no block the plan sends to the engine was slower
 //! than serial there.
 
-use alloy_primitives::TxKind;
+use alloy_primitives::{Address, TxKind};
 use pevm_core::TxIdx;
 use revm::context::TxEnv;
 
@@ -102,7 +102,9 @@ pub struct Plan {
     /// Sum of the transactions' weights (gas limits; 21,000 for plain transfers): the
     /// estimated work.
     pub total_gas: u64,
-    /// Weights along the longest chain of known dependencies: the estimated critical path.
+    /// Weights along the longest chain of known dependencies: the estimated critical path
+    /// (only the heaviest transaction's when [`Plan::independent`] already ran the block
+    /// serially, without looking for dependencies).
     pub critical_gas: u64,
 }
 
@@ -139,6 +141,38 @@ impl Plan {
             overhead,
             concurrency,
         )
+    }
+
+    /// The plan for a block of `block_size` transactions, estimated from its first `txs` as
+    /// if none depended on another, at the transfer strategy's cost when they could all be
+    /// plain transfers (calls without calldata, `beneficiary` neither sender nor recipient;
+    /// see [`Strategy::Transfers`]): a bound on what [`Self::new`] and [`Self::transfers`] give, since
+    /// dependencies only lengthen the critical path. When this plan is already serial, the
+    /// block is run serially without the hashing that finding its dependencies costs (a few
+    /// percent of a block of cheap transactions).
+    pub fn independent(
+        txs: &[TxEnv],
+        beneficiary: Address,
+        concurrency: usize,
+        block_size: usize,
+    ) -> Self {
+        let (mut total_gas, mut heaviest, mut transfers) = (0u64, 0u64, true);
+        for tx in txs {
+            total_gas = total_gas.saturating_add(weight(tx));
+            heaviest = heaviest.max(weight(tx));
+            transfers &= tx.data.is_empty()
+                && tx.caller != beneficiary
+                && matches!(tx.kind, TxKind::Call(to) if to != beneficiary);
+        }
+        let (strategy, cost) = if transfers {
+            (Strategy::Transfers, TRANSFER_COST)
+        } else {
+            (Strategy::BlockStm, ENGINE_COST)
+        };
+        let scaled = u128::from(total_gas) * block_size as u128 / txs.len().max(1) as u128;
+        let total_gas = u64::try_from(scaled).unwrap_or(u64::MAX);
+        let overhead = (block_size as u64).saturating_mul(cost);
+        Self::estimated(strategy, total_gas, heaviest, overhead, concurrency)
     }
 
     /// The plan for a block of `block_size` plain transfers whose largest group of
@@ -305,6 +339,44 @@ mod tests {
         // Two chains of equal length: a third worker takes the engine's own cost off the
         // chains' critical path, more add nothing.
         assert_eq!(Plan::transfers(2_000, 1_000, 8).workers, 3);
+    }
+
+    #[test]
+    fn independent_plan_bounds_the_others() {
+        // Too little work: serial before any dependency is looked for.
+        let small = txs(&[100_000; 30]);
+        let plan = Plan::independent(&small, Address::ZERO, 8, small.len());
+        assert_eq!(
+            (plan.strategy, plan.total_gas),
+            (Strategy::Serial, 3_000_000)
+        );
+        // Enough work without dependencies, none along a chain.
+        let block = txs(&[400_000; 40]);
+        let plan = Plan::independent(&block, Address::ZERO, 8, block.len());
+        assert_eq!((plan.strategy, plan.workers), (Strategy::BlockStm, 8));
+        assert_eq!(plan.critical_gas, 400_000);
+        let chain: Vec<_> = (0..40).map(|i: usize| i.checked_sub(1)).collect();
+        assert_eq!(whole(&block, &chain, 8).strategy, Strategy::Serial);
+        // Plain transfers are estimated at the transfer strategy's cost: too many for the
+        // engine at 2 workers, not for the transfer strategy.
+        let mut transfers = txs(&[21_000; 1_414]);
+        for tx in &mut transfers {
+            tx.kind = TxKind::Call(Default::default());
+            tx.data = Default::default();
+        }
+        let beneficiary = Address::with_last_byte(1);
+        let plan = Plan::independent(&transfers, beneficiary, 2, transfers.len());
+        assert_eq!((plan.strategy, plan.workers), (Strategy::Transfers, 2));
+        assert_eq!(whole(&transfers, &vec![None; 1_414], 2).workers, 1);
+        assert_eq!(Plan::transfers(1_414, 1, 2), plan);
+        // Unless the beneficiary sends or receives one: then at the engine's cost.
+        transfers[700].caller = beneficiary;
+        let plan = Plan::independent(&transfers, beneficiary, 2, transfers.len());
+        assert_eq!(plan.strategy, Strategy::Serial);
+        transfers[700].caller = Address::ZERO;
+        transfers[900].kind = TxKind::Call(beneficiary);
+        let plan = Plan::independent(&transfers, beneficiary, 2, transfers.len());
+        assert_eq!(plan.strategy, Strategy::Serial);
     }
 
     #[test]
