@@ -149,7 +149,9 @@ impl Scheduler {
     }
 
     /// Marks `version` executed and resumes its dependents; returns its validation task
-    /// when it can be validated right away.
+    /// when it can be validated right away, else the execution of its lowest dependent (so
+    /// that a chain of dependent transactions runs on one worker, its data in that
+    /// worker's cache, rather than be handed between workers at every step).
     pub fn finish_execution(&self, version: Version, wrote_new_location: bool) -> Option<Task> {
         let tx_idx = version.tx_idx;
         {
@@ -160,20 +162,31 @@ impl Scheduler {
             );
             state.status = Status::Executed;
         }
-        let dependents = std::mem::take(&mut *lock(&self.dependents[tx_idx]));
-        if let Some(&lowest) = dependents.iter().min() {
-            for &dependent in &dependents {
-                self.set_ready(dependent);
-            }
-            self.decrease_execution_idx(lowest);
+        let mut dependents = std::mem::take(&mut *lock(&self.dependents[tx_idx]));
+        dependents.sort_unstable();
+        for &dependent in &dependents {
+            self.set_ready(dependent);
         }
         if self.validation_idx.load(SeqCst) > tx_idx {
             if !wrote_new_location {
-                // Only this transaction's own reads need checking.
+                // Only this transaction's own reads need checking; the dependents go back
+                // to the execution index.
+                if let Some(&lowest) = dependents.first() {
+                    self.decrease_execution_idx(lowest);
+                }
                 return Some(Task::Validate(version));
             }
             // Higher transactions may have missed the new write: validate them all again.
             self.decrease_validation_idx(tx_idx);
+        }
+        if let Some((&lowest, rest)) = dependents.split_first() {
+            if let Some(&next) = rest.first() {
+                self.decrease_execution_idx(next);
+            }
+            // Claimed by another worker already if the execution index had come back to it.
+            if let Some(continuation) = self.try_incarnate(lowest) {
+                return Some(Task::Execute(continuation));
+            }
         }
         self.num_active_tasks.fetch_sub(1, SeqCst);
         None
@@ -357,6 +370,39 @@ mod tests {
         }
         assert!(seen.contains(&Task::Execute(Version::new(1, 1))));
         assert!(seen.contains(&Task::Validate(Version::new(1, 1))));
+        assert!(scheduler.done());
+    }
+
+    #[test]
+    fn finished_transaction_continues_with_its_lowest_dependent() {
+        let scheduler = Scheduler::new(3);
+        for tx_idx in 0..3 {
+            assert_eq!(
+                poll(&scheduler),
+                Some(Task::Execute(Version::new(tx_idx, 0)))
+            );
+        }
+        assert!(scheduler.add_dependency(2, 0));
+        assert!(scheduler.add_dependency(1, 0));
+        // Tx 0 is not validated yet: the worker goes straight on to tx 1.
+        assert_eq!(
+            scheduler.finish_execution(Version::new(0, 0), true),
+            Some(Task::Execute(Version::new(1, 1)))
+        );
+        // Tx 2 goes back to the execution index, behind tx 0's validation.
+        assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(0, 0))));
+        assert_eq!(scheduler.finish_validation(0, false), None);
+        assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(2, 1))));
+        assert_eq!(scheduler.finish_execution(Version::new(1, 1), true), None);
+        assert_eq!(scheduler.finish_execution(Version::new(2, 1), true), None);
+        for tx_idx in 1..3 {
+            assert_eq!(
+                poll(&scheduler),
+                Some(Task::Validate(Version::new(tx_idx, 1)))
+            );
+            assert_eq!(scheduler.finish_validation(tx_idx, false), None);
+        }
+        assert_eq!(poll(&scheduler), None);
         assert!(scheduler.done());
     }
 

@@ -48,9 +48,9 @@ struct Spec {
     reads_lower: bool,
     /// Versions whose validation fails anyway (as if they read something that changed).
     invalid: &'static [Version],
-    /// `(tx, blocking)`: incarnation 0 of `tx` first waits for `blocking`, like the executor
-    /// does with `Vm::known_dependency`.
-    dependency: Option<(TxIdx, TxIdx)>,
+    /// `(tx, blocking)` pairs: incarnation 0 of `tx` first waits for `blocking`, like the
+    /// executor does with `Vm::known_dependency`.
+    dependencies: &'static [(TxIdx, TxIdx)],
     /// Whether every incarnation reports a new location (else only the first write does).
     always_new_location: bool,
 }
@@ -185,7 +185,8 @@ impl Model {
             log.handed.push(version.incarnation);
         }
         if version.incarnation == 0 {
-            if let Some((_, blocking)) = self.spec.dependency.filter(|&(tx, _)| tx == tx_idx) {
+            let known = self.spec.dependencies.iter().find(|&&(tx, _)| tx == tx_idx);
+            if let Some(&(_, blocking)) = known {
                 if self.scheduler.add_dependency(tx_idx, blocking) {
                     self.log(tx_idx).suspended.push(version.incarnation);
                     return None;
@@ -356,7 +357,7 @@ fn independent() {
             block_size: 2,
             reads_lower: false,
             invalid: &[],
-            dependency: None,
+            dependencies: &[],
             always_new_location: true,
         },
     );
@@ -372,7 +373,7 @@ fn validation_abort() {
             block_size: 2,
             reads_lower: false,
             invalid: const { &[Version::new(1, 0)] },
-            dependency: None,
+            dependencies: &[],
             always_new_location: false,
         },
     );
@@ -388,7 +389,7 @@ fn dependency() {
             block_size: 2,
             reads_lower: false,
             invalid: &[],
-            dependency: Some((1, 0)),
+            dependencies: &[(1, 0)],
             always_new_location: true,
         },
     );
@@ -405,7 +406,7 @@ fn dependency_on_aborted() {
             block_size: 2,
             reads_lower: false,
             invalid: const { &[Version::new(0, 0)] },
-            dependency: Some((1, 0)),
+            dependencies: &[(1, 0)],
             always_new_location: true,
         },
     );
@@ -420,8 +421,24 @@ fn three_txs() {
             block_size: 3,
             reads_lower: false,
             invalid: const { &[Version::new(1, 0)] },
-            dependency: Some((2, 1)),
+            dependencies: &[(2, 1)],
             always_new_location: false,
+        },
+    );
+}
+
+/// Txs 1 and 2 both wait for tx 0: the worker that finishes tx 0 goes on with tx 1 itself
+/// and hands tx 2 back to the execution index, or either finds tx 0 already executed.
+#[test]
+fn two_dependents() {
+    check(
+        "two_dependents",
+        Spec {
+            block_size: 3,
+            reads_lower: false,
+            invalid: &[],
+            dependencies: &[(1, 0), (2, 0)],
+            always_new_location: true,
         },
     );
 }
@@ -436,7 +453,7 @@ fn reads() {
             block_size: 2,
             reads_lower: true,
             invalid: &[],
-            dependency: None,
+            dependencies: &[],
             always_new_location: false,
         },
     );
@@ -454,7 +471,7 @@ fn reads_with_abort() {
             block_size: 3,
             reads_lower: true,
             invalid: const { &[Version::new(0, 0)] },
-            dependency: None,
+            dependencies: &[],
             always_new_location: false,
         },
     );
