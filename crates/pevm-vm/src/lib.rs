@@ -7,6 +7,7 @@ mod block_hooks;
 mod bundle;
 mod error;
 mod hardfork;
+mod hints;
 mod lazy;
 mod mv_db;
 mod overlay;

@@ -22,6 +22,7 @@ use revm::{
 };
 
 use crate::{
+    hints::known_dependencies,
     lazy::{take_credit, LazyBeneficiary, LazyCredits, LazyEvm},
     mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
     plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
@@ -60,23 +61,6 @@ struct EvmVm<'a, P> {
     lazy: LazyCredits,
     /// Per transaction: the lower transaction it is known to depend on.
     known_dependencies: Vec<Option<TxIdx>>,
-}
-
-/// Dependencies known before execution: a transaction depends on the last earlier one that
-/// its sender sent (the nonce) or received a call or transfer from (the balance).
-fn known_dependencies(txs: &[TxEnv]) -> Vec<Option<TxIdx>> {
-    let mut last_touch =
-        AddressMap::<TxIdx>::with_capacity_and_hasher(txs.len() * 2, Default::default());
-    txs.iter()
-        .enumerate()
-        .map(|(index, tx)| {
-            let dependency = last_touch.insert(tx.caller, index);
-            if let TxKind::Call(to) = tx.kind {
-                last_touch.insert(to, index);
-            }
-            dependency
-        })
-        .collect()
 }
 
 impl<'a, P: StateProvider> EvmVm<'a, P> {

@@ -1,0 +1,127 @@
+//! Dependencies known before execution, read off the transactions alone: a transaction's
+//! first execution waits for the one it will most likely conflict with, instead of running
+//! into the conflict and being re-executed. A hint is never trusted for correctness (Block-STM
+//! validates every read anyway): a wrong one costs parallelism, a missing one a re-execution.
+
+use alloy_primitives::{
+    map::{AddressMap, FbMap},
+    Address, FixedBytes, TxKind,
+};
+use pevm_core::TxIdx;
+use revm::context::TxEnv;
+
+/// The selector of ERC-20 `transfer(address to, uint256 amount)`.
+const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
+
+/// The selector of ERC-20 `transferFrom(address from, address to, uint256 amount)`.
+const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
+
+/// Per transaction: the latest lower transaction it is known to depend on, or likely to.
+///
+/// - The last one its sender sent (the nonce), or that sent ETH or a call to its sender (its
+///   balance).
+/// - For calldata of an ERC-20 `transfer` or `transferFrom`: the last such call to the same
+///   contract that moved tokens from or to one of the same two holders (a read-modify-write
+///   of the same balance slot, if the contract is a standard token).
+pub(crate) fn known_dependencies(txs: &[TxEnv]) -> Vec<Option<TxIdx>> {
+    let mut accounts = AddressMap::<TxIdx>::with_capacity_and_hasher(txs.len() * 2, Default::default());
+    let mut holders = FbMap::<40, TxIdx>::default();
+    txs.iter()
+        .enumerate()
+        .map(|(index, tx)| {
+            let mut dependency = accounts.insert(tx.caller, index);
+            if let TxKind::Call(to) = tx.kind {
+                accounts.insert(to, index);
+                if let Some(moved) = token_holders(tx) {
+                    for holder in moved {
+                        let last = holders.insert(holder_key(to, holder), index);
+                        dependency = dependency.max(last);
+                    }
+                }
+            }
+            dependency
+        })
+        .collect()
+}
+
+/// The two holders whose balances an ERC-20 `transfer` (the sender and `to`) or
+/// `transferFrom` (`from` and `to`) in `tx`'s calldata moves tokens between.
+fn token_holders(tx: &TxEnv) -> Option<[Address; 2]> {
+    let data = &tx.data;
+    let selector: [u8; 4] = data.get(..4)?.try_into().ok()?;
+    let address = |word: usize| data.get(4 + 32 * word + 12..4 + 32 * (word + 1)).map(Address::from_slice);
+    match selector {
+        TRANSFER if data.len() >= 4 + 2 * 32 => Some([tx.caller, address(0)?]),
+        TRANSFER_FROM if data.len() >= 4 + 3 * 32 => Some([address(0)?, address(1)?]),
+        _ => None,
+    }
+}
+
+/// The key of `holder`'s balance in `token`.
+fn holder_key(token: Address, holder: Address) -> FixedBytes<40> {
+    let mut key = FixedBytes::<40>::ZERO;
+    key[..20].copy_from_slice(token.as_slice());
+    key[20..].copy_from_slice(holder.as_slice());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Bytes, U256};
+
+    fn account(n: u8) -> Address {
+        Address::with_last_byte(n)
+    }
+
+    fn call(from: u8, to: u8, data: Vec<u8>) -> TxEnv {
+        TxEnv {
+            caller: account(from),
+            kind: TxKind::Call(account(to)),
+            data: Bytes::from(data),
+            ..TxEnv::default()
+        }
+    }
+
+    /// Calldata of `selector` with `addresses` as its first words and an amount after them.
+    fn calldata(selector: [u8; 4], addresses: &[u8]) -> Vec<u8> {
+        let mut data = selector.to_vec();
+        for &a in addresses {
+            data.extend_from_slice(&[0; 12]);
+            data.extend_from_slice(account(a).as_slice());
+        }
+        data.extend_from_slice(&U256::from(7).to_be_bytes::<32>());
+        data
+    }
+
+    #[test]
+    fn senders_and_recipients_chain() {
+        // 1 -> 2, then 2 sends (its balance), then 2 again (its nonce); 3 -> 4 is apart.
+        let txs = [call(1, 2, vec![]), call(2, 5, vec![]), call(3, 4, vec![]), call(2, 6, vec![])];
+        assert_eq!(known_dependencies(&txs), [None, Some(0), None, Some(1)]);
+    }
+
+    #[test]
+    fn token_transfers_chain_on_shared_holders() {
+        const TOKEN: u8 = 100;
+        const OTHER_TOKEN: u8 = 101;
+        let txs = [
+            // Holders 1 and 2 pay holder 9 in the token: both depend on the credit before.
+            call(1, TOKEN, calldata(TRANSFER, &[9])),
+            call(2, TOKEN, calldata(TRANSFER, &[9])),
+            // The same recipient in another token: independent.
+            call(3, OTHER_TOKEN, calldata(TRANSFER, &[9])),
+            // A spender moves holder 9's tokens to 4: depends on the last credit to 9.
+            call(5, TOKEN, calldata(TRANSFER_FROM, &[9, 4])),
+            // Truncated calldata and other selectors are no hint.
+            call(6, TOKEN, calldata(TRANSFER, &[9])[..40].to_vec()),
+            call(7, TOKEN, calldata([0xde, 0xad, 0xbe, 0xef], &[9])),
+            // Holder 4 pays on: depends on the transferFrom that credited it.
+            call(4, TOKEN, calldata(TRANSFER, &[8])),
+        ];
+        assert_eq!(
+            known_dependencies(&txs),
+            [None, Some(0), None, Some(1), None, None, Some(3)]
+        );
+    }
+}
