@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit/property/integration tests, loom models of the
-# scheduler (crates/pevm-core/tests/loom.rs), and the release replay of every shared mainnet
-# block (serial == header, parallel == serial at 1, 2, 4, 8 threads).
+# scheduler (crates/pevm-core/tests/loom.rs), the release replay of every shared mainnet
+# block (serial == header, parallel == serial at 1, 2, 4, 8 threads), and every gigagas
+# workload (parallel == serial at 2 and 4 threads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,13 @@ cargo build --release -p pevm-bench
 data="${PEVM_DATA:-../shared}"
 if [ -d "$data/mainnet" ]; then
   target/release/pevm-bench replay "$data/mainnet" --threads 1,2,4,8 --always-parallel
+  # Every gigagas workload (ERC-20 and Uniswap bytecode from $data/contracts), planned and on
+  # each strategy: `bench` fails when a parallel output differs from serial.
+  workloads=raw,raw-same-recipient,erc20,hot10,hot30,hot100,chain,uniswap
+  for strategy in "" block-stm transfers; do
+    target/release/pevm-bench bench --gigagas "$workloads" --threads 2,4 --iters 1 \
+      ${strategy:+--strategy "$strategy"}
+  done
 elif [ "${CI:-}" = "true" ]; then
   echo "shared data missing: $data/mainnet (set PEVM_DATA)" >&2
   exit 1

@@ -16,32 +16,64 @@ const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 /// The selector of ERC-20 `transferFrom(address from, address to, uint256 amount)`.
 const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
 
-/// Per transaction: the latest lower transaction it is known to depend on, or likely to.
-///
-/// - The last one its sender sent (the nonce), or that sent ETH or a call to its sender (its
-///   balance).
-/// - For calldata of an ERC-20 `transfer` or `transferFrom`: the last such call to the same
-///   contract that moved tokens from or to one of the same two holders (a read-modify-write
-///   of the same balance slot, if the contract is a standard token).
-pub(crate) fn known_dependencies(txs: &[TxEnv]) -> Vec<Option<TxIdx>> {
-    let mut accounts = AddressMap::<TxIdx>::with_capacity_and_hasher(txs.len() * 2, Default::default());
-    let mut holders = FbMap::<40, TxIdx>::default();
-    txs.iter()
-        .enumerate()
-        .map(|(index, tx)| {
-            let mut dependency = accounts.insert(tx.caller, index);
-            if let TxKind::Call(to) = tx.kind {
-                accounts.insert(to, index);
-                if let Some(moved) = token_holders(tx) {
-                    for holder in moved {
+/// The maps behind [`Hints::known_dependencies`], kept by a long-lived executor: a block of
+/// tens of thousands of transactions would otherwise allocate, and fault in, megabytes of
+/// fresh map every time (a few milliseconds on this project's machines).
+#[derive(Debug, Default)]
+pub(crate) struct Hints {
+    /// Per account: the last transaction that sent from it or called it.
+    accounts: AddressMap<TxIdx>,
+    /// Per token contract and holder: the last transfer that moved the holder's tokens.
+    holders: FbMap<40, TxIdx>,
+    /// Whether the last call linked any transaction through a token holder.
+    linked_holders: bool,
+}
+
+impl Hints {
+    /// Per transaction of `txs`: the latest lower transaction it is known to depend on, or
+    /// likely to.
+    ///
+    /// - The last one its sender sent (the nonce), or that sent ETH or a call to its sender
+    ///   (its balance).
+    /// - For calldata of an ERC-20 `transfer` or `transferFrom`: the last such call to the
+    ///   same contract that moved tokens from or to one of the same two holders (a
+    ///   read-modify-write of the same balance slot, if the contract is a standard token).
+    ///   Only with `tokens`: the holders' map costs a cache miss or two per transaction
+    ///   (several milliseconds for a block of 30,000 token transfers), which a block whose
+    ///   plan sample showed no such link (see [`Self::linked_holders`]) need not pay.
+    pub(crate) fn known_dependencies(&mut self, txs: &[TxEnv], tokens: bool) -> Vec<Option<TxIdx>> {
+        let Self {
+            accounts,
+            holders,
+            linked_holders,
+        } = self;
+        accounts.clear();
+        holders.clear();
+        accounts.reserve(txs.len() * 2);
+        *linked_holders = false;
+        txs.iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                let mut dependency = accounts.insert(tx.caller, index);
+                if let TxKind::Call(to) = tx.kind {
+                    accounts.insert(to, index);
+                    let moved = token_holders(tx).filter(|_| tokens);
+                    for holder in moved.into_iter().flatten() {
                         let last = holders.insert(holder_key(to, holder), index);
+                        *linked_holders |= last.is_some();
                         dependency = dependency.max(last);
                     }
                 }
-            }
-            dependency
-        })
-        .collect()
+                dependency
+            })
+            .collect()
+    }
+
+    /// Whether the last [`Self::known_dependencies`] linked two transactions through a
+    /// token holder.
+    pub(crate) fn linked_holders(&self) -> bool {
+        self.linked_holders
+    }
 }
 
 /// The two holders whose balances an ERC-20 `transfer` (the sender and `to`) or
@@ -49,7 +81,10 @@ pub(crate) fn known_dependencies(txs: &[TxEnv]) -> Vec<Option<TxIdx>> {
 fn token_holders(tx: &TxEnv) -> Option<[Address; 2]> {
     let data = &tx.data;
     let selector: [u8; 4] = data.get(..4)?.try_into().ok()?;
-    let address = |word: usize| data.get(4 + 32 * word + 12..4 + 32 * (word + 1)).map(Address::from_slice);
+    let address = |word: usize| {
+        data.get(4 + 32 * word + 12..4 + 32 * (word + 1))
+            .map(Address::from_slice)
+    };
     match selector {
         TRANSFER if data.len() >= 4 + 2 * 32 => Some([tx.caller, address(0)?]),
         TRANSFER_FROM if data.len() >= 4 + 3 * 32 => Some([address(0)?, address(1)?]),
@@ -97,8 +132,16 @@ mod tests {
     #[test]
     fn senders_and_recipients_chain() {
         // 1 -> 2, then 2 sends (its balance), then 2 again (its nonce); 3 -> 4 is apart.
-        let txs = [call(1, 2, vec![]), call(2, 5, vec![]), call(3, 4, vec![]), call(2, 6, vec![])];
-        assert_eq!(known_dependencies(&txs), [None, Some(0), None, Some(1)]);
+        let txs = [
+            call(1, 2, vec![]),
+            call(2, 5, vec![]),
+            call(3, 4, vec![]),
+            call(2, 6, vec![]),
+        ];
+        assert_eq!(
+            Hints::default().known_dependencies(&txs, true),
+            [None, Some(0), None, Some(1)]
+        );
     }
 
     #[test]
@@ -119,9 +162,14 @@ mod tests {
             // Holder 4 pays on: depends on the transferFrom that credited it.
             call(4, TOKEN, calldata(TRANSFER, &[8])),
         ];
+        let mut hints = Hints::default();
         assert_eq!(
-            known_dependencies(&txs),
+            hints.known_dependencies(&txs, true),
             [None, Some(0), None, Some(1), None, None, Some(3)]
         );
+        assert!(hints.linked_holders());
+        // Without tokens, only the accounts link: none here (tx 6's sender 4 only got tokens).
+        assert_eq!(hints.known_dependencies(&txs, false), [None; 7]);
+        assert!(!hints.linked_holders());
     }
 }

@@ -5,24 +5,21 @@ use std::{convert::Infallible, num::NonZeroUsize, time::Duration};
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_rpc_types_eth::{Block as RpcBlock, BlockTransactions};
 
-use alloy_primitives::{
-    map::{AddressMap, AddressSet},
-    Address, TxKind, U256,
-};
+use alloy_primitives::{map::AddressSet, Address, U256};
 use pevm_core::{
     DependencyGraph, ExecOutcome, ExecStats, ExecuteError, Executor, TxIdx, Version, Vm,
 };
 use revm::{
     context::{
         result::{EVMError, ExecResultAndState},
-        CfgEnv, ContextSetters, TxEnv,
+        CfgEnv, ContextSetters,
     },
     handler::Handler,
     Context, ExecuteEvm, MainBuilder, MainContext,
 };
 
 use crate::{
-    hints::known_dependencies,
+    hints::Hints,
     lazy::{take_credit, LazyBeneficiary, LazyCredits, LazyEvm},
     mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
     plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
@@ -175,7 +172,11 @@ pub fn analyze_block<P: StateProvider>(
     block: &Block,
 ) -> Result<DependencyGraph, ExecutionError> {
     let (_, times) = execute_block_serial_timed(provider, block)?;
-    let vm = EvmVm::new(provider, block, known_dependencies(&block.txs));
+    let vm = EvmVm::new(
+        provider,
+        block,
+        Hints::default().known_dependencies(&block.txs, true),
+    );
     let mut executor = Executor::new(1);
     executor
         .execute(&vm, block.txs.len())
@@ -227,6 +228,7 @@ pub struct BlockStats {
 pub struct Pevm {
     executor: Executor<Location, LocationValue>,
     forced: Option<Strategy>,
+    hints: Hints,
 }
 
 impl Pevm {
@@ -236,6 +238,7 @@ impl Pevm {
         Self {
             executor: Executor::new(concurrency.get()),
             forced: None,
+            hints: Hints::default(),
         }
     }
 
@@ -325,7 +328,9 @@ impl Pevm {
             return Ok((output, stats));
         }
         if known.len() < block.txs.len() {
-            known = known_dependencies(&block.txs);
+            // Token holders only if the plan's sample linked some through them.
+            let tokens = self.hints.linked_holders();
+            known = self.hints.known_dependencies(&block.txs, tokens);
         }
         let vm = EvmVm::new(provider, block, known);
         let run = self
@@ -357,7 +362,7 @@ impl Pevm {
 
     /// How `block` runs; the dependencies known of its first transactions (see
     /// [`PLAN_SAMPLE`]), and its transfer groups when it is all plain transfers.
-    fn plan(&self, block: &Block) -> (Plan, Vec<Option<TxIdx>>, Option<TransferBlock>) {
+    fn plan(&mut self, block: &Block) -> (Plan, Vec<Option<TxIdx>>, Option<TransferBlock>) {
         let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
         if self.forced.is_none() {
             let independent = Plan::independent(
@@ -370,7 +375,7 @@ impl Pevm {
                 return (independent, Vec::new(), None);
             }
         }
-        let known = known_dependencies(sample);
+        let known = self.hints.known_dependencies(sample, true);
         let engine = self.engine_plan(block, &known);
         let concurrency = self.concurrency();
         let try_transfers = match self.forced {
