@@ -361,7 +361,8 @@ impl Pevm {
     }
 
     /// How `block` runs; the dependencies known of its first transactions (see
-    /// [`PLAN_SAMPLE`]), and its transfer groups when it is all plain transfers.
+    /// [`PLAN_SAMPLE`]; none when its weights alone make it serial), and its transfer groups
+    /// when it is all plain transfers.
     fn plan(&mut self, block: &Block) -> (Plan, Vec<Option<TxIdx>>, Option<TransferBlock>) {
         let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
         if self.forced.is_none() {
