@@ -243,8 +243,8 @@ pub fn replay_workload(workload: &Workload, engines: &mut Engines) -> Row {
 }
 
 /// Executes a block serially and on each engine in parallel, and fills in everything but
-/// the header check. Times are medians of interleaved rounds (see [`TIMED_SERIAL`]) after an untimed
-/// warm-up of each (which also checks parallel against serial).
+/// the header check. Times are medians of interleaved rounds (see [`TIMED_SERIAL`]) after
+/// an untimed warm-up of each (which also checks parallel against serial).
 fn run(
     name: String,
     block: &Block,

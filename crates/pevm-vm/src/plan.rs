@@ -16,6 +16,8 @@ use alloy_primitives::{Address, TxKind};
 use pevm_core::TxIdx;
 use revm::context::TxEnv;
 
+use crate::transfers::plain_call;
+
 /// Below this much weight, waking workers and merging their results costs more than a second
 /// core saves: the block runs serially.
 pub const MIN_PARALLEL_GAS: u64 = 4_000_000;
@@ -54,6 +56,12 @@ fn weight(tx: &TxEnv) -> u64 {
         TxKind::Call(_) if tx.data.is_empty() => tx.gas_limit.min(TRANSFER_WEIGHT),
         _ => tx.gas_limit.min(CALL_WEIGHT_CAP),
     }
+}
+
+/// `gas` of a sample of `sample_size` transactions, scaled to a block of `block_size`.
+fn scaled(gas: u64, sample_size: usize, block_size: usize) -> u64 {
+    let scaled = u128::from(gas) * block_size as u128 / sample_size.max(1) as u128;
+    u64::try_from(scaled).unwrap_or(u64::MAX)
 }
 
 /// Which executor runs a block.
@@ -128,10 +136,7 @@ impl Plan {
             total_gas = total_gas.saturating_add(weight(tx));
             critical_gas = critical_gas.max(length);
         }
-        let scale = |gas: u64| {
-            let scaled = u128::from(gas) * block_size as u128 / txs.len().max(1) as u128;
-            u64::try_from(scaled).unwrap_or(u64::MAX)
-        };
+        let scale = |gas| scaled(gas, txs.len(), block_size);
         let (total_gas, critical_gas) = (scale(total_gas), scale(critical_gas));
         let overhead = (block_size as u64).saturating_mul(ENGINE_COST);
         Self::estimated(
@@ -145,11 +150,11 @@ impl Plan {
 
     /// The plan for a block of `block_size` transactions, estimated from its first `txs` as
     /// if none depended on another, at the transfer strategy's cost when they could all be
-    /// plain transfers (calls without calldata, `beneficiary` neither sender nor recipient;
-    /// see [`Strategy::Transfers`]): a bound on what [`Self::new`] and [`Self::transfers`] give, since
-    /// dependencies only lengthen the critical path. When this plan is already serial, the
-    /// block is run serially without the hashing that finding its dependencies costs (a few
-    /// percent of a block of cheap transactions).
+    /// plain transfers (calls without calldata or authorisation, `beneficiary` neither
+    /// sender nor recipient; see [`Strategy::Transfers`]): a bound on what [`Self::new`] and
+    /// [`Self::transfers`] give, since dependencies only lengthen the critical path. When
+    /// this plan is already serial, the block is run serially without the hashing that
+    /// finding its dependencies costs (a few percent of a block of cheap transactions).
     pub fn independent(
         txs: &[TxEnv],
         beneficiary: Address,
@@ -158,19 +163,17 @@ impl Plan {
     ) -> Self {
         let (mut total_gas, mut heaviest, mut transfers) = (0u64, 0u64, true);
         for tx in txs {
-            total_gas = total_gas.saturating_add(weight(tx));
-            heaviest = heaviest.max(weight(tx));
-            transfers &= tx.data.is_empty()
-                && tx.caller != beneficiary
-                && matches!(tx.kind, TxKind::Call(to) if to != beneficiary);
+            let weight = weight(tx);
+            total_gas = total_gas.saturating_add(weight);
+            heaviest = heaviest.max(weight);
+            transfers &= plain_call(tx, beneficiary).is_some();
         }
         let (strategy, cost) = if transfers {
             (Strategy::Transfers, TRANSFER_COST)
         } else {
             (Strategy::BlockStm, ENGINE_COST)
         };
-        let scaled = u128::from(total_gas) * block_size as u128 / txs.len().max(1) as u128;
-        let total_gas = u64::try_from(scaled).unwrap_or(u64::MAX);
+        let total_gas = scaled(total_gas, txs.len(), block_size);
         let overhead = (block_size as u64).saturating_mul(cost);
         Self::estimated(strategy, total_gas, heaviest, overhead, concurrency)
     }

@@ -81,15 +81,8 @@ impl TransferBlock {
         let precompile = |to: &Address| (!all_low || low(to)) && precompiles.contains(to);
         // Per transaction: its sender, its recipient, whether its value can be a credit.
         let transfer = |tx: &TxEnv| {
-            let TxKind::Call(to) = tx.kind else {
-                return None;
-            };
-            let plain = tx.data.is_empty()
-                && tx.authorization_list.is_empty()
-                && tx.caller != beneficiary
-                && to != beneficiary
-                && !precompile(&to);
-            plain.then_some((tx.caller, to, lazy_value(tx.value)))
+            let to = plain_call(tx, beneficiary).filter(|to| !precompile(to))?;
+            Some((tx.caller, to, lazy_value(tx.value)))
         };
         // The transactions are large, and most blocks fail on their first ones: those are
         // read here, the rest on the workers.
@@ -174,6 +167,20 @@ impl TransferBlock {
     pub(crate) fn largest_group(&self) -> usize {
         self.groups.first().map_or(0, Range::len)
     }
+}
+
+/// The recipient of `tx` when it is a call without calldata or EIP-7702 authorisation in
+/// which `beneficiary` is neither sender nor recipient: a plain transfer, unless the recipient
+/// is a precompile or has code.
+pub(crate) fn plain_call(tx: &TxEnv, beneficiary: Address) -> Option<Address> {
+    let TxKind::Call(to) = tx.kind else {
+        return None;
+    };
+    let plain = tx.data.is_empty()
+        && tx.authorization_list.is_empty()
+        && tx.caller != beneficiary
+        && to != beneficiary;
+    plain.then_some(to)
 }
 
 /// The recipient of a plain call.
