@@ -20,7 +20,7 @@
 use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
 use pevm_vm::{
     revm::context::{transaction::AccessList, transaction::AccessListItem, BlockEnv, TxEnv},
-    Block, Hardfork,
+    Block, ChainSpec, Hardfork,
 };
 
 use crate::world::{self, ETHER, RICH_SENDERS};
@@ -460,12 +460,11 @@ impl Case {
                 ..TxEnv::default()
             });
         }
-        Block {
-            hardfork: self.hardfork,
-            chain_id: CHAIN_ID,
+        Block::new(
+            &ChainSpec::from_genesis(self.hardfork, CHAIN_ID),
             env,
             txs,
-        }
+        )
     }
 }
 

@@ -13,11 +13,13 @@ use std::{
     time::Instant,
 };
 
-use pevm_vm::Hardfork;
+use alloy_eips::eip7840::BlobParams;
+use alloy_hardforks::ForkCondition;
+use pevm_vm::{ChainSpec, Hardfork};
 use serde_json::{json, Value};
 
 use self::{
-    format::TestCase,
+    format::{TestCase, TestConfig},
     import::{Head, ImportError},
 };
 
@@ -28,10 +30,13 @@ pub enum Outcome {
     Passed,
     /// The first thing that went wrong: block, account and field where known.
     Failed(String),
-    /// Not run: its network is one revm does not support.
-    Skipped {
-        /// Why.
-        reason: String,
+    /// Failed where a known limitation of revm explains it (named), and the parallel run
+    /// agreed with the serial one.
+    Limited {
+        /// What went wrong.
+        message: String,
+        /// The limitation.
+        limitation: &'static str,
     },
 }
 
@@ -51,8 +56,8 @@ pub struct TestResult {
 }
 
 impl TestResult {
-    /// The result as one JSON object: `test`, `file`, `network`, `passed`, and `error` or
-    /// `skipped` when it did not pass.
+    /// The result as one JSON object: `test`, `file`, `network`, `passed`, and `error` when
+    /// it did not pass.
     pub fn to_json(&self) -> Value {
         let mut row = json!({
             "test": self.test,
@@ -63,7 +68,13 @@ impl TestResult {
         match &self.outcome {
             Outcome::Passed => {}
             Outcome::Failed(error) => row["error"] = json!(error),
-            Outcome::Skipped { reason } => row["skipped"] = json!(reason),
+            Outcome::Limited {
+                message,
+                limitation,
+            } => {
+                row["error"] = json!(message);
+                row["limitation"] = json!(limitation);
+            }
         }
         row
     }
@@ -128,34 +139,74 @@ pub fn run_file(file: &Path, root: &Path, threads: NonZeroUsize) -> Vec<TestResu
     }
 }
 
-/// The hardfork of a test `network` at a block timestamp; `None` for a network not known or
-/// not supported (Prague on: its request system calls are not implemented here).
+/// A fork as the consensus tests name it (`EIP150`, `ConstantinopleFix`, `Merge`, `BPO1`, or
+/// alloy-hardforks' own names).
 ///
-/// revm has no Constantinople rule set (it went straight to Petersburg, which dropped
-/// EIP-1283's net gas metering), so `Constantinople` runs under Petersburg's rules.
-pub fn network_schedule(network: &str) -> Option<fn(u64) -> Hardfork> {
-    Some(match network {
-        "Frontier" => |_| Hardfork::Frontier,
-        "Homestead" => |_| Hardfork::Homestead,
-        "EIP150" => |_| Hardfork::Tangerine,
-        "EIP158" => |_| Hardfork::SpuriousDragon,
-        "Byzantium" => |_| Hardfork::Byzantium,
-        "Constantinople" | "ConstantinopleFix" | "Petersburg" => |_| Hardfork::Petersburg,
-        "Istanbul" => |_| Hardfork::Istanbul,
-        "Berlin" => |_| Hardfork::Berlin,
-        "London" => |_| Hardfork::London,
-        "Paris" | "Merge" => |_| Hardfork::Paris,
-        "Shanghai" => |_| Hardfork::Shanghai,
-        "ShanghaiToCancunAtTime15k" => |t| {
-            if t >= 15_000 {
-                Hardfork::Cancun
-            } else {
-                Hardfork::Shanghai
-            }
-        },
-        "Cancun" => |_| Hardfork::Cancun,
-        _ => return None,
+/// revm has no Constantinople rule set of its own (it went straight to Petersburg, which
+/// dropped EIP-1283's net gas metering), so `Constantinople` runs under Petersburg's rules.
+fn fork_named(name: &str) -> Result<Hardfork, String> {
+    Ok(match name {
+        "EIP150" => Hardfork::Tangerine,
+        "EIP158" => Hardfork::SpuriousDragon,
+        "Constantinople" | "ConstantinopleFix" => Hardfork::Petersburg,
+        "Merge" => Hardfork::Paris,
+        other => other
+            .parse()
+            .map_err(|_| format!("unknown fork {other:?}"))?,
     })
+}
+
+/// The chain a test runs on: its `network` (one fork from genesis, or a transition
+/// `AToBAtTime15k` / `AToBAt5` where B activates at that timestamp or block), with the chain
+/// id and blob schedule of its `config` where it has one.
+pub fn network_chain(network: &str, config: Option<&TestConfig>) -> Result<ChainSpec, String> {
+    let chain_id = config
+        .and_then(|c| c.chainid)
+        .map_or(1, |id| id.to::<u64>());
+    let mut chain = match network.split_once("To") {
+        None => ChainSpec::from_genesis(fork_named(network)?, chain_id),
+        Some((from, rest)) => {
+            let (to, at) = rest
+                .rsplit_once("At")
+                .ok_or_else(|| format!("network {network}: no activation point"))?;
+            let condition = match at.strip_prefix("Time") {
+                Some("15k") => ForkCondition::Timestamp(15_000),
+                Some(time) => ForkCondition::Timestamp(
+                    time.parse()
+                        .map_err(|_| format!("network {network}: timestamp {time:?}"))?,
+                ),
+                None => ForkCondition::Block(at.parse().map_err(|_| {
+                    format!("network {network}: activation {at:?} is not supported")
+                })?),
+            };
+            ChainSpec::from_genesis(fork_named(from)?, chain_id)
+                .with_fork(fork_named(to)?, condition)
+        }
+    };
+    for (name, entry) in config.map(|c| &c.blob_schedule).into_iter().flatten() {
+        let fork = fork_named(name)?;
+        let base = chain
+            .blob_schedule
+            .get(&fork)
+            .copied()
+            .unwrap_or_else(BlobParams::bpo2);
+        let max = entry.max.to::<u64>();
+        let params = BlobParams {
+            target_blob_count: entry.target.to(),
+            max_blob_count: max,
+            update_fraction: entry.base_fee_update_fraction.to(),
+            // From Osaka on a transaction carries at most six blobs (EIP-7594), before that as
+            // many as the block may.
+            max_blobs_per_tx: if fork >= Hardfork::Osaka {
+                base.max_blobs_per_tx.min(max)
+            } else {
+                max
+            },
+            ..base
+        };
+        chain.blob_schedule.insert(fork, params);
+    }
+    Ok(chain)
 }
 
 /// revm 43 has no Constantinople rule set: it runs as Petersburg, which lacks EIP-1283.
@@ -169,12 +220,11 @@ has storage but no code or nonce, impossible on mainnet)";
 /// Replays one test; a failure that a known revm limitation explains (and that is not a
 /// parallel/serial difference) names that limitation.
 fn run_test(case: &TestCase, threads: NonZeroUsize) -> Outcome {
-    let Some(schedule) = network_schedule(&case.network) else {
-        return Outcome::Skipped {
-            reason: format!("network {} is not supported", case.network),
-        };
+    let chain = match network_chain(&case.network, case.config.as_ref()) {
+        Ok(chain) => chain,
+        Err(reason) => return Outcome::Failed(reason),
     };
-    let Err(failure) = replay(case, schedule, threads) else {
+    let Err(failure) = replay(case, &chain, threads) else {
         return Outcome::Passed;
     };
     let limitation =
@@ -190,7 +240,10 @@ fn run_test(case: &TestCase, threads: NonZeroUsize) -> Outcome {
             None
         };
     match limitation {
-        Some(reason) => Outcome::Failed(format!("{} [{reason}]", failure.message)),
+        Some(limitation) => Outcome::Limited {
+            message: failure.message,
+            limitation,
+        },
         None => Outcome::Failed(failure.message),
     }
 }
@@ -215,22 +268,26 @@ impl Failure {
 /// Replays one test: genesis, every block (valid ones must import with the header's gas
 /// used, receipts, bloom and state root; ones with `expectException` must be rejected), then
 /// the final state against `postState` or `postStateHash`.
-fn replay(
-    case: &TestCase,
-    schedule: fn(u64) -> Hardfork,
-    threads: NonZeroUsize,
-) -> Result<(), Failure> {
+fn replay(case: &TestCase, chain: &ChainSpec, threads: NonZeroUsize) -> Result<(), Failure> {
     let state = format::pre_state(&case.pre);
     let mut head = Head::genesis(state, &case.genesis_rlp).map_err(Failure::new)?;
     // A valid block whose state root differed: reported unless the final state says more.
     let mut root_error = None;
     for (index, block) in case.blocks.iter().enumerate() {
-        let imported = import::import(&mut head, &block.rlp, schedule, threads);
+        let imported = import::import(&mut head, &block.rlp, chain, threads);
         match (imported, &block.expect_exception) {
             (Ok(()), None) => {}
             (Err(ImportError::ParallelMismatch(difference)), _) => {
                 return Err(Failure {
                     message: format!("block {index}: parallel differs from serial: {difference}"),
+                    engine: true,
+                })
+            }
+            (Err(ImportError::ReferenceMismatch(difference)), _) => {
+                return Err(Failure {
+                    message: format!(
+                        "block {index}: differs from alloy-evm's EthBlockExecutor: {difference}"
+                    ),
                     engine: true,
                 })
             }
@@ -267,6 +324,13 @@ fn replay(
         }
         (None, None) => Err("the test has neither postState nor postStateHash".to_string()),
     };
+    let post = post.and_then(|()| match case.lastblockhash {
+        Some(hash) if hash != head.hash => Err(format!(
+            "lastblockhash: expected {hash}, the chain ends at {}",
+            head.hash
+        )),
+        _ => Ok(()),
+    });
     let message = match (post, root_error) {
         (Ok(()), None) => return Ok(()),
         (Err(e), None) => format!("block {last}: post-state: {e}"),
@@ -276,28 +340,25 @@ fn replay(
     Err(Failure::new(message))
 }
 
-/// Passed, failed and skipped counts.
+/// Passed and failed counts; every test runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Tests that passed.
     pub passed: usize,
-    /// Tests that failed.
+    /// Tests that failed, those a known revm limitation explains included.
     pub failed: usize,
-    /// Tests not run.
-    pub skipped: usize,
 }
 
 impl Counts {
     fn add(&mut self, outcome: &Outcome) {
         match outcome {
             Outcome::Passed => self.passed += 1,
-            Outcome::Failed(_) => self.failed += 1,
-            Outcome::Skipped { .. } => self.skipped += 1,
+            Outcome::Failed(_) | Outcome::Limited { .. } => self.failed += 1,
         }
     }
 
     fn to_json(self) -> Value {
-        json!({"passed": self.passed, "failed": self.failed, "skipped": self.skipped})
+        json!({"passed": self.passed, "failed": self.failed})
     }
 }
 
@@ -310,8 +371,8 @@ pub struct Summary {
     pub by_network: BTreeMap<String, Counts>,
     /// By the folder of the tests' files.
     pub by_folder: BTreeMap<String, Counts>,
-    /// Why tests were skipped, with how many each.
-    pub skip_reasons: BTreeMap<String, usize>,
+    /// Failures a known revm limitation explains, with how many each.
+    pub limitations: BTreeMap<&'static str, usize>,
 }
 
 impl Summary {
@@ -322,12 +383,12 @@ impl Summary {
         network.add(&result.outcome);
         let folder = self.by_folder.entry(result.folder.clone()).or_default();
         folder.add(&result.outcome);
-        if let Outcome::Skipped { reason, .. } = &result.outcome {
-            *self.skip_reasons.entry(reason.clone()).or_default() += 1;
+        if let Outcome::Limited { limitation, .. } = &result.outcome {
+            *self.limitations.entry(limitation).or_default() += 1;
         }
     }
 
-    /// `{"summary": {"passed", "failed", "skipped", "by_network", "by_folder"}}`.
+    /// `{"summary": {"passed", "failed", "by_network", "by_folder", "limitations"}}`.
     pub fn to_json(&self) -> Value {
         let table = |counts: &BTreeMap<String, Counts>| -> Value {
             counts
@@ -338,10 +399,9 @@ impl Summary {
         json!({"summary": {
             "passed": self.total.passed,
             "failed": self.total.failed,
-            "skipped": self.total.skipped,
             "by_network": table(&self.by_network),
             "by_folder": table(&self.by_folder),
-            "skip_reasons": self.skip_reasons,
+            "limitations": self.limitations,
         }})
     }
 }
@@ -395,8 +455,13 @@ fn report(result: &TestResult, json: bool, summary: &mut Summary) {
         println!("{}", result.to_json());
         return;
     }
-    let Outcome::Failed(error) = &result.outcome else {
-        return;
+    let error = match &result.outcome {
+        Outcome::Passed => return,
+        Outcome::Failed(error) => error.clone(),
+        Outcome::Limited {
+            message,
+            limitation,
+        } => format!("{message} [{limitation}]"),
     };
     println!(
         "FAIL {} [{}] ({}): {error}",
@@ -406,31 +471,24 @@ fn report(result: &TestResult, json: bool, summary: &mut Summary) {
     );
 }
 
-/// The human-readable summary: per network, per folder, skip reasons and the total.
+/// The human-readable summary: per network, per folder, known limitations and the total.
 fn print_summary(summary: &Summary, elapsed: f64) {
     let rows = |title: &str, counts: &BTreeMap<String, Counts>| {
-        println!(
-            "{title:<58} {:>7} {:>7} {:>7}",
-            "passed", "failed", "skipped"
-        );
+        println!("{title:<58} {:>7} {:>7}", "passed", "failed");
         for (name, c) in counts {
-            println!(
-                "  {name:<56} {:>7} {:>7} {:>7}",
-                c.passed, c.failed, c.skipped
-            );
+            println!("  {name:<56} {:>7} {:>7}", c.passed, c.failed);
         }
     };
     rows("network", &summary.by_network);
     rows("folder", &summary.by_folder);
-    for (reason, count) in &summary.skip_reasons {
-        println!("skipped {count}: {reason}");
+    for (limitation, count) in &summary.limitations {
+        println!("failed {count} of them because {limitation}");
     }
     let t = summary.total;
     println!(
-        "{} tests: {} passed, {} failed, {} skipped in {elapsed:.1} s",
-        t.passed + t.failed + t.skipped,
+        "{} tests: {} passed, {} failed in {elapsed:.1} s",
+        t.passed + t.failed,
         t.passed,
-        t.failed,
-        t.skipped
+        t.failed
     );
 }

@@ -9,7 +9,7 @@ use pevm_vm::{
         bytecode::Bytecode,
         context::{BlockEnv, TxEnv},
     },
-    Block, Hardfork, InMemoryAccount, InMemoryProvider,
+    Block, ChainSpec, Hardfork, InMemoryAccount, InMemoryProvider,
 };
 
 use crate::{
@@ -243,12 +243,11 @@ impl Builder {
         }
         self.provider
             .insert_account(Address::ZERO, InMemoryAccount::default());
-        let block = Block {
-            hardfork: Hardfork::Osaka,
-            chain_id: 1,
-            env: BlockEnv::default(),
-            txs: self.txs,
-        };
+        let block = Block::new(
+            &ChainSpec::from_genesis(Hardfork::Osaka, 1),
+            BlockEnv::default(),
+            self.txs,
+        );
         Workload {
             name: name.to_string(),
             block,

@@ -6,7 +6,7 @@ use pevm_vm::{
         bytecode::Bytecode,
         context::{BlockEnv, TxEnv},
     },
-    Block, Hardfork, InMemoryAccount, InMemoryProvider,
+    Block, ChainSpec, Hardfork, InMemoryAccount, InMemoryProvider,
 };
 
 /// A synthetic block and the state it runs on.
@@ -102,15 +102,14 @@ pub fn small_mixed(txs: usize, senders: u64, seed: u64) -> Workload {
             }
         })
         .collect();
-    let block = Block {
-        hardfork: Hardfork::Prague,
-        chain_id: 1,
-        env: BlockEnv {
+    let block = Block::new(
+        &ChainSpec::from_genesis(Hardfork::Prague, 1),
+        BlockEnv {
             beneficiary: account(senders + 1),
             ..BlockEnv::default()
         },
         txs,
-    };
+    );
     Workload {
         name: "synthetic".into(),
         block,

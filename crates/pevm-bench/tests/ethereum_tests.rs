@@ -47,7 +47,9 @@ fn blockchain_tests_subset_passes_serially_and_in_parallel() {
         for file in listed.iter().take(files) {
             for result in run_file(file, Path::new(&root), threads) {
                 summary.add(&result);
-                if let Outcome::Failed(error) = &result.outcome {
+                if let Outcome::Failed(error) | Outcome::Limited { message: error, .. } =
+                    &result.outcome
+                {
                     failures.push(format!("{} ({}): {error}", result.test, result.folder));
                 }
             }

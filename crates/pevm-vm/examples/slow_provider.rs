@@ -39,7 +39,7 @@ use pevm_vm::{
         bytecode::Bytecode,
         context::{BlockEnv, TxEnv},
     },
-    AccountBasic, Block, BlockOutput, Hardfork, InMemoryAccount, InMemoryProvider, Pevm,
+    AccountBasic, Block, BlockOutput, ChainSpec, Hardfork, InMemoryAccount, InMemoryProvider, Pevm,
     ProviderError, StateProvider,
 };
 
@@ -269,10 +269,9 @@ fn synthetic_block(txs: usize) -> (InMemoryProvider, Block) {
             }
         })
         .collect();
-    let block = Block {
-        hardfork: Hardfork::Cancun,
-        chain_id: 1,
-        env: BlockEnv {
+    let block = Block::new(
+        &ChainSpec::from_genesis(Hardfork::Cancun, 1),
+        BlockEnv {
             number: U256::from(1),
             beneficiary: address(0xbe, 0),
             timestamp: U256::from(1_750_000_000),
@@ -281,7 +280,7 @@ fn synthetic_block(txs: usize) -> (InMemoryProvider, Block) {
             ..BlockEnv::default()
         },
         txs,
-    };
+    );
     (state, block)
 }
 

@@ -1,21 +1,21 @@
 //! The block a pevm executor runs: revm's block and transaction environments and the rules
 //! they execute under, built from an alloy RPC block or by hand.
 
-use alloy_consensus::TxEnvelope;
-use alloy_consensus::{Transaction as _, Typed2718 as _};
-use alloy_primitives::{Address, U256};
+use alloy_consensus::{BlockHeader, Header, TxEnvelope};
+use alloy_evm::{EvmEnv, FromRecoveredTx};
+use alloy_primitives::Address;
 use alloy_rpc_types_eth::{Block as RpcBlock, BlockTransactions, Transaction as RpcTransaction};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 
-use crate::Hardfork;
+use crate::{ChainSpec, Hardfork};
 
 /// A block to execute: environment, rules and transactions.
 #[derive(Clone, Debug)]
 pub struct Block {
-    /// The hardfork whose rules apply.
+    /// The latest hardfork active at this block (for naming and for rules outside revm).
     pub hardfork: Hardfork,
-    /// The chain id (`CHAINID`, EIP-155 checks).
-    pub chain_id: u64,
+    /// revm's configuration: rule set, chain id, blob and transaction gas limits.
+    pub cfg: CfgEnv,
     /// Number, beneficiary, timestamp, gas limit, base fee, randomness and blob price.
     pub env: BlockEnv,
     /// Transactions in block order.
@@ -34,68 +34,81 @@ pub enum BlockConversionError {
 }
 
 impl Block {
+    /// A block with this environment and these transactions on `chain`; the rules and revm's
+    /// configuration are alloy-evm's for the block's number and timestamp.
+    pub fn new(chain: &ChainSpec, env: BlockEnv, txs: Vec<TxEnv>) -> Self {
+        let header = Header {
+            number: env.number.saturating_to(),
+            timestamp: env.timestamp.saturating_to(),
+            beneficiary: env.beneficiary,
+            gas_limit: env.gas_limit,
+            base_fee_per_gas: Some(env.basefee),
+            difficulty: env.difficulty,
+            mix_hash: env.prevrandao.unwrap_or_default(),
+            excess_blob_gas: env.blob_excess_gas_and_price.map(|b| b.excess_blob_gas),
+            ..Header::default()
+        };
+        let (hardfork, cfg, _) = rules(chain, &header);
+        Self {
+            hardfork,
+            cfg,
+            env,
+            txs,
+        }
+    }
+
     /// The revm configuration for this block's rules.
     pub fn cfg(&self) -> CfgEnv {
-        let mut cfg = CfgEnv::new_with_spec(self.hardfork.spec_id()).with_chain_id(self.chain_id);
-        if let Some(params) = self.hardfork.blob_params() {
-            cfg.max_blobs_per_tx = Some(params.max_blobs_per_tx);
-            cfg.blob_base_fee_update_fraction = Some(params.update_fraction as u64);
-        }
-        cfg
+        self.cfg.clone()
+    }
+
+    /// The chain id the block runs under.
+    pub fn chain_id(&self) -> u64 {
+        self.cfg.chain_id
     }
 
     /// A mainnet block from `eth_getBlockByNumber(n, true)`, hardfork picked by number and time.
     pub fn from_rpc_mainnet(block: &RpcBlock) -> Result<Self, BlockConversionError> {
-        let header = &block.header;
-        Self::from_rpc(block, Hardfork::mainnet(header.number, header.timestamp), 1)
+        Self::from_rpc(block, &ChainSpec::mainnet())
     }
 
-    /// A block from `eth_getBlockByNumber(n, true)` under the given rules.
-    pub fn from_rpc(
-        block: &RpcBlock,
-        hardfork: Hardfork,
-        chain_id: u64,
-    ) -> Result<Self, BlockConversionError> {
+    /// A block from `eth_getBlockByNumber(n, true)` on `chain`.
+    pub fn from_rpc(block: &RpcBlock, chain: &ChainSpec) -> Result<Self, BlockConversionError> {
         let txs = match &block.transactions {
             BlockTransactions::Full(txs) => txs.iter().map(tx_env).collect(),
             BlockTransactions::Uncle => Vec::new(),
             BlockTransactions::Hashes(hashes) if hashes.is_empty() => Vec::new(),
             BlockTransactions::Hashes(_) => return Err(BlockConversionError::HashesOnly),
         };
-        Self::from_header(&block.header, hardfork, chain_id, txs)
+        Self::from_header(&block.header, chain, txs)
     }
 
-    /// A block with this consensus header and these transactions, under the given rules.
+    /// A block with this consensus header and these transactions on `chain`: environment and
+    /// configuration from alloy-evm (`EvmEnv::for_eth_block`).
     pub fn from_header(
-        header: &alloy_consensus::Header,
-        hardfork: Hardfork,
-        chain_id: u64,
+        header: &Header,
+        chain: &ChainSpec,
         txs: Vec<TxEnv>,
     ) -> Result<Self, BlockConversionError> {
-        let mut env = BlockEnv {
-            number: U256::from(header.number),
-            beneficiary: header.beneficiary,
-            timestamp: U256::from(header.timestamp),
-            gas_limit: header.gas_limit,
-            basefee: header.base_fee_per_gas.unwrap_or_default(),
-            difficulty: header.difficulty,
-            prevrandao: (hardfork >= Hardfork::Paris).then_some(header.mix_hash),
-            blob_excess_gas_and_price: None,
-            slot_num: 0,
-        };
-        if let Some(params) = hardfork.blob_params() {
-            let excess = header
-                .excess_blob_gas
-                .ok_or(BlockConversionError::MissingExcessBlobGas(hardfork.name()))?;
-            env.set_blob_excess_gas_and_price(excess, params.update_fraction as u64);
+        let (hardfork, cfg, env) = rules(chain, header);
+        if chain.blob_params_at(header.timestamp).is_some() && header.excess_blob_gas.is_none() {
+            return Err(BlockConversionError::MissingExcessBlobGas(hardfork.name()));
         }
         Ok(Self {
             hardfork,
-            chain_id,
+            cfg,
             env,
             txs,
         })
     }
+}
+
+/// The fork, revm configuration and block environment alloy-evm derives for `header`.
+fn rules(chain: &ChainSpec, header: &Header) -> (Hardfork, CfgEnv, BlockEnv) {
+    let blob_params = chain.blob_params_at(header.timestamp);
+    let env = EvmEnv::for_eth_block(header, chain, chain.chain_id, blob_params);
+    let hardfork = chain.hardfork_at(header.number(), header.timestamp());
+    (hardfork, env.cfg_env, env.block_env)
 }
 
 /// revm's transaction environment for an RPC transaction (any type: legacy with or without
@@ -105,31 +118,10 @@ pub fn tx_env(tx: &RpcTransaction) -> TxEnv {
 }
 
 /// revm's transaction environment for a signed transaction sent by `sender` (its recovered
-/// signer).
+/// signer), built by alloy-evm; EIP-7702 authorities are recovered here, once per block rather
+/// than on every execution of the transaction.
 pub fn signed_tx_env(envelope: &TxEnvelope, sender: Address) -> TxEnv {
-    let mut env = TxEnv {
-        tx_type: envelope.ty(),
-        caller: sender,
-        gas_limit: envelope.gas_limit(),
-        gas_price: envelope.max_fee_per_gas(),
-        kind: envelope.kind(),
-        value: envelope.value(),
-        data: envelope.input().clone(),
-        nonce: envelope.nonce(),
-        chain_id: envelope.chain_id(),
-        access_list: envelope.access_list().cloned().unwrap_or_default(),
-        gas_priority_fee: envelope.max_priority_fee_per_gas(),
-        blob_hashes: envelope
-            .blob_versioned_hashes()
-            .map(<[_]>::to_vec)
-            .unwrap_or_default(),
-        max_fee_per_blob_gas: envelope.max_fee_per_blob_gas().unwrap_or_default(),
-        ..TxEnv::default()
-    };
-    if let Some(auths) = envelope.authorization_list() {
-        env.set_signed_authorization(auths.to_vec());
-    }
-    env
+    TxEnv::from_recovered_tx(envelope, sender)
 }
 
 #[cfg(test)]

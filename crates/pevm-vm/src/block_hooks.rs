@@ -1,195 +1,114 @@
-//! The state changes a block makes outside its transactions, as a client applies them: the
-//! EIP-4788 beacon-root and EIP-2935 block-hash system calls before the transactions, and
-//! the withdrawals (EIP-4895) and proof-of-work block and uncle rewards after them.
+//! The state changes a block makes outside its transactions, applied by alloy-evm's
+//! `EthBlockExecutor` as a client applies them: before the transactions the EIP-2935
+//! block-hash and EIP-4788 beacon-root system calls; after them the EIP-6110 deposits (from the
+//! receipts), the EIP-7002 and EIP-7251 request system calls, the withdrawals (EIP-4895), the
+//! proof-of-work block and uncle rewards, and the DAO-fork transfer.
 //!
 //! [`execute_block_with_hooks`] wraps either executor: the transactions run on the state after
 //! the pre-block system calls, and the returned [`BlockOutput`]'s diff holds every change.
 
-use std::collections::{btree_map::Entry, BTreeMap};
+use std::collections::btree_map::Entry;
 
-use alloy_eips::{eip2935::HISTORY_STORAGE_ADDRESS, eip4788::BEACON_ROOTS_ADDRESS};
-use alloy_primitives::{Address, Bytes, B256, U256};
-use revm::{
-    bytecode::Bytecode,
-    handler::SystemCallEvm,
-    primitives::{StorageKey, StorageValue, KECCAK_EMPTY},
-    state::AccountInfo,
-    Context, Database, MainBuilder, MainContext,
+use alloy_eips::{
+    eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+};
+use alloy_evm::{
+    block::BlockExecutor,
+    eth::{receipt_builder::AlloyReceiptBuilder, EthBlockExecutor},
+    Evm, EvmEnv, EvmFactory,
 };
 
-pub use alloy_eips::eip4895::Withdrawal;
+use alloy_hardforks::EthereumHardforks;
+use alloy_primitives::Address;
+use revm::{primitives::KECCAK_EMPTY, Database};
+
+pub use alloy_evm::eth::EthBlockExecutionCtx as BlockContext;
 
 use crate::{
-    result::{account_writes, apply_writes},
-    serial::account_info,
-    AccountChange, AccountState, Block, BlockOutput, ExecutionError, Hardfork, OverlayProvider,
-    ProviderError, StateDiff, StateProvider,
+    receipts::receipt, serial::SerialDb, Block, BlockOutput, ChainSpec, ExecutionError,
+    OverlayProvider, StateDiff, StateProvider,
 };
 
-/// An uncle (ommer) header's fields that its reward depends on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ommer {
-    /// The uncle's miner.
-    pub beneficiary: Address,
-    /// The uncle's block number.
-    pub number: u64,
-}
-
-/// What the steps around a block's transactions need beyond [`Block`]: header fields,
-/// withdrawals and uncles.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BlockHooks {
-    /// The parent block's hash (stored by EIP-2935 from Prague on).
-    pub parent_hash: B256,
-    /// The header's `parentBeaconBlockRoot` (stored by EIP-4788 from Cancun on).
-    pub parent_beacon_block_root: Option<B256>,
-    /// The block's withdrawals (Shanghai on), amounts in gwei.
-    pub withdrawals: Vec<Withdrawal>,
-    /// The block's uncles (rewarded before the Merge).
-    pub ommers: Vec<Ommer>,
-}
-
-impl BlockHooks {
-    /// The hooks of a block with this header, no withdrawals and no uncles.
-    pub fn from_header(header: &alloy_consensus::Header) -> Self {
-        Self {
-            parent_hash: header.parent_hash,
-            parent_beacon_block_root: header.parent_beacon_block_root,
-            withdrawals: Vec::new(),
-            ommers: Vec::new(),
-        }
-    }
-}
-
-/// The proof-of-work block reward of `hardfork`: 5 ether before Byzantium, 3 in Byzantium,
-/// 2 from Constantinople to the Merge, none after.
-pub fn block_reward(hardfork: Hardfork) -> Option<U256> {
-    const ETHER: u128 = 1_000_000_000_000_000_000;
-    let ether = if hardfork >= Hardfork::Paris {
-        return None;
-    } else if hardfork >= Hardfork::Petersburg {
-        2
-    } else if hardfork == Hardfork::Byzantium {
-        3
-    } else {
-        5
-    };
-    Some(U256::from(ether * ETHER))
-}
-
-/// Executes `block` with `execute` (serial or parallel) between the pre- and post-block steps.
+/// Executes `block` on `chain` with `execute` (serial or parallel) between the steps
+/// alloy-evm's block executor takes before and after the transactions.
 ///
-/// The transactions run on the state after [`pre_block_changes`]; the output's diff holds the
-/// system calls' writes, the transactions' and then [`post_block_changes`]'.
+/// The transactions run on the state after the pre-block system calls; the output's diff holds
+/// the system calls' writes, the transactions' and the post-block changes', and its requests
+/// are the block's EIP-7685 requests (empty before Prague).
 pub fn execute_block_with_hooks<P, F>(
     provider: &P,
+    chain: &ChainSpec,
     block: &Block,
-    hooks: &BlockHooks,
+    ctx: BlockContext<'_>,
     execute: F,
 ) -> Result<BlockOutput, ExecutionError>
 where
     P: StateProvider,
     F: FnOnce(&OverlayProvider<'_, P>, &Block) -> Result<BlockOutput, ExecutionError>,
 {
-    let mut state = pre_block_changes(provider, block, hooks)?;
-    let output = execute(&OverlayProvider::new(provider, &state), block)?;
-    merge_diff(&mut state, output.state);
-    let post = post_block_changes(&OverlayProvider::new(provider, &state), block, hooks)?;
-    merge_diff(&mut state, post);
+    let evm = alloy_evm::EthEvmFactory::default().create_evm(
+        SerialDb::new(provider),
+        EvmEnv::new(block.cfg(), block.env.clone()),
+    );
+    let mut executor = EthBlockExecutor::new(evm, ctx, chain, AlloyReceiptBuilder::default());
+    executor
+        .apply_pre_execution_changes()
+        .map_err(|e| block_step_error("pre-block system call", e))?;
+    let output = execute(
+        &OverlayProvider::new(provider, &executor.evm.db().diff),
+        block,
+    )?;
+    executor.receipts = output.results.iter().map(receipt).collect();
+    merge_diff(&mut executor.evm.db_mut().diff, output.state);
+    check_request_contracts(chain, block, executor.evm.db_mut())?;
+    let (evm, result) = executor
+        .finish()
+        .map_err(|e| block_step_error("post-block changes", e))?;
+    let (db, _) = evm.finish();
     Ok(BlockOutput {
         results: output.results,
-        state,
+        state: db.diff,
+        requests: result.requests,
     })
 }
 
-/// The writes of the system calls that run before the transactions: from Cancun on the
-/// parent beacon block root goes to the EIP-4788 contract, from Prague on the parent hash to
-/// the EIP-2935 history contract. A contract without code is skipped, as the EIPs require.
-///
-/// A failed call is reported as [`ExecutionError::Evm`] at index 0.
-pub fn pre_block_changes<P: StateProvider>(
-    provider: &P,
+/// The contracts whose post-block system calls must find code (EIP-7002, EIP-7251).
+const REQUEST_CONTRACTS: [Address; 2] = [
+    WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+    CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+];
+
+/// From Prague on, a block whose withdrawal-request or consolidation contract has no code
+/// when its system call is due is invalid (EIP-7002 and EIP-7251, as execution-specs apply
+/// them). alloy-evm 0.39 calls an empty contract without complaint, so this check is ours;
+/// the reference executor makes it too.
+pub(crate) fn check_request_contracts<DB: Database>(
+    chain: &ChainSpec,
     block: &Block,
-    hooks: &BlockHooks,
-) -> Result<StateDiff, ExecutionError> {
-    let mut calls = Vec::new();
-    if block.hardfork >= Hardfork::Prague && block.env.number > U256::ZERO {
-        calls.push((HISTORY_STORAGE_ADDRESS, hooks.parent_hash));
+    db: &mut DB,
+) -> Result<(), ExecutionError> {
+    if !chain.is_prague_active_at_timestamp(block.env.timestamp.saturating_to()) {
+        return Ok(());
     }
-    if block.hardfork >= Hardfork::Cancun {
-        if let Some(root) = hooks.parent_beacon_block_root {
-            calls.push((BEACON_ROOTS_ADDRESS, root));
+    for contract in REQUEST_CONTRACTS {
+        let account = db
+            .basic(contract)
+            .map_err(|e| block_step_error("post-block changes", e))?;
+        if account.is_none_or(|a| a.code_hash == KECCAK_EMPTY) {
+            return Err(block_step_error(
+                "post-block changes",
+                format!("system contract {contract} has no code"),
+            ));
         }
     }
-    let mut diff = StateDiff::new();
-    for (contract, input) in calls {
-        let changes = system_call(
-            &OverlayProvider::new(provider, &diff),
-            block,
-            contract,
-            input,
-        )?;
-        merge_diff(&mut diff, changes);
-    }
-    Ok(diff)
+    Ok(())
 }
 
-/// The balance increments after the transactions, read on `provider` (the state after
-/// them): withdrawals from Shanghai on (gwei to wei; zero amounts change nothing), and before
-/// the Merge the block reward to the beneficiary plus 1/32 of it per uncle, and
-/// `(8 + uncle - block) / 8` of it to each uncle's miner.
-pub fn post_block_changes<P: StateProvider>(
-    provider: &P,
-    block: &Block,
-    hooks: &BlockHooks,
-) -> Result<StateDiff, ExecutionError> {
-    let mut increments: BTreeMap<Address, U256> = BTreeMap::new();
-    let mut add = |address: Address, amount: U256| {
-        if !amount.is_zero() {
-            let balance = increments.entry(address).or_default();
-            *balance = balance.saturating_add(amount);
-        }
-    };
-    if let Some(reward) = block_reward(block.hardfork) {
-        let number = block.env.number.saturating_to::<u64>();
-        let per_uncle = reward / U256::from(32);
-        add(
-            block.env.beneficiary,
-            reward + per_uncle * U256::from(hooks.ommers.len()),
-        );
-        for ommer in &hooks.ommers {
-            let eighths = (8 + ommer.number).saturating_sub(number);
-            add(
-                ommer.beneficiary,
-                reward * U256::from(eighths) / U256::from(8),
-            );
-        }
+/// A failed step of alloy-evm's block executor, with what failed in it.
+fn block_step_error(step: &str, error: impl std::fmt::Display) -> ExecutionError {
+    ExecutionError::Block {
+        message: format!("{step}: {error}"),
     }
-    if block.hardfork >= Hardfork::Shanghai {
-        for withdrawal in &hooks.withdrawals {
-            add(withdrawal.address, withdrawal.amount_wei());
-        }
-    }
-    let mut diff = StateDiff::new();
-    for (address, amount) in increments {
-        let before = provider.basic(address)?;
-        let info = AccountState {
-            balance: before
-                .map_or(U256::ZERO, |a| a.balance)
-                .saturating_add(amount),
-            nonce: before.map_or(0, |a| a.nonce),
-            code_hash: before.map_or(KECCAK_EMPTY, |a| a.code_hash),
-            code: None,
-        };
-        diff.insert(
-            address,
-            AccountChange {
-                info: Some(info),
-                ..AccountChange::default()
-            },
-        );
-    }
-    Ok(diff)
 }
 
 /// Folds `later`, a diff taken on the state after `base`, into `base`.
@@ -224,116 +143,61 @@ pub fn merge_diff(base: &mut StateDiff, later: StateDiff) {
     }
 }
 
-/// The storage writes of one system call to `contract` with `input`, or nothing when the
-/// contract has no code.
-fn system_call<P: StateProvider>(
-    provider: &P,
-    block: &Block,
-    contract: Address,
-    input: B256,
-) -> Result<StateDiff, ExecutionError> {
-    let has_code = provider
-        .basic(contract)?
-        .is_some_and(|account| account.code_hash != KECCAK_EMPTY);
-    if !has_code {
-        return Ok(StateDiff::new());
-    }
-    let mut evm = Context::mainnet()
-        .with_db(ProviderDb(provider))
-        .with_block(block.env.clone())
-        .with_cfg(block.cfg())
-        .build_mainnet();
-    let mut outcome = evm
-        .system_call(contract, Bytes::copy_from_slice(input.as_slice()))
-        .map_err(|error| ExecutionError::Evm {
-            index: 0,
-            message: format!("system call to {contract}: {error}"),
-        })?;
-    // Only the contract's own writes count: the system caller is not a real account.
-    outcome.state.retain(|address, _| *address == contract);
-    let mut diff = StateDiff::new();
-    apply_writes(&mut diff, &account_writes(outcome.state));
-    Ok(diff)
-}
-
-/// revm's database over a [`StateProvider`], read-only.
-struct ProviderDb<'a, P>(&'a P);
-
-impl<P: StateProvider> Database for ProviderDb<'_, P> {
-    type Error = ProviderError;
-
-    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        self.0
-            .basic(address)?
-            .map(|a| account_info(self.0, a.balance, a.nonce, a.code_hash, None))
-            .transpose()
-    }
-
-    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        self.0.code_by_hash(code_hash)
-    }
-
-    fn storage(
-        &mut self,
-        address: Address,
-        index: StorageKey,
-    ) -> Result<StorageValue, Self::Error> {
-        self.0.storage(address, index)
-    }
-
-    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
-        self.0.block_hash(number)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use alloy_primitives::{address, hex, uint};
-    use revm::context::BlockEnv;
+    use std::{borrow::Cow, collections::BTreeMap};
+
+    use alloy_consensus::Header;
+    use alloy_eips::{eip4788::BEACON_ROOTS_ADDRESS, eip4895::Withdrawal};
+    use alloy_evm::eth::dao_fork::{DAO_HARDFORK_ACCOUNTS, DAO_HARDFORK_BENEFICIARY};
+    use alloy_hardforks::ForkCondition;
+    use alloy_primitives::{address, hex, uint, Address, Bytes, B256, U256};
+    use revm::{bytecode::Bytecode, context::BlockEnv, primitives::KECCAK_EMPTY};
 
     use super::*;
-    use crate::{InMemoryAccount, InMemoryProvider};
+    use crate::{AccountChange, AccountState, Hardfork, InMemoryAccount, InMemoryProvider};
 
     const ETHER: U256 = uint!(1_000_000_000_000_000_000_U256);
+    const MINER: Address = address!("00000000000000000000000000000000000000c0");
 
-    fn block(hardfork: Hardfork, number: u64, timestamp: u64) -> Block {
-        Block {
-            hardfork,
-            chain_id: 1,
-            env: BlockEnv {
-                number: U256::from(number),
-                timestamp: U256::from(timestamp),
-                beneficiary: address!("00000000000000000000000000000000000000c0"),
-                ..BlockEnv::default()
-            },
-            txs: Vec::new(),
+    fn block(chain: &ChainSpec, number: u64, timestamp: u64) -> Block {
+        let env = BlockEnv {
+            number: U256::from(number),
+            timestamp: U256::from(timestamp),
+            beneficiary: MINER,
+            gas_limit: 30_000_000,
+            ..BlockEnv::default()
+        };
+        Block::new(chain, env, Vec::new())
+    }
+
+    fn ctx<'a>(ommers: &'a [Header], withdrawals: Option<&'a [Withdrawal]>) -> BlockContext<'a> {
+        BlockContext {
+            parent_hash: B256::repeat_byte(1),
+            parent_beacon_block_root: Some(B256::ZERO),
+            ommers,
+            withdrawals: withdrawals.map(Cow::Borrowed),
+            extra_data: Bytes::new(),
+            tx_count_hint: None,
+            slot_number: None,
         }
+    }
+
+    /// The block's changes around no transactions.
+    fn hooks_only(
+        provider: &InMemoryProvider,
+        chain: &ChainSpec,
+        block: &Block,
+        ctx: BlockContext<'_>,
+    ) -> BlockOutput {
+        execute_block_with_hooks(provider, chain, block, ctx, |_, _| {
+            Ok(BlockOutput::default())
+        })
+        .unwrap()
     }
 
     fn balance(diff: &StateDiff, address: Address) -> U256 {
         diff[&address].info.as_ref().unwrap().balance
-    }
-
-    #[test]
-    fn block_reward_follows_the_forks() {
-        assert_eq!(
-            block_reward(Hardfork::Frontier),
-            Some(ETHER * U256::from(5))
-        );
-        assert_eq!(
-            block_reward(Hardfork::SpuriousDragon),
-            Some(ETHER * U256::from(5))
-        );
-        assert_eq!(
-            block_reward(Hardfork::Byzantium),
-            Some(ETHER * U256::from(3))
-        );
-        assert_eq!(
-            block_reward(Hardfork::Petersburg),
-            Some(ETHER * U256::from(2))
-        );
-        assert_eq!(block_reward(Hardfork::London), Some(ETHER * U256::from(2)));
-        assert_eq!(block_reward(Hardfork::Paris), None);
     }
 
     #[test]
@@ -348,32 +212,42 @@ mod tests {
                 ..InMemoryAccount::default()
             },
         );
-        let hooks = BlockHooks {
-            ommers: vec![Ommer {
-                beneficiary: uncle_miner,
-                number: 9,
-            }],
-            ..BlockHooks::default()
-        };
-        let block = block(Hardfork::Byzantium, 10, 0);
-        let diff = post_block_changes(&provider, &block, &hooks).unwrap();
+        let ommers = [Header {
+            beneficiary: uncle_miner,
+            number: 9,
+            ..Header::default()
+        }];
+        let byzantium = ChainSpec::from_genesis(Hardfork::Byzantium, 1);
+        let output = hooks_only(
+            &provider,
+            &byzantium,
+            &block(&byzantium, 10, 0),
+            ctx(&ommers, None),
+        );
         let reward = ETHER * U256::from(3);
         assert_eq!(
-            balance(&diff, block.env.beneficiary),
+            balance(&output.state, MINER),
             reward + reward / U256::from(32)
         );
         // One generation back: 7/8 of the reward, on top of what the miner had.
-        let uncle = diff[&uncle_miner].info.as_ref().unwrap();
+        let uncle = output.state[&uncle_miner].info.as_ref().unwrap();
         assert_eq!(
             uncle.balance,
             U256::from(1) + reward * U256::from(7) / U256::from(8)
         );
         assert_eq!(uncle.nonce, 4);
-        // After the Merge nothing is paid.
-        let merged = super::tests::block(Hardfork::Paris, 10, 0);
-        assert!(post_block_changes(&provider, &merged, &hooks)
-            .unwrap()
-            .is_empty());
+        // Constantinople lowered the reward to 2 ether; after the Merge nothing is paid.
+        let petersburg = ChainSpec::from_genesis(Hardfork::Petersburg, 1);
+        let output = hooks_only(
+            &provider,
+            &petersburg,
+            &block(&petersburg, 10, 0),
+            ctx(&[], None),
+        );
+        assert_eq!(balance(&output.state, MINER), ETHER * U256::from(2));
+        let paris = ChainSpec::from_genesis(Hardfork::Paris, 1);
+        let output = hooks_only(&provider, &paris, &block(&paris, 10, 0), ctx(&ommers, None));
+        assert!(output.state.is_empty());
     }
 
     #[test]
@@ -385,22 +259,53 @@ mod tests {
             address: to,
             amount,
         };
-        let hooks = BlockHooks {
-            withdrawals: vec![withdrawal(2), withdrawal(3), withdrawal(0)],
-            ..BlockHooks::default()
-        };
+        let withdrawals = [withdrawal(2), withdrawal(3), withdrawal(0)];
         let provider = InMemoryProvider::default();
-        let diff = post_block_changes(&provider, &block(Hardfork::Shanghai, 1, 0), &hooks).unwrap();
-        assert_eq!(balance(&diff, to), U256::from(5_000_000_000u64));
-        let paris = post_block_changes(&provider, &block(Hardfork::Paris, 1, 0), &hooks).unwrap();
-        assert!(paris.is_empty());
-        // Zero amounts alone change nothing.
-        let zero = BlockHooks {
-            withdrawals: vec![withdrawal(0)],
-            ..BlockHooks::default()
-        };
-        let diff = post_block_changes(&provider, &block(Hardfork::Shanghai, 1, 0), &zero).unwrap();
-        assert!(diff.is_empty());
+        let shanghai = ChainSpec::from_genesis(Hardfork::Shanghai, 1);
+        let output = hooks_only(
+            &provider,
+            &shanghai,
+            &block(&shanghai, 1, 0),
+            ctx(&[], Some(&withdrawals)),
+        );
+        assert_eq!(balance(&output.state, to), U256::from(5_000_000_000u64));
+        assert!(output.requests.is_empty());
+        // Zero amounts alone leave the account absent.
+        let zero = [withdrawal(0)];
+        let output = hooks_only(
+            &provider,
+            &shanghai,
+            &block(&shanghai, 1, 0),
+            ctx(&[], Some(&zero)),
+        );
+        assert!(output.state.get(&to).is_none_or(|c| c.info.is_none()));
+    }
+
+    #[test]
+    fn the_dao_fork_block_moves_the_dao_balances() {
+        let mut provider = InMemoryProvider::default();
+        // The DAO's child contracts: code, and a balance to drain.
+        for (i, address) in DAO_HARDFORK_ACCOUNTS.iter().take(2).enumerate() {
+            provider.insert_account(
+                *address,
+                InMemoryAccount {
+                    balance: U256::from(10 + i),
+                    code: Some(Bytecode::new_raw(Bytes::from_static(&[0x00]))),
+                    ..InMemoryAccount::default()
+                },
+            );
+        }
+        let chain = ChainSpec::from_genesis(Hardfork::Homestead, 1)
+            .with_fork(Hardfork::Dao, ForkCondition::Block(5));
+        let output = hooks_only(&provider, &chain, &block(&chain, 5, 0), ctx(&[], None));
+        assert_eq!(
+            balance(&output.state, DAO_HARDFORK_BENEFICIARY),
+            U256::from(21)
+        );
+        assert_eq!(balance(&output.state, DAO_HARDFORK_ACCOUNTS[0]), U256::ZERO);
+        // Only at the fork block itself.
+        let output = hooks_only(&provider, &chain, &block(&chain, 6, 0), ctx(&[], None));
+        assert!(!output.state.contains_key(&DAO_HARDFORK_BENEFICIARY));
     }
 
     #[test]
@@ -408,16 +313,6 @@ mod tests {
         // The EIP-4788 contract as deployed on mainnet.
         let code = hex!("3373fffffffffffffffffffffffffffffffffffffffe14604d57602036146024575f5ffd5b5f35801560495762001fff810690815414603c575f5ffd5b62001fff01545f5260205ff35b5f5ffd5b62001fff42064281555f359062001fff015500");
         let mut provider = InMemoryProvider::default();
-        let root = B256::repeat_byte(0xab);
-        let hooks = BlockHooks {
-            parent_beacon_block_root: Some(root),
-            ..BlockHooks::default()
-        };
-        let cancun = block(Hardfork::Cancun, 1, 12_345);
-        // Without the contract the call is skipped.
-        assert!(pre_block_changes(&provider, &cancun, &hooks)
-            .unwrap()
-            .is_empty());
         provider.insert_account(
             BEACON_ROOTS_ADDRESS,
             InMemoryAccount {
@@ -426,31 +321,39 @@ mod tests {
                 ..InMemoryAccount::default()
             },
         );
-        let diff = pre_block_changes(&provider, &cancun, &hooks).unwrap();
-        assert_eq!(diff.len(), 1, "only the contract changes: {diff:?}");
-        let storage = &diff[&BEACON_ROOTS_ADDRESS].storage;
+        let root = B256::repeat_byte(0xab);
+        let cancun = ChainSpec::from_genesis(Hardfork::Cancun, 1);
+        let cancun_block = block(&cancun, 1, 12_345);
         let slot = U256::from(12_345 % 8191);
+        let context = BlockContext {
+            parent_beacon_block_root: Some(root),
+            ..ctx(&[], Some(&[]))
+        };
+        // The transactions see the stored root, and the output holds the write.
+        let output = execute_block_with_hooks(
+            &provider,
+            &cancun,
+            &cancun_block,
+            context.clone(),
+            |state, _| {
+                assert_eq!(
+                    state.storage(BEACON_ROOTS_ADDRESS, slot).unwrap(),
+                    U256::from(12_345)
+                );
+                Ok(BlockOutput::default())
+            },
+        )
+        .unwrap();
+        let storage = &output.state[&BEACON_ROOTS_ADDRESS].storage;
         assert_eq!(storage[&slot], U256::from(12_345));
         assert_eq!(
             storage[&(slot + U256::from(8191))],
             U256::from_be_bytes(root.0)
         );
         // Before Cancun there is no call.
-        let shanghai = block(Hardfork::Shanghai, 1, 12_345);
-        assert!(pre_block_changes(&provider, &shanghai, &hooks)
-            .unwrap()
-            .is_empty());
-
-        // The transactions see the stored root, and the output holds the write.
-        let output = execute_block_with_hooks(&provider, &cancun, &hooks, |state, _| {
-            assert_eq!(
-                state.storage(BEACON_ROOTS_ADDRESS, slot).unwrap(),
-                U256::from(12_345)
-            );
-            Ok(BlockOutput::default())
-        })
-        .unwrap();
-        assert_eq!(output.state, diff);
+        let shanghai = ChainSpec::from_genesis(Hardfork::Shanghai, 1);
+        let output = hooks_only(&provider, &shanghai, &block(&shanghai, 1, 12_345), context);
+        assert!(output.state.is_empty());
     }
 
     #[test]

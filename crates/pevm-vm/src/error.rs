@@ -53,6 +53,12 @@ pub enum ExecutionError {
         /// The panic message.
         message: String,
     },
+    /// A block-level step around the transactions failed (a system call, a balance change).
+    #[error("{message}")]
+    Block {
+        /// The step and what went wrong in it.
+        message: String,
+    },
     /// Any other error revm reported.
     #[error("tx {index}: {message}")]
     Evm {

@@ -5,8 +5,8 @@
 mod block;
 mod block_hooks;
 mod bundle;
+mod chain;
 mod error;
-mod hardfork;
 mod hints;
 mod lazy;
 mod mv_db;
@@ -15,19 +15,17 @@ mod parallel;
 mod plan;
 mod provider;
 mod receipts;
+mod reference;
 mod result;
 mod serial;
 mod state_root;
 mod transfers;
 
 pub use block::{signed_tx_env, tx_env, Block, BlockConversionError};
-pub use block_hooks::{
-    block_reward, execute_block_with_hooks, merge_diff, post_block_changes, pre_block_changes,
-    BlockHooks, Ommer, Withdrawal,
-};
+pub use block_hooks::{execute_block_with_hooks, merge_diff, BlockContext};
 pub use bundle::to_bundle_state;
+pub use chain::{ChainSpec, Hardfork};
 pub use error::ExecutionError;
-pub use hardfork::Hardfork;
 pub use overlay::OverlayProvider;
 pub use parallel::{analyze_block, execute_block, execute_block_with_stats, BlockStats, Pevm};
 pub use pevm_core::{DependencyGraph, ExecStats};
@@ -37,8 +35,10 @@ pub use plan::{
 };
 pub use provider::{AccountBasic, InMemoryAccount, InMemoryProvider, ProviderError, StateProvider};
 pub use receipts::{logs_bloom, receipts_root, HeaderMismatch};
+pub use reference::{execute_block_reference, ReferenceOutput};
 pub use result::{AccountChange, AccountState, BlockOutput, StateDiff, TxResult, TxStatus};
 pub use serial::{execute_block_serial, execute_block_serial_timed};
 pub use state_root::storage_root;
 
+pub use alloy_evm;
 pub use revm;

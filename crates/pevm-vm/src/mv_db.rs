@@ -90,10 +90,7 @@ impl BlockFacts {
     pub(crate) fn new(block: &Block) -> Self {
         Self {
             beneficiary: block.env.beneficiary,
-            eip161: block
-                .hardfork
-                .spec_id()
-                .is_enabled_in(SpecId::SPURIOUS_DRAGON),
+            eip161: block.cfg.spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
         }
     }
 }

@@ -67,7 +67,7 @@ impl<'a, P: StateProvider> EvmVm<'a, P> {
             block,
             cfg: block.cfg(),
             facts: BlockFacts::new(block),
-            lazy: LazyCredits::new(&block.txs, block.env.beneficiary, block.hardfork.spec_id()),
+            lazy: LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec),
             known_dependencies,
         }
     }
@@ -516,7 +516,7 @@ fn fold_outputs<P: StateProvider>(
     }
     match first_error.map(|(_, error)| error).or(failed) {
         Some(error) => Err(error),
-        None => Ok(BlockOutput { results, state }),
+        None => Ok(BlockOutput::new(results, state)),
     }
 }
 

@@ -6,7 +6,7 @@ use alloy_primitives::{Bloom, B256};
 use crate::{BlockOutput, Hardfork, TxResult};
 
 /// The EIP-2718 receipt of a transaction result (Byzantium status encoding).
-fn receipt(result: &TxResult) -> ReceiptEnvelope {
+pub(crate) fn receipt(result: &TxResult) -> ReceiptEnvelope {
     let receipt = Receipt {
         status: Eip658Value::Eip658(result.is_success()),
         cumulative_gas_used: result.cumulative_gas_used,
@@ -64,11 +64,20 @@ pub enum HeaderMismatch {
         /// The executed value.
         actual: B256,
     },
+    /// The EIP-7685 requests hash differs (Prague on).
+    #[error("requestsHash: header {expected}, executed {actual}")]
+    RequestsHash {
+        /// The header's value.
+        expected: B256,
+        /// The hash of the executed requests.
+        actual: B256,
+    },
 }
 
 impl BlockOutput {
-    /// Checks gas used, logs bloom and (from Byzantium on, where receipts carry a status
-    /// instead of a state root) the receipts root against a block header.
+    /// Checks gas used, logs bloom, (from Byzantium on, where receipts carry a status instead
+    /// of a state root) the receipts root, and (where the header has one, from Prague on) the
+    /// requests hash against a block header.
     pub fn check_header(
         &self,
         hardfork: Hardfork,
@@ -88,13 +97,19 @@ impl BlockOutput {
                 actual: Box::new(bloom),
             });
         }
-        if hardfork.has_receipt_status() {
+        if hardfork >= Hardfork::Byzantium {
             let root = receipts_root(&self.results);
             if root != header.receipts_root {
                 return Err(HeaderMismatch::ReceiptsRoot {
                     expected: header.receipts_root,
                     actual: root,
                 });
+            }
+        }
+        if let Some(expected) = header.requests_hash {
+            let actual = self.requests.requests_hash();
+            if actual != expected {
+                return Err(HeaderMismatch::RequestsHash { expected, actual });
             }
         }
         Ok(())

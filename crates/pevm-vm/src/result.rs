@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use alloy_eips::eip7685::Requests;
 use alloy_primitives::{keccak256, Address, Log, B256, U256};
 use revm::{
     bytecode::Bytecode,
@@ -115,9 +116,21 @@ pub struct BlockOutput {
     pub results: Vec<TxResult>,
     /// The state changes of the whole block.
     pub state: StateDiff,
+    /// The block's EIP-7685 requests (deposits, withdrawals, consolidations), from Prague on;
+    /// empty when only the transactions ran.
+    pub requests: Requests,
 }
 
 impl BlockOutput {
+    /// The output of a block's transactions alone: no requests.
+    pub fn new(results: Vec<TxResult>, state: StateDiff) -> Self {
+        Self {
+            results,
+            state,
+            requests: Requests::default(),
+        }
+    }
+
     /// Gas used by the whole block.
     pub fn gas_used(&self) -> u64 {
         self.results.last().map_or(0, |r| r.cumulative_gas_used)
@@ -164,6 +177,10 @@ impl BlockOutput {
                 buf.extend(slot.to_be_bytes::<32>());
                 buf.extend(value.to_be_bytes::<32>());
             }
+        }
+        for request in self.requests.iter() {
+            buf.extend((request.len() as u64).to_be_bytes());
+            buf.extend(request);
         }
         keccak256(buf)
     }

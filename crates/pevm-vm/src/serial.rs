@@ -10,9 +10,10 @@ use revm::{
         ContextTr,
     },
     database_interface::DBErrorMarker,
+    primitives::AddressMap,
     primitives::{StorageKey, StorageValue, KECCAK_EMPTY},
-    state::AccountInfo,
-    Context, Database, ExecuteEvm, MainBuilder, MainContext,
+    state::{Account, AccountInfo},
+    Context, Database, DatabaseCommit, DatabaseRef, ExecuteEvm, MainBuilder, MainContext,
 };
 
 use crate::{
@@ -49,12 +50,8 @@ fn run_serial<P: StateProvider>(
     block: &Block,
     mut on_tx: impl FnMut(usize, Duration),
 ) -> Result<BlockOutput, ExecutionError> {
-    let db = SerialDb {
-        provider,
-        diff: StateDiff::new(),
-    };
     let mut evm = Context::mainnet()
-        .with_db(db)
+        .with_db(SerialDb::new(provider))
         .with_block(block.env.clone())
         .with_cfg(block.cfg())
         .build_mainnet();
@@ -77,7 +74,7 @@ fn run_serial<P: StateProvider>(
         on_tx(index, start.elapsed());
     }
     let state = std::mem::take(&mut evm.ctx.db_mut().diff);
-    Ok(BlockOutput { results, state })
+    Ok(BlockOutput::new(results, state))
 }
 
 /// Fails when a transaction's gas limit exceeds what the block has left.
@@ -136,10 +133,37 @@ impl ExecutionError {
     }
 }
 
-/// revm's view of the state during serial execution: the block's writes so far over the provider.
-struct SerialDb<'a, P> {
+/// revm's view of the state during serial execution: the block's writes so far over the
+/// provider. Committing revm's state folds it into the writes, so alloy-evm's block executor
+/// can run its system calls and balance changes on it.
+pub(crate) struct SerialDb<'a, P> {
     provider: &'a P,
-    diff: StateDiff,
+    /// The writes so far.
+    pub(crate) diff: StateDiff,
+}
+
+impl<'a, P> SerialDb<'a, P> {
+    /// No writes yet over `provider`.
+    pub(crate) fn new(provider: &'a P) -> Self {
+        Self {
+            provider,
+            diff: StateDiff::new(),
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for SerialDb<'_, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SerialDb")
+            .field("diff", &self.diff)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: StateProvider> DatabaseCommit for SerialDb<'_, P> {
+    fn commit(&mut self, changes: AddressMap<Account>) {
+        apply_writes(&mut self.diff, &account_writes(changes));
+    }
 }
 
 /// revm's account info for `basic`, with its code loaded from `code` or the provider.
@@ -158,10 +182,10 @@ pub(crate) fn account_info<P: StateProvider>(
     Ok(AccountInfo::new(balance, nonce, code_hash, code))
 }
 
-impl<P: StateProvider> Database for SerialDb<'_, P> {
+impl<P: StateProvider> DatabaseRef for SerialDb<'_, P> {
     type Error = ProviderError;
 
-    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
         match self.diff.get(&address) {
             Some(change) => change
                 .info
@@ -184,12 +208,12 @@ impl<P: StateProvider> Database for SerialDb<'_, P> {
         }
     }
 
-    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
         self.provider.code_by_hash(code_hash)
     }
 
-    fn storage(
-        &mut self,
+    fn storage_ref(
+        &self,
         address: Address,
         index: StorageKey,
     ) -> Result<StorageValue, Self::Error> {
@@ -204,7 +228,31 @@ impl<P: StateProvider> Database for SerialDb<'_, P> {
         self.provider.storage(address, index)
     }
 
-    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
+    fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
         self.provider.block_hash(number)
+    }
+}
+
+impl<P: StateProvider> Database for SerialDb<'_, P> {
+    type Error = ProviderError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        self.basic_ref(address)
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        self.code_by_hash_ref(code_hash)
+    }
+
+    fn storage(
+        &mut self,
+        address: Address,
+        index: StorageKey,
+    ) -> Result<StorageValue, Self::Error> {
+        self.storage_ref(address, index)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
+        self.block_hash_ref(number)
     }
 }

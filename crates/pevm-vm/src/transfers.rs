@@ -72,8 +72,7 @@ impl TransferBlock {
         V: Clone + Send + Sync,
     {
         let beneficiary = block.env.beneficiary;
-        let precompiles =
-            Precompiles::new(PrecompileSpecId::from_spec_id(block.hardfork.spec_id()));
+        let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(block.cfg.spec));
         // Precompiles sit at low addresses: a cheap test rules out nearly every recipient
         // before the set is looked up.
         let low = |address: &Address| address[..LOW_PREFIX] == [0; LOW_PREFIX];
@@ -318,7 +317,7 @@ pub(crate) fn execute_transfers<P: StateProvider>(
     if let Some((_, error)) = errors.into_iter().min_by_key(|(index, _)| *index) {
         return Err(error);
     }
-    let output = BlockOutput { results, state };
+    let output = BlockOutput::new(results, state);
     Ok(Some((output, stats)))
 }
 

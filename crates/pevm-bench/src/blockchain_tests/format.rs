@@ -29,6 +29,33 @@ pub struct TestCase {
     pub post_state: Option<BTreeMap<Address, TestAccount>>,
     /// The state root after the last valid block, for tests too large to list the state.
     pub post_state_hash: Option<B256>,
+    /// The hash of the last valid block.
+    pub lastblockhash: Option<B256>,
+    /// The chain id and blob schedule (execution-spec tests).
+    pub config: Option<TestConfig>,
+}
+
+/// A test's `config`: chain id and blob parameters by fork name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestConfig {
+    /// The chain id.
+    pub chainid: Option<U64>,
+    /// Blob parameters by fork name (`Cancun`, `Prague`, `BPO1`, ...).
+    #[serde(default)]
+    pub blob_schedule: BTreeMap<String, BlobEntry>,
+}
+
+/// One fork's blob parameters in a test's `config`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobEntry {
+    /// Target blobs per block.
+    pub target: U64,
+    /// Maximum blobs per block.
+    pub max: U64,
+    /// The blob base fee update fraction.
+    pub base_fee_update_fraction: U64,
 }
 
 /// An account of `pre` or `postState`.

@@ -1,18 +1,28 @@
-//! Importing one block of a test chain: decode its RLP, recover senders, check the header
-//! against its parent, execute serially and in parallel (with the pre/post-block hooks),
-//! check the header against the output, and commit.
+//! Importing one block of a test chain: decode its RLP, check the header against its parent
+//! and the body, recover senders, execute serially, in parallel and through alloy-evm's
+//! reference executor (each with the pre/post-block steps), check the header against the
+//! output, and commit.
 
-use std::num::NonZeroUsize;
+use std::{borrow::Cow, num::NonZeroUsize};
 
 use alloy_consensus::{
-    transaction::SignerRecoverable, Header, Transaction as _, TxEip4844Variant, TxEnvelope,
+    constants::MAXIMUM_EXTRA_DATA_SIZE,
+    proofs::{calculate_ommers_root, calculate_transaction_root, calculate_withdrawals_root},
+    transaction::{Recovered, SignerRecoverable},
+    Header, Transaction as _, TxEip4844Variant, TxEnvelope,
 };
-use alloy_eips::eip4844::DATA_GAS_PER_BLOB;
+use alloy_eips::{
+    eip1559::{
+        calculate_block_gas_limit, BaseFeeParams, DEFAULT_ELASTICITY_MULTIPLIER, INITIAL_BASE_FEE,
+    },
+    eip4844::DATA_GAS_PER_BLOB,
+};
+use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::B256;
 use alloy_rlp::Decodable;
 use pevm_vm::{
-    execute_block_serial, execute_block_with_hooks, signed_tx_env, Block, BlockHooks, Hardfork,
-    InMemoryProvider, Ommer, Pevm, Strategy,
+    execute_block_reference, execute_block_serial, execute_block_with_hooks, signed_tx_env, Block,
+    BlockContext, ChainSpec, Hardfork, InMemoryProvider, Pevm, Strategy,
 };
 
 use crate::replay::first_difference;
@@ -36,6 +46,8 @@ pub enum ImportError {
     },
     /// Parallel execution differed from serial: an engine bug, whatever the block.
     ParallelMismatch(String),
+    /// Serial execution differed from alloy-evm's `EthBlockExecutor` over revm's `State`.
+    ReferenceMismatch(String),
 }
 
 /// The chain head a block is imported onto.
@@ -81,21 +93,25 @@ pub fn decode(mut rlp: &[u8]) -> Result<ConsensusBlock, String> {
     Ok(block)
 }
 
-/// Imports `rlp` onto `head` under `schedule` (the hardfork at a timestamp), running the
-/// parallel executor on `threads`. On success `head` is the new block; on failure it is
-/// unchanged.
+/// Imports `rlp` onto `head` on `chain`, running the parallel executor on `threads`. On
+/// success `head` is the new block; on failure it is unchanged.
+///
+/// The block is validated against its parent as a client does, executed serially, in
+/// parallel and by alloy-evm's reference executor (all three must agree), and checked
+/// against its header.
 pub fn import(
     head: &mut Head,
     rlp: &[u8],
-    schedule: impl Fn(u64) -> Hardfork,
+    chain: &ChainSpec,
     threads: NonZeroUsize,
 ) -> Result<(), ImportError> {
     let rejected = ImportError::Rejected;
     let decoded = decode(rlp).map_err(rejected)?;
     let header = &decoded.header;
-    let hardfork = schedule(header.timestamp);
-    check_parent(head, header, hardfork).map_err(rejected)?;
-    let txs = decoded
+    let hardfork = chain.hardfork_at(header.number, header.timestamp);
+    check_parent(head, header, chain).map_err(rejected)?;
+    check_body(&decoded, rlp.len(), chain).map_err(rejected)?;
+    let signed = decoded
         .body
         .transactions
         .iter()
@@ -108,42 +124,64 @@ pub fn import(
                 tx.recover_signer_unchecked()
             };
             sender
-                .map(|sender| signed_tx_env(tx, sender))
+                .map(|sender| Recovered::new_unchecked(tx, sender))
                 .map_err(|e| format!("tx {index}: sender recovery: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(rejected)?;
-    check_body(&decoded, hardfork).map_err(rejected)?;
-    let block =
-        Block::from_header(header, hardfork, 1, txs).map_err(|e| rejected(e.to_string()))?;
-    let hooks = BlockHooks {
-        withdrawals: decoded.body.withdrawals.clone().unwrap_or_default().0,
-        ommers: decoded
+    let txs = signed
+        .iter()
+        .map(|tx| signed_tx_env(tx.inner(), tx.signer()))
+        .collect();
+    let block = Block::from_header(header, chain, txs).map_err(|e| rejected(e.to_string()))?;
+    let ctx = BlockContext {
+        parent_hash: header.parent_hash,
+        parent_beacon_block_root: header.parent_beacon_block_root,
+        ommers: &decoded.body.ommers,
+        withdrawals: decoded
             .body
-            .ommers
-            .iter()
-            .map(|ommer| Ommer {
-                beneficiary: ommer.beneficiary,
-                number: ommer.number,
-            })
-            .collect(),
-        ..BlockHooks::from_header(header)
+            .withdrawals
+            .as_ref()
+            .map(|w| Cow::Borrowed(w.as_slice())),
+        extra_data: header.extra_data.clone(),
+        tx_count_hint: Some(block.txs.len()),
+        slot_number: None,
     };
 
     let state = &head.state;
-    let serial = execute_block_with_hooks(state, &block, &hooks, |p, b| execute_block_serial(p, b));
-    let parallel = execute_block_with_hooks(state, &block, &hooks, |p, b| {
+    let serial = execute_block_with_hooks(state, chain, &block, ctx.clone(), |p, b| {
+        execute_block_serial(p, b)
+    });
+    let parallel = execute_block_with_hooks(state, chain, &block, ctx.clone(), |p, b| {
         Pevm::new(threads).force(Strategy::BlockStm).execute(p, b)
     });
     if serial != parallel {
         let difference = first_difference(&serial, &parallel);
         return Err(ImportError::ParallelMismatch(difference));
     }
-    let output = serial.map_err(|e| rejected(e.to_string()))?;
+    let reference = execute_block_reference(state, chain, &block, ctx, signed.iter().copied());
+    let output = match (serial, reference) {
+        (Ok(output), Ok(reference)) => {
+            if let Some(difference) = output.reference_difference(&reference, state) {
+                return Err(ImportError::ReferenceMismatch(difference));
+            }
+            output
+        }
+        (Err(e), Err(_)) => return Err(rejected(e.to_string())),
+        (Ok(_), Err(e)) => {
+            return Err(ImportError::ReferenceMismatch(format!(
+                "executed, but the reference rejected the block: {e}"
+            )))
+        }
+        (Err(e), Ok(_)) => {
+            return Err(ImportError::ReferenceMismatch(format!(
+                "rejected ({e}), but the reference executed the block"
+            )))
+        }
+    };
     output
         .check_header(hardfork, header)
         .map_err(|e| rejected(e.to_string()))?;
-    check_blob_gas_used(&block, header).map_err(rejected)?;
 
     let mut state = head.state.clone();
     state.commit(&output.state);
@@ -169,20 +207,71 @@ pub fn import(
     Ok(())
 }
 
-/// Header checks against the parent: linkage, and from Cancun on the excess blob gas.
-fn check_parent(head: &Head, header: &Header, hardfork: Hardfork) -> Result<(), String> {
-    if header.parent_hash != head.hash || header.number != head.header.number + 1 {
+/// geth's floor for a block's gas limit (consensus rule since Frontier; alloy-eips has the
+/// bound divisor but not this floor).
+const MIN_GAS_LIMIT: u64 = 5_000;
+
+/// EIP-7934 (Osaka): the largest RLP-encoded block, 10 MiB less a 2 MiB margin for the beacon
+/// block around it (not in alloy-eips 2.5).
+const MAX_RLP_BLOCK_SIZE: usize = 8 * 1024 * 1024;
+
+/// Header checks against the parent, as a client makes them before executing: linkage,
+/// timestamp, extra data, gas limit bounds and change, base fee (EIP-1559), excess blob gas
+/// (EIP-4844/7918 with the block's blob parameters), and the proof-of-stake constants.
+fn check_parent(head: &Head, header: &Header, chain: &ChainSpec) -> Result<(), String> {
+    let parent = &head.header;
+    if header.parent_hash != head.hash || header.number != parent.number + 1 {
         return Err(format!(
             "block {} (parent {}) does not extend the head {} ({})",
-            header.number, header.parent_hash, head.header.number, head.hash
+            header.number, header.parent_hash, parent.number, head.hash
         ));
     }
-    if let Some(params) = hardfork.blob_params() {
-        let parent = &head.header;
-        let target = params.target_blob_count * DATA_GAS_PER_BLOB;
-        let expected = (parent.excess_blob_gas.unwrap_or_default()
-            + parent.blob_gas_used.unwrap_or_default())
-        .saturating_sub(target);
+    if header.timestamp <= parent.timestamp {
+        return Err(format!(
+            "timestamp {} not after the parent's {}",
+            header.timestamp, parent.timestamp
+        ));
+    }
+    if header.extra_data.len() > MAXIMUM_EXTRA_DATA_SIZE {
+        return Err(format!("extraData of {} bytes", header.extra_data.len()));
+    }
+    if header.gas_used > header.gas_limit {
+        return Err(format!(
+            "gasUsed {} above gasLimit {}",
+            header.gas_used, header.gas_limit
+        ));
+    }
+    let london = chain.is_london_active_at_block(header.number);
+    let london_starts = london && !chain.is_london_active_at_block(parent.number);
+    // The first London block doubles the gas target: its limit is bounded by twice the parent's.
+    let parent_limit = if london_starts {
+        parent.gas_limit * DEFAULT_ELASTICITY_MULTIPLIER
+    } else {
+        parent.gas_limit
+    };
+    if header.gas_limit < MIN_GAS_LIMIT
+        || calculate_block_gas_limit(parent_limit, header.gas_limit) != header.gas_limit
+    {
+        return Err(format!(
+            "gasLimit {} out of bounds for the parent's {parent_limit}",
+            header.gas_limit
+        ));
+    }
+    let base_fee = if !london {
+        None
+    } else if london_starts {
+        Some(INITIAL_BASE_FEE)
+    } else {
+        parent.next_block_base_fee(BaseFeeParams::ethereum())
+    };
+    if header.base_fee_per_gas != base_fee {
+        return Err(format!(
+            "baseFeePerGas: header {:?}, expected {base_fee:?}",
+            header.base_fee_per_gas
+        ));
+    }
+    if let Some(params) = chain.blob_params_at(header.timestamp) {
+        let expected = parent.next_block_excess_blob_gas(params).unwrap_or(0);
         if header.excess_blob_gas != Some(expected) {
             return Err(format!(
                 "excessBlobGas: header {:?}, expected {expected}",
@@ -190,14 +279,24 @@ fn check_parent(head: &Head, header: &Header, hardfork: Hardfork) -> Result<(), 
             ));
         }
     }
+    if chain.is_paris_active_at_block(header.number)
+        && (!header.difficulty.is_zero() || !header.nonce.is_zero())
+    {
+        return Err("a proof-of-stake block with difficulty or nonce".to_string());
+    }
     Ok(())
 }
 
-/// Body checks: no blob sidecars, withdrawals exactly from Shanghai on, the header fields of the fork present,
-/// and from Cancun on the blob gas within the block's limit.
-fn check_body(block: &ConsensusBlock, hardfork: Hardfork) -> Result<(), String> {
+/// Body checks: the header's roots of the transactions, ommers and withdrawals, no blob
+/// sidecars, the header fields of each fork present exactly from that fork on (withdrawals
+/// from Shanghai, blob gas and beacon root from Cancun, requests hash from Prague), no ommers
+/// after the Merge, the blob gas within the block's limit and equal to the header's, and from
+/// Osaka on the block's encoded size (EIP-7934).
+fn check_body(block: &ConsensusBlock, size: usize, chain: &ChainSpec) -> Result<(), String> {
     let header = &block.header;
-    let with_sidecar = block.body.transactions.iter().position(|tx| {
+    let body = &block.body;
+    let (number, timestamp) = (header.number, header.timestamp);
+    let with_sidecar = body.transactions.iter().position(|tx| {
         matches!(tx, TxEnvelope::Eip4844(signed)
             if matches!(signed.tx(), TxEip4844Variant::TxEip4844WithSidecar(_)))
     });
@@ -206,27 +305,47 @@ fn check_body(block: &ConsensusBlock, hardfork: Hardfork) -> Result<(), String> 
             "tx {index}: a blob transaction with its sidecar in a block"
         ));
     }
-    let shanghai = hardfork >= Hardfork::Shanghai;
-    if block.body.withdrawals.is_some() != shanghai || header.withdrawals_root.is_some() != shanghai
-    {
+    let transactions_root = calculate_transaction_root(&body.transactions);
+    if transactions_root != header.transactions_root {
         return Err(format!(
-            "withdrawals present/absent wrongly for {hardfork:?}"
+            "transactionsRoot: header {}, body {transactions_root}",
+            header.transactions_root
         ));
     }
-    let cancun = hardfork >= Hardfork::Cancun;
+    let ommers_hash = calculate_ommers_root(&body.ommers);
+    if ommers_hash != header.ommers_hash {
+        return Err(format!(
+            "ommersHash: header {}, body {ommers_hash}",
+            header.ommers_hash
+        ));
+    }
+    if chain.is_paris_active_at_block(number) && !body.ommers.is_empty() {
+        return Err("ommers in a proof-of-stake block".to_string());
+    }
+    let shanghai = chain.is_shanghai_active_at_timestamp(timestamp);
+    if body.withdrawals.is_some() != shanghai || header.withdrawals_root.is_some() != shanghai {
+        return Err("withdrawals present/absent wrongly for the fork".to_string());
+    }
+    if let (Some(withdrawals), Some(root)) = (&body.withdrawals, header.withdrawals_root) {
+        let computed = calculate_withdrawals_root(withdrawals);
+        if computed != root {
+            return Err(format!("withdrawalsRoot: header {root}, body {computed}"));
+        }
+    }
+    let cancun = chain.is_cancun_active_at_timestamp(timestamp);
     let cancun_fields = [
         header.blob_gas_used.is_some(),
         header.excess_blob_gas.is_some(),
         header.parent_beacon_block_root.is_some(),
     ];
     if cancun_fields.iter().any(|present| *present != cancun) {
-        return Err(format!(
-            "blob/beacon-root header fields wrong for {hardfork:?}"
-        ));
+        return Err("blob/beacon-root header fields wrong for the fork".to_string());
     }
-    if let Some(params) = hardfork.blob_params() {
-        let blobs: u64 = block
-            .body
+    if header.requests_hash.is_some() != chain.is_prague_active_at_timestamp(timestamp) {
+        return Err("requestsHash present/absent wrongly for the fork".to_string());
+    }
+    if let Some(params) = chain.blob_params_at(timestamp) {
+        let blobs: u64 = body
             .transactions
             .iter()
             .filter_map(|tx| tx.blob_versioned_hashes())
@@ -238,20 +357,17 @@ fn check_body(block: &ConsensusBlock, hardfork: Hardfork) -> Result<(), String> 
                 params.max_blob_count
             ));
         }
+        if header.blob_gas_used != Some(blobs * DATA_GAS_PER_BLOB) {
+            return Err(format!(
+                "blobGasUsed: header {:?}, block {}",
+                header.blob_gas_used,
+                blobs * DATA_GAS_PER_BLOB
+            ));
+        }
     }
-    Ok(())
-}
-
-/// The header's `blobGasUsed` against the block's blobs.
-fn check_blob_gas_used(block: &Block, header: &Header) -> Result<(), String> {
-    let Some(used) = header.blob_gas_used else {
-        return Ok(());
-    };
-    let blobs: u64 = block.txs.iter().map(|tx| tx.blob_hashes.len() as u64).sum();
-    if used != blobs * DATA_GAS_PER_BLOB {
+    if chain.is_osaka_active_at_timestamp(timestamp) && size > MAX_RLP_BLOCK_SIZE {
         return Err(format!(
-            "blobGasUsed: header {used}, block {}",
-            blobs * DATA_GAS_PER_BLOB
+            "{size} bytes of RLP, more than EIP-7934's {MAX_RLP_BLOCK_SIZE}"
         ));
     }
     Ok(())

@@ -13,7 +13,7 @@ use pevm_vm::{
         bytecode::Bytecode,
         context::{BlockEnv, TxEnv},
     },
-    Block, Hardfork, InMemoryAccount, InMemoryProvider,
+    Block, ChainSpec, Hardfork, InMemoryAccount, InMemoryProvider,
 };
 use proptest::{prelude::*, strategy::ValueTree, test_runner::TestRunner};
 
@@ -608,12 +608,7 @@ impl BlockSpec {
                 ..TxEnv::default()
             });
         }
-        Block {
-            hardfork: self.hardfork,
-            chain_id: CHAIN_ID,
-            env,
-            txs,
-        }
+        Block::new(&ChainSpec::from_genesis(self.hardfork, CHAIN_ID), env, txs)
     }
 }
 

@@ -1,0 +1,215 @@
+//! The independent reference: a block run serially by alloy-evm's `EthBlockExecutor` over
+//! revm's `State`, as a reth-style client runs it, and the comparison of an output with it.
+//!
+//! Nothing of this crate's executors runs here but the read-only view of the provider; the
+//! receipts, requests and state changes come from alloy-evm and revm alone.
+
+use std::collections::BTreeSet;
+
+use alloy_consensus::{transaction::Recovered, ReceiptEnvelope, TxEnvelope};
+use alloy_eips::eip7685::Requests;
+use alloy_evm::{
+    block::BlockExecutor,
+    eth::{receipt_builder::AlloyReceiptBuilder, EthBlockExecutor},
+    Evm, EvmEnv, EvmFactory,
+};
+use alloy_primitives::{Address, U256};
+use revm::database::{states::bundle_state::BundleRetention, BundleState, State};
+use revm::primitives::KECCAK_EMPTY;
+
+use crate::{
+    block_hooks::check_request_contracts, receipts::receipt, serial::SerialDb, Block, BlockContext,
+    BlockOutput, ChainSpec, StateProvider,
+};
+
+/// What alloy-evm's serial block executor produced for a block.
+#[derive(Debug)]
+pub struct ReferenceOutput {
+    /// One receipt per transaction.
+    pub receipts: Vec<ReceiptEnvelope>,
+    /// The block's EIP-7685 requests.
+    pub requests: Requests,
+    /// Gas used by the block.
+    pub gas_used: u64,
+    /// revm's bundle of the block's changes, with reverts.
+    pub bundle: BundleState,
+}
+
+/// Runs `block`'s transactions `txs` (the signed transactions with their senders) on `chain`
+/// through alloy-evm's `EthBlockExecutor` over revm's `State` on `provider`, with the pre- and
+/// post-block steps of `ctx`. An invalid block is an error with alloy-evm's message.
+pub fn execute_block_reference<'t, P: StateProvider>(
+    provider: &P,
+    chain: &ChainSpec,
+    block: &Block,
+    ctx: BlockContext<'_>,
+    txs: impl IntoIterator<Item = Recovered<&'t TxEnvelope>>,
+) -> Result<ReferenceOutput, String> {
+    let mut state = State::builder()
+        .with_database_ref(SerialDb::new(provider))
+        .with_bundle_update()
+        .build();
+    let evm = alloy_evm::EthEvmFactory::default()
+        .create_evm(&mut state, EvmEnv::new(block.cfg(), block.env.clone()));
+    let mut executor = EthBlockExecutor::new(evm, ctx, chain, AlloyReceiptBuilder::default());
+    executor
+        .apply_pre_execution_changes()
+        .map_err(|e| e.to_string())?;
+    for tx in txs {
+        executor
+            .execute_transaction(tx)
+            .map_err(|e| e.to_string())?;
+    }
+    check_request_contracts(chain, block, executor.evm_mut().db_mut())
+        .map_err(|e| e.to_string())?;
+    let result = executor
+        .apply_post_execution_changes()
+        .map_err(|e| e.to_string())?;
+    state.merge_transitions(BundleRetention::Reverts);
+    Ok(ReferenceOutput {
+        receipts: result.receipts,
+        requests: result.requests,
+        gas_used: result.gas_used,
+        bundle: state.take_bundle(),
+    })
+}
+
+impl BlockOutput {
+    /// The first difference between this output and the reference's for the same block on
+    /// `provider` (the state before it): a receipt field naming the transaction, the gas, the
+    /// requests, or an account field or slot; `None` when they agree.
+    pub fn reference_difference<P: StateProvider>(
+        &self,
+        reference: &ReferenceOutput,
+        provider: &P,
+    ) -> Option<String> {
+        if self.results.len() != reference.receipts.len() {
+            return Some(format!(
+                "{} results, the reference has {} receipts",
+                self.results.len(),
+                reference.receipts.len()
+            ));
+        }
+        for (index, (result, expected)) in self.results.iter().zip(&reference.receipts).enumerate()
+        {
+            let actual = receipt(result);
+            if actual.status() != expected.status() {
+                return Some(format!(
+                    "tx {index}: status {}, reference {}",
+                    actual.status(),
+                    expected.status()
+                ));
+            }
+            if actual.cumulative_gas_used() != expected.cumulative_gas_used() {
+                return Some(format!(
+                    "tx {index}: cumulative gas {}, reference {}",
+                    actual.cumulative_gas_used(),
+                    expected.cumulative_gas_used()
+                ));
+            }
+            if actual.logs() != expected.logs() {
+                return Some(format!("tx {index}: logs differ from the reference"));
+            }
+            if actual.tx_type() != expected.tx_type() {
+                return Some(format!(
+                    "tx {index}: receipt type differs from the reference"
+                ));
+            }
+        }
+        if self.gas_used() != reference.gas_used {
+            return Some(format!(
+                "gas used {}, reference {}",
+                self.gas_used(),
+                reference.gas_used
+            ));
+        }
+        if self.requests != reference.requests {
+            return Some(format!(
+                "requests hash {}, reference {}",
+                self.requests.requests_hash(),
+                reference.requests.requests_hash()
+            ));
+        }
+        self.state_difference(&reference.bundle, provider)
+    }
+
+    /// The first account or slot whose value after the block differs between this output's
+    /// diff and the reference's bundle, both read over `provider`.
+    fn state_difference<P: StateProvider>(
+        &self,
+        bundle: &BundleState,
+        provider: &P,
+    ) -> Option<String> {
+        let addresses: BTreeSet<Address> = self
+            .state
+            .keys()
+            .chain(bundle.state.keys())
+            .copied()
+            .collect();
+        for address in addresses {
+            let before = match provider.basic(address) {
+                Ok(before) => before,
+                Err(e) => return Some(format!("{address}: state read failed: {e}")),
+            };
+            let ours = match self.state.get(&address) {
+                Some(change) => change
+                    .info
+                    .as_ref()
+                    .map(|i| (i.balance, i.nonce, i.code_hash)),
+                None => before.map(|a| (a.balance, a.nonce, a.code_hash)),
+            };
+            let theirs = match bundle.state.get(&address) {
+                Some(account) => account
+                    .info
+                    .as_ref()
+                    .map(|i| (i.balance, i.nonce, i.code_hash)),
+                None => before.map(|a| (a.balance, a.nonce, a.code_hash)),
+            };
+            if ours != theirs {
+                return Some(format!(
+                    "{address}: (balance, nonce, code hash) {ours:?}, reference {theirs:?}"
+                ));
+            }
+            if ours.is_none() {
+                continue;
+            }
+            let change = self.state.get(&address);
+            let account = bundle.state.get(&address);
+            let cleared = change.is_some_and(|c| c.storage_cleared);
+            let destroyed = account.is_some_and(|a| a.status.was_destroyed());
+            // Creating onto an existing account without code wipes storage it cannot have
+            // (EIP-7610), which revm's bundle does not record as a wipe.
+            let had_code = before.is_some_and(|a| a.code_hash != KECCAK_EMPTY);
+            if destroyed && !cleared || cleared && !destroyed && had_code {
+                return Some(format!(
+                    "{address}: storage wiped {cleared}, reference {destroyed}"
+                ));
+            }
+            let slots: BTreeSet<U256> = change
+                .into_iter()
+                .flat_map(|c| c.storage.keys())
+                .chain(account.into_iter().flat_map(|a| a.storage.keys()))
+                .copied()
+                .collect();
+            for slot in slots {
+                let stored = || provider.storage(address, slot).unwrap_or_default();
+                let ours = match change.and_then(|c| c.storage.get(&slot)) {
+                    Some(value) => *value,
+                    None if cleared => U256::ZERO,
+                    None => stored(),
+                };
+                let theirs = match account.and_then(|a| a.storage.get(&slot)) {
+                    Some(value) => value.present_value,
+                    None if destroyed => U256::ZERO,
+                    None => stored(),
+                };
+                if ours != theirs {
+                    return Some(format!(
+                        "{address}: slot {slot:#x} = {ours:#x}, reference {theirs:#x}"
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
