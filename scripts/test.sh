@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit/property/integration tests, loom models of the
 # scheduler (crates/pevm-core/tests/loom.rs), the release replay of every shared mainnet
-# block (serial == header, parallel == serial at 1, 2, 4, 8 threads), and every gigagas
-# workload (parallel == serial at 2 and 4 threads).
+# block (serial == header == alloy-evm's executor, parallel == serial at 1, 2, 4, 8 threads),
+# every execution-spec and ethereum/tests blockchain test (serial, parallel and alloy-evm's
+# executor agree, every header and post-state matches), and every gigagas workload
+# (parallel == serial at 2 and 4 threads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,9 @@ cargo build --release -p pevm-bench
 data="${PEVM_DATA:-../shared}"
 if [ -d "$data/mainnet" ]; then
   target/release/pevm-bench replay "$data/mainnet" --threads 1,2,4,8 --always-parallel
+  # Frontier to Osaka and the blob-parameter forks; only EIP-7610 tests may fail (named so).
+  target/release/pevm-bench blockchain-tests "$data/eest/blockchain_tests" --threads 8
+  target/release/pevm-bench blockchain-tests "$data/ethereum-tests/BlockchainTests" --threads 2
   # Every gigagas workload (ERC-20 and Uniswap bytecode from $data/contracts), planned and on
   # each strategy: `bench` fails when a parallel output differs from serial.
   workloads=raw,raw-same-recipient,erc20,hot10,hot30,hot100,chain,uniswap

@@ -2,6 +2,7 @@
 //! each plain or gzip-compressed (`.json.gz`).
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, HashMap},
     fmt,
     fs::File,
@@ -9,9 +10,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use alloy_consensus::{transaction::Recovered, TxEnvelope};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_rpc_types_eth::Block as RpcBlock;
-use pevm_vm::{revm::bytecode::Bytecode, Block, InMemoryAccount, InMemoryProvider};
+use pevm_vm::{revm::bytecode::Bytecode, Block, BlockContext, InMemoryAccount, InMemoryProvider};
 use serde::{de::DeserializeOwned, Deserialize};
 
 /// A block folder that could not be loaded: the file, and what is wrong with it.
@@ -139,6 +141,38 @@ impl Fixture {
     /// The block number.
     pub fn number(&self) -> u64 {
         self.rpc_block.header.number
+    }
+
+    /// What the steps around the block's transactions need (see [`rpc_context`]).
+    pub fn context(&self) -> BlockContext<'_> {
+        rpc_context(&self.rpc_block)
+    }
+
+    /// The signed transactions with their senders, as the block lists them.
+    pub fn signed_txs(&self) -> Vec<Recovered<&TxEnvelope>> {
+        self.rpc_block
+            .transactions
+            .txns()
+            .map(|tx| tx.inner.as_recovered_ref())
+            .collect()
+    }
+}
+
+/// What the steps around an RPC block's transactions need: the parent hash and beacon root,
+/// and the withdrawals. An RPC block names its uncles by hash only, so no uncle is rewarded.
+pub fn rpc_context(rpc_block: &RpcBlock) -> BlockContext<'_> {
+    let header = &rpc_block.header;
+    BlockContext {
+        parent_hash: header.parent_hash,
+        parent_beacon_block_root: header.parent_beacon_block_root,
+        ommers: &[],
+        withdrawals: rpc_block
+            .withdrawals
+            .as_ref()
+            .map(|w| Cow::Borrowed(w.as_slice())),
+        extra_data: header.extra_data.clone(),
+        tx_count_hint: Some(rpc_block.transactions.len()),
+        slot_number: None,
     }
 }
 

@@ -49,8 +49,9 @@ enum Command {
         verify_senders: bool,
     },
 
-    /// Replay ethereum/tests BlockchainTests files serially and in parallel, checking every
-    /// state root and the final state.
+    /// Replay blockchain tests (ethereum/tests `BlockchainTests`, execution-spec
+    /// `blockchain_tests`) serially, in parallel and through alloy-evm's executor, checking
+    /// every header, state root and the final state.
     BlockchainTests {
         /// Test files (`.json`, `.json.gz`) or folders of them.
         #[arg(required = true)]
@@ -208,8 +209,8 @@ fn replay_command(
     } else {
         let s = &summary["summary"];
         println!(
-            "{} blocks, {} header matches, {} failed; serial {} ms for {} gas",
-            s["blocks"], s["header_matched"], s["failed"], s["serial_ms"], s["gas_used"]
+            "{} blocks, {} header matches, {} equal to alloy-evm's executor, {} failed; serial {} ms for {} gas",
+            s["blocks"], s["header_matched"], s["reference_matched"], s["failed"], s["serial_ms"], s["gas_used"]
         );
     }
     if rows.iter().all(Row::ok) {
@@ -224,11 +225,12 @@ fn print_row(row: &Row, json: bool) {
         println!("{}", row.to_json());
         return;
     }
-    let header = match row.header_match {
+    let verdict = |check: Option<bool>| match check {
         Some(true) => "match",
         Some(false) => "MISMATCH",
         None => "-",
     };
+    let (header, reference) = (verdict(row.header_match), verdict(row.reference_match));
     let parallel: String = row
         .parallel
         .iter()
@@ -242,14 +244,18 @@ fn print_row(row: &Row, json: bool) {
         })
         .collect();
     println!(
-        "{:>10} {:<14} {:>6} txs {:>12} gas  header {:<8} serial {:>9.3} ms{parallel}",
+        "{:>10} {:<14} {:>6} txs {:>12} gas  header {:<8} alloy-evm {:<8} serial {:>9.3} ms{parallel}",
         row.block,
         row.hardfork,
         row.txs,
         row.gas_used,
         header,
+        reference,
         row.serial.as_secs_f64() * 1e3,
     );
+    if let Some(reason) = &row.unchecked {
+        println!("{:>10} {reason}", "");
+    }
     if let Some(error) = &row.error {
         println!("{:>10} error: {error}", "");
     }

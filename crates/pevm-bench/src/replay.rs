@@ -8,9 +8,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use alloy_eips::{
+    eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+};
+use alloy_hardforks::EthereumHardforks;
 use pevm_vm::{
-    execute_block_serial, Block, BlockOutput, BlockStats, ExecutionError, InMemoryProvider, Pevm,
-    Strategy,
+    execute_block_reference, execute_block_serial, execute_block_with_hooks,
+    revm::primitives::KECCAK_EMPTY, Block, BlockOutput, BlockStats, ChainSpec, ExecutionError,
+    HeaderMismatch, InMemoryProvider, Pevm, StateProvider, Strategy,
 };
 use serde_json::{json, Value};
 
@@ -31,6 +36,11 @@ pub struct Row {
     pub serial: Duration,
     /// Whether the serial output matches the header; `None` for a block without one.
     pub header_match: Option<bool>,
+    /// Whether the block with its pre- and post-block steps, run serially, equals alloy-evm's
+    /// `EthBlockExecutor` (receipts, gas, requests, state); `None` when not compared.
+    pub reference_match: Option<bool>,
+    /// Why the requests or the reference were not checked, when they were not.
+    pub unchecked: Option<String>,
     /// Per thread count: parallel time, and whether its output equalled the serial one.
     pub parallel: BTreeMap<usize, Parallel>,
     /// Per thread count: how long recovering every sender from its signature took
@@ -43,7 +53,10 @@ pub struct Row {
 impl Row {
     /// Whether the block passed every check.
     pub fn ok(&self) -> bool {
-        self.error.is_none() && self.header_match != Some(false) && self.parallel_match()
+        self.error.is_none()
+            && self.header_match != Some(false)
+            && self.reference_match != Some(false)
+            && self.parallel_match()
     }
 
     /// Whether every parallel run matched the serial one.
@@ -66,7 +79,11 @@ impl Row {
             "gas_used": self.gas_used,
             "serial_ms": ms(self.serial),
             "header_match": self.header_match,
+            "reference_match": self.reference_match,
         });
+        if let Some(reason) = &self.unchecked {
+            row["unchecked"] = json!(reason);
+        }
         if !self.parallel.is_empty() {
             let per_thread = |f: &dyn Fn(usize, &Parallel) -> Value| -> Value {
                 self.parallel
@@ -219,16 +236,95 @@ pub fn replay_dir(dir: &Path, engines: &mut Engines, verify_senders: bool) -> Ro
             }
         }
     }
-    if let Some(output) = row.1.as_ref() {
-        let check = output.check_header(fixture.block.hardfork, header);
-        row.0.header_match = Some(check.is_ok());
-        if let Err(mismatch) = check {
-            row.0
-                .error
-                .get_or_insert(format!("header mismatch: {mismatch}"));
+    let (mut row, output) = row;
+    let Some(output) = output else {
+        return row;
+    };
+    // The transactions alone have no requests: the whole block gives them, where the
+    // pre-state holds the system contracts its steps call.
+    let full = match missing_system_contract(&fixture) {
+        Some(reason) => {
+            row.unchecked = Some(reason);
+            None
         }
+        None => {
+            let (matches, full) = compare_with_reference(&fixture);
+            row.reference_match = Some(matches.is_ok());
+            if let Err(difference) = matches {
+                row.error.get_or_insert(format!(
+                    "differs from alloy-evm's EthBlockExecutor: {difference}"
+                ));
+            }
+            full
+        }
+    };
+    let check = match &full {
+        Some(full) => full.check_header(fixture.block.hardfork, header),
+        None => match output.check_header(fixture.block.hardfork, header) {
+            Err(HeaderMismatch::RequestsHash { .. }) => Ok(()),
+            other => other,
+        },
+    };
+    row.header_match = Some(check.is_ok());
+    if let Err(mismatch) = check {
+        row.error
+            .get_or_insert(format!("header mismatch: {mismatch}"));
     }
-    row.0
+    row
+}
+
+/// Why a fixture's block cannot be run with its pre- and post-block steps: a request
+/// contract its fork calls after the transactions (EIP-7002, EIP-7251) is not in the
+/// pre-state (fixtures fetched before `fetch` recorded the system calls' reads), so the
+/// requests it yields are unknown. (A missing beacon-root or history contract only leaves
+/// its own storage out, for this executor and the reference alike.)
+pub fn missing_system_contract(fixture: &Fixture) -> Option<String> {
+    let timestamp = fixture.rpc_block.header.timestamp;
+    if !ChainSpec::mainnet().is_prague_active_at_timestamp(timestamp) {
+        return None;
+    }
+    let contracts = [
+        WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+        CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+    ];
+    let missing = contracts.into_iter().find(|contract| {
+        fixture
+            .provider
+            .basic(*contract)
+            .ok()
+            .flatten()
+            .is_none_or(|a| a.code_hash == KECCAK_EMPTY)
+    })?;
+    Some(format!(
+        "the pre-state lacks system contract {missing}: requests and the reference not checked"
+    ))
+}
+
+/// Runs the fixture's block serially with its pre- and post-block steps and through
+/// alloy-evm's `EthBlockExecutor`; the first difference between them, and the full output.
+fn compare_with_reference(fixture: &Fixture) -> (Result<(), String>, Option<BlockOutput>) {
+    let chain = ChainSpec::mainnet();
+    let provider = &fixture.provider;
+    let block = &fixture.block;
+    let full = execute_block_with_hooks(provider, &chain, block, fixture.context(), |p, b| {
+        execute_block_serial(p, b)
+    });
+    let reference = execute_block_reference(
+        provider,
+        &chain,
+        block,
+        fixture.context(),
+        fixture.signed_txs(),
+    );
+    match (full, reference) {
+        (Ok(full), Ok(reference)) => match full.reference_difference(&reference, provider) {
+            Some(difference) => (Err(difference), Some(full)),
+            None => (Ok(()), Some(full)),
+        },
+        (Err(e), Err(r)) => (Err(format!("both failed: {e}; reference: {r}")), None),
+        (Ok(full), Err(r)) => (Err(format!("the reference failed: {r}")), Some(full)),
+        (Err(e), Ok(_)) => (Err(format!("failed ({e}), the reference did not")), None),
+    }
 }
 
 /// Replays a synthetic workload (no header to check).
@@ -357,10 +453,15 @@ fn describe(error: &ExecutionError, block: &Block, provider: &InMemoryProvider) 
 /// The closing summary of a run.
 pub fn summary(rows: &[Row], total: Duration) -> Value {
     let matched = rows.iter().filter(|r| r.header_match == Some(true)).count();
+    let reference = rows
+        .iter()
+        .filter(|r| r.reference_match == Some(true))
+        .count();
     let failed = rows.iter().filter(|r| !r.ok()).count();
     json!({"summary": {
         "blocks": rows.len(),
         "header_matched": matched,
+        "reference_matched": reference,
         "failed": failed,
         "txs": rows.iter().map(|r| r.txs).sum::<usize>(),
         "gas_used": rows.iter().map(|r| r.gas_used).sum::<u64>(),

@@ -27,7 +27,7 @@ use std::{
 
 use alloy_primitives::B256;
 use alloy_rpc_types_eth::Block as RpcBlock;
-use pevm_vm::{execute_block_serial, Block, BlockOutput, ExecutionError};
+use pevm_vm::{execute_block_serial, execute_block_with_hooks, Block, ChainSpec, StateProvider};
 use serde_json::json;
 
 pub use cli::FetchArgs;
@@ -36,6 +36,8 @@ pub use write::STAGING;
 use remote::{hex, Remote, RpcState, TracedState};
 use rpc::{RpcClient, RpcError};
 use state::PreState;
+
+use crate::fixture::rpc_context;
 
 /// Why a block could not be fetched. Displays as one line naming the block.
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +236,7 @@ fn traced(
         state: pre_state.provider(),
         remote: &remote,
     };
-    let checked = check(execute_block_serial(&provider, block), block, rpc_block);
+    let checked = check(&provider, block, rpc_block);
     if let Some(error) = remote.take_error() {
         return Err(rpc_error(number, error));
     }
@@ -256,7 +258,7 @@ fn read_state(
 ) -> Result<Fetched, FetchError> {
     let remote = Remote::new(client);
     let state = RpcState::new(&remote, number.saturating_sub(1));
-    let checked = check(execute_block_serial(&state, block), block, rpc_block);
+    let checked = check(&state, block, rpc_block);
     if let Some(error) = remote.take_error() {
         return Err(rpc_error(number, error));
     }
@@ -267,13 +269,18 @@ fn read_state(
     })
 }
 
-/// Whether an execution succeeded and matches the header; the error completes a sentence.
-fn check(
-    output: Result<BlockOutput, ExecutionError>,
-    block: &Block,
-    rpc_block: &RpcBlock,
-) -> Result<(), String> {
-    let output = output.map_err(|e| format!("does not execute: {e}"))?;
+/// Whether the block, with the system calls and balance changes around its transactions,
+/// executes over `state` and matches the header (requests hash included); the error
+/// completes a sentence. What the system calls read is recorded like the transactions' reads.
+fn check<P: StateProvider>(state: &P, block: &Block, rpc_block: &RpcBlock) -> Result<(), String> {
+    let output = execute_block_with_hooks(
+        state,
+        &ChainSpec::mainnet(),
+        block,
+        rpc_context(rpc_block),
+        |p, b| execute_block_serial(p, b),
+    )
+    .map_err(|e| format!("does not execute: {e}"))?;
     output
         .check_header(block.hardfork, &rpc_block.header.inner)
         .map_err(|e| format!("does not replay to the header: {e}"))
