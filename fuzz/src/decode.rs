@@ -460,11 +460,7 @@ impl Case {
                 ..TxEnv::default()
             });
         }
-        Block::new(
-            &ChainSpec::from_genesis(self.hardfork, CHAIN_ID),
-            env,
-            txs,
-        )
+        Block::new(&ChainSpec::from_genesis(self.hardfork, CHAIN_ID), env, txs)
     }
 }
 
