@@ -8,17 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One lock file and one build for every crate, the fuzz crate's library and committed seeds
+# included (parallel == serial, the loader never panics).
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
-cargo test --workspace
-# The fuzz crate's library and its committed seeds (parallel == serial, loader never panics),
-# on stable, sharing the workspace's build folder.
-cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-cargo test --manifest-path fuzz/Cargo.toml --target-dir target
-# Loom models of the scheduler (every interleaving of two workers, preemption bound 3).
-RUSTFLAGS="--cfg loom -C debug-assertions" cargo test -p pevm-core --test loom --release --target-dir target/loom
-cargo build --release -p pevm-bench
+cargo clippy --locked --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace
+cargo test --locked --workspace
+# Loom models of the scheduler (every interleaving of two workers, preemption bound 3); the
+# cfg flag needs a build of its own.
+RUSTFLAGS="--cfg loom -C debug-assertions" cargo test --locked -p pevm-core --test loom --release --target-dir target/loom
+cargo build --locked --release -p pevm-bench
 data="${PEVM_DATA:-../shared}"
 if [ -d "$data/mainnet" ]; then
   target/release/pevm-bench replay "$data/mainnet" --threads 1,2,4,8 --always-parallel
@@ -36,6 +35,6 @@ elif [ "${CI:-}" = "true" ]; then
   echo "shared data missing: $data/mainnet (set PEVM_DATA)" >&2
   exit 1
 else
-  echo "no shared data at $data: replaying the built-in synthetic block only"
+  echo "SKIPPED: no shared data at $data (set PEVM_DATA): no mainnet replay, blockchain tests or gigagas workloads; replaying the built-in blocks only"
   target/release/pevm-bench replay --threads 1,2,4,8
 fi

@@ -1,4 +1,4 @@
-//! Arbitrary bytes to a block over [`world`](crate::world): a short header, then a handful of
+//! Arbitrary bytes to a block over [`world`]: a short header, then a handful of
 //! transactions of a few bytes each. Every byte string decodes to some block; missing bytes
 //! read as zero, so truncating an input shortens the block.
 //!

@@ -1,6 +1,6 @@
 //! Where shared data lives: one resolver for every command and test.
 
-use std::path::PathBuf;
+use std::{io::Write, path::PathBuf};
 
 /// The environment variable naming the shared data folder.
 pub const DATA_ENV: &str = "PEVM_DATA";
@@ -20,7 +20,8 @@ pub fn mainnet_dir() -> PathBuf {
 }
 
 /// A shared-data folder a test needs: `Some(path)` when present. When it is missing the test
-/// fails under `CI=true`, and elsewhere returns `None` after saying so on stderr.
+/// fails under `CI=true`, and elsewhere returns `None` after saying so on stderr (not captured
+/// by the test harness: the skip shows in `cargo test`'s output).
 pub fn require(path: PathBuf) -> Option<PathBuf> {
     if path.is_dir() {
         return Some(path);
@@ -32,6 +33,8 @@ pub fn require(path: PathBuf) -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{message}");
     }
-    eprintln!("skipping: {message}");
+    // Straight to stderr, past the test harness's capture, so that a test that finds no data
+    // says it was skipped rather than passing silently.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
     None
 }

@@ -185,10 +185,9 @@ fn replay_command(
         if mainnet.is_dir() {
             paths.push(mainnet);
         } else {
-            report(replay::replay_workload(
-                &synthetic::small_mixed(2_000, 500, 1),
-                &mut engines,
-            ));
+            for workload in synthetic::built_in() {
+                report(replay::replay_workload(&workload, &mut engines));
+            }
         }
     }
     for path in &paths {
@@ -208,9 +207,18 @@ fn replay_command(
         println!("{summary}");
     } else {
         let s = &summary["summary"];
+        let headers = if s["with_header"] == 0 {
+            "no block has a header to check".to_string()
+        } else {
+            format!(
+                "{} of {} headers matched, {} blocks equal to alloy-evm's executor",
+                s["header_matched"], s["with_header"], s["reference_matched"]
+            )
+        };
         println!(
-            "{} blocks, {} header matches, {} equal to alloy-evm's executor, {} failed; serial {} ms for {} gas",
-            s["blocks"], s["header_matched"], s["reference_matched"], s["failed"], s["serial_ms"], s["gas_used"]
+            "{} blocks: {} with parallel output identical to serial; {headers}; {} failed; \
+             serial {} ms for {} gas",
+            s["blocks"], s["identical_to_serial"], s["failed"], s["serial_ms"], s["gas_used"]
         );
     }
     if rows.iter().all(Row::ok) {
@@ -244,7 +252,7 @@ fn print_row(row: &Row, json: bool) {
         })
         .collect();
     println!(
-        "{:>10} {:<14} {:>6} txs {:>12} gas  header {:<8} alloy-evm {:<8} serial {:>9.3} ms{parallel}",
+        "{:>17} {:<14} {:>6} txs {:>12} gas  header {:<8} alloy-evm {:<8} serial {:>9.3} ms{parallel}",
         row.block,
         row.hardfork,
         row.txs,
@@ -253,10 +261,13 @@ fn print_row(row: &Row, json: bool) {
         reference,
         row.serial.as_secs_f64() * 1e3,
     );
+    if !row.parallel.is_empty() || row.header_match.is_some() {
+        println!("{:>17} {}", "", row.verdict());
+    }
     if let Some(reason) = &row.unchecked {
-        println!("{:>10} {reason}", "");
+        println!("{:>17} {reason}", "");
     }
     if let Some(error) = &row.error {
-        println!("{:>10} error: {error}", "");
+        println!("{:>17} error: {error}", "");
     }
 }

@@ -48,6 +48,8 @@ pub struct Row {
     pub senders: BTreeMap<usize, Duration>,
     /// The first failure: load error, execution error or mismatch.
     pub error: Option<String>,
+    /// The strategy the engines were forced to (`--strategy`), if any.
+    pub forced: Option<Strategy>,
 }
 
 impl Row {
@@ -62,6 +64,55 @@ impl Row {
     /// Whether every parallel run matched the serial one.
     pub fn parallel_match(&self) -> bool {
         self.parallel.values().all(|p| p.matches)
+    }
+
+    /// What happened, in plain words: whether the parallel output was identical to serial,
+    /// the checks against the header and alloy-evm's executor, what the plan chose and why
+    /// (at the most threads), and the speedup.
+    pub fn verdict(&self) -> String {
+        let mut parts = Vec::new();
+        let threads: Vec<String> = self.parallel.keys().map(usize::to_string).collect();
+        let differs: Vec<String> = self
+            .parallel
+            .iter()
+            .filter(|(_, p)| !p.matches)
+            .map(|(t, _)| t.to_string())
+            .collect();
+        if threads.is_empty() {
+        } else if differs.is_empty() {
+            parts.push(format!(
+                "parallel output identical to serial at {} threads",
+                threads.join(", ")
+            ));
+        } else {
+            parts.push(format!(
+                "parallel output DIFFERS from serial at {} threads",
+                differs.join(", ")
+            ));
+        }
+        parts.push(
+            match self.header_match {
+                Some(true) => "header matches",
+                Some(false) => "header MISMATCH",
+                None => "no header to check",
+            }
+            .to_string(),
+        );
+        match self.reference_match {
+            Some(true) => parts.push("equal to alloy-evm's executor".to_string()),
+            Some(false) => parts.push("DIFFERS from alloy-evm's executor".to_string()),
+            None => {}
+        }
+        if let Some((t, p)) = self.parallel.iter().next_back() {
+            parts.push(match self.forced {
+                Some(strategy) => format!("forced to {}", strategy.name()),
+                None => format!("plan: {}", p.stats.plan.describe()),
+            });
+            if let Some(speedup) = self.speedup(*t) {
+                parts.push(format!("x{speedup:.2} at {t} threads"));
+            }
+        }
+        parts.join("; ")
     }
 
     /// Serial time over parallel time at `threads`.
@@ -80,6 +131,7 @@ impl Row {
             "serial_ms": ms(self.serial),
             "header_match": self.header_match,
             "reference_match": self.reference_match,
+            "verdict": self.verdict(),
         });
         if let Some(reason) = &self.unchecked {
             row["unchecked"] = json!(reason);
@@ -351,6 +403,7 @@ fn run(
         block: name,
         hardfork: block.hardfork.name().to_string(),
         txs: block.txs.len(),
+        forced: engines.first().and_then(|(_, engine)| engine.forced()),
         ..Row::default()
     };
     // The untimed first runs warm caches and one-time set-ups (such as the KZG trusted setup).
@@ -453,6 +506,11 @@ fn describe(error: &ExecutionError, block: &Block, provider: &InMemoryProvider) 
 /// The closing summary of a run.
 pub fn summary(rows: &[Row], total: Duration) -> Value {
     let matched = rows.iter().filter(|r| r.header_match == Some(true)).count();
+    let with_header = rows.iter().filter(|r| r.header_match.is_some()).count();
+    let identical = rows
+        .iter()
+        .filter(|r| !r.parallel.is_empty() && r.parallel_match())
+        .count();
     let reference = rows
         .iter()
         .filter(|r| r.reference_match == Some(true))
@@ -460,6 +518,8 @@ pub fn summary(rows: &[Row], total: Duration) -> Value {
     let failed = rows.iter().filter(|r| !r.ok()).count();
     json!({"summary": {
         "blocks": rows.len(),
+        "identical_to_serial": identical,
+        "with_header": with_header,
         "header_matched": matched,
         "reference_matched": reference,
         "failed": failed,

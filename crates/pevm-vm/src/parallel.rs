@@ -249,6 +249,10 @@ impl Pevm {
         self.forced = Some(strategy);
         self
     }
+    /// The strategy every block is forced to, if any (see [`Pevm::force`]).
+    pub fn forced(&self) -> Option<Strategy> {
+        self.forced
+    }
 
     /// The number of workers.
     pub fn concurrency(&self) -> usize {

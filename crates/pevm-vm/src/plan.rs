@@ -215,6 +215,49 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Why the plan chose what it did, in words: the strategy and workers, the estimated work
+    /// and critical path, and the speedup they bound.
+    pub fn describe(&self) -> String {
+        let m = |gas: u64| match gas {
+            0..1_000_000 => format!("{}k gas", gas / 1_000),
+            _ => format!("{:.1}M gas", gas as f64 / 1e6),
+        };
+        let bound = self.total_gas as f64
+            / (self
+                .critical_gas
+                .max(self.total_gas / self.workers.max(1) as u64))
+            .max(1) as f64;
+        match self.strategy {
+            Strategy::Serial if self.total_gas < MIN_PARALLEL_GAS => format!(
+                "serial: {} of estimated work, under the {} a second worker needs to pay off",
+                m(self.total_gas),
+                m(MIN_PARALLEL_GAS)
+            ),
+            Strategy::Serial => format!(
+                "serial: {} of estimated work with a critical path of {}, too little to gain \
+                 x1.3",
+                m(self.total_gas),
+                m(self.critical_gas)
+            ),
+            Strategy::Transfers => format!(
+                "transfers on {} workers: plain transfers in groups sharing no account, {} of \
+                 work, largest group {} (at most x{bound:.2})",
+                self.workers,
+                m(self.total_gas),
+                m(self.critical_gas)
+            ),
+            Strategy::BlockStm => format!(
+                "block-stm on {} workers: {} of estimated work, critical path {} (at most \
+                 x{bound:.2})",
+                self.workers,
+                m(self.total_gas),
+                m(self.critical_gas)
+            ),
+        }
+    }
+}
+
 /// The fewest workers, up to `concurrency`, that reach the best estimated time for a block
 /// of `total_gas` work with a critical path of `critical_gas` and `overhead` of engine work;
 /// 1 (serial) when that block is too small, or the estimate's speedup under [`MIN_BOUND`].
