@@ -354,7 +354,7 @@ pub fn missing_system_contract(fixture: &Fixture) -> Option<String> {
 
 /// Runs the fixture's block serially with its pre- and post-block steps and through
 /// alloy-evm's `EthBlockExecutor`; the first difference between them, and the full output.
-fn compare_with_reference(fixture: &Fixture) -> (Result<(), String>, Option<BlockOutput>) {
+pub fn compare_with_reference(fixture: &Fixture) -> (Result<(), String>, Option<BlockOutput>) {
     let chain = ChainSpec::mainnet();
     let provider = &fixture.provider;
     let block = &fixture.block;

@@ -93,11 +93,10 @@ fn pool_reserves() -> std::collections::HashMap<U256, U256> {
 
 /// `txs` transactions from as many senders, each swapping in a pool of its own.
 fn swaps(name: &str, txs: u64) -> Workload {
-    let pools = txs;
-    let mut provider = InMemoryProvider::default();
+    let mut provider = funded(txs);
     let code = Bytecode::new_raw(pool_code());
     let pool = |i: u64| account(1 << 40 | i);
-    for i in 0..pools {
+    for i in 0..txs {
         provider.insert_account(
             pool(i),
             InMemoryAccount {
@@ -107,57 +106,25 @@ fn swaps(name: &str, txs: u64) -> Workload {
             },
         );
     }
-    for i in 0..txs {
-        provider.insert_account(
-            account(i),
-            InMemoryAccount {
-                balance: U256::from(10u128.pow(21)),
-                ..Default::default()
-            },
-        );
-    }
     let amount = U256::from(10u128.pow(18));
     let txs = (0..txs)
         .map(|i| TxEnv {
             caller: account(i),
-            kind: TxKind::Call(pool(i % pools)),
+            kind: TxKind::Call(pool(i)),
             data: Bytes::copy_from_slice(&(amount + U256::from(i)).to_be_bytes::<32>()),
             gas_limit: 300_000,
             gas_price: 1_000_000_000,
             ..TxEnv::default()
         })
         .collect();
-    let block = Block::new(
-        &ChainSpec::from_genesis(Hardfork::Prague, 1),
-        BlockEnv {
-            number: U256::from(1),
-            beneficiary: account(u64::MAX - 1),
-            gas_limit: u64::MAX / 2,
-            ..BlockEnv::default()
-        },
-        txs,
-    );
-    Workload {
-        name: name.into(),
-        block,
-        provider,
-    }
+    workload(name, provider, txs)
 }
 
 /// `txs` plain transfers from as many senders: to one address (`hot`: an exchange's deposit
 /// address, every transaction contending for its balance), or each to an address of its own
 /// (a block too small for a second core to pay off).
 fn transfers(name: &str, txs: u64, hot: bool) -> Workload {
-    let mut provider = InMemoryProvider::default();
-    for i in 0..txs {
-        provider.insert_account(
-            account(i),
-            InMemoryAccount {
-                balance: U256::from(10u128.pow(21)),
-                ..Default::default()
-            },
-        );
-    }
+    let provider = funded(txs);
     let txs = (0..txs)
         .map(|i| TxEnv {
             caller: account(i),
@@ -168,6 +135,26 @@ fn transfers(name: &str, txs: u64, hot: bool) -> Workload {
             ..TxEnv::default()
         })
         .collect();
+    workload(name, provider, txs)
+}
+
+/// A state where accounts `0..senders` hold 1,000 ether each.
+fn funded(senders: u64) -> InMemoryProvider {
+    let mut provider = InMemoryProvider::default();
+    for i in 0..senders {
+        provider.insert_account(
+            account(i),
+            InMemoryAccount {
+                balance: U256::from(10u128.pow(21)),
+                ..Default::default()
+            },
+        );
+    }
+    provider
+}
+
+/// Block 1 of a Prague chain with `txs`, over `provider`.
+fn workload(name: &str, provider: InMemoryProvider, txs: Vec<TxEnv>) -> Workload {
     let block = Block::new(
         &ChainSpec::from_genesis(Hardfork::Prague, 1),
         BlockEnv {

@@ -10,11 +10,11 @@ use alloy_rpc_types_eth::BlockTransactions;
 use pevm_bench::{
     data,
     fixture::{block_dirs, Fixture},
-    replay::{first_difference, missing_system_contract},
+    replay::{compare_with_reference, first_difference, missing_system_contract},
 };
 use pevm_vm::{
-    execute_block_reference, execute_block_serial, execute_block_with_hooks, ChainSpec,
-    ExecutionError, HeaderMismatch, Pevm, Strategy,
+    execute_block_serial, execute_block_with_hooks, ChainSpec, ExecutionError, HeaderMismatch,
+    Pevm, Strategy,
 };
 
 #[test]
@@ -54,16 +54,8 @@ fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
         match &unchecked {
             Some(reason) => eprintln!("block {number}: {reason}"),
             None => {
-                let reference = execute_block_reference(
-                    provider,
-                    &chain,
-                    block,
-                    fixture.context(),
-                    fixture.signed_txs(),
-                )
-                .unwrap_or_else(|e| panic!("block {number}: the reference failed: {e}"));
-                if let Some(difference) = output.reference_difference(&reference, provider) {
-                    panic!("block {number}: differs from alloy-evm's executor: {difference}");
+                if let Err(difference) = compare_with_reference(&fixture).0 {
+                    panic!("block {number}: against alloy-evm's executor: {difference}");
                 }
                 compared += 1;
             }

@@ -1,10 +1,11 @@
-//! The state a block executes on: the [`StateProvider`] trait a client implements, and
-//! [`InMemoryProvider`], a provider held entirely in memory.
+//! The state a block executes on: the [`StateProvider`] trait, which every revm
+//! `DatabaseRef + Sync` implements (reth's `StateProviderDatabase`, revm's `CacheDB`,
+//! `AlloyDB`), and [`InMemoryProvider`], a provider held entirely in memory for fixtures.
 
 use std::{collections::HashMap, fmt};
 
 use alloy_primitives::{Address, B256, U256};
-use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY};
+use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, DatabaseRef};
 
 use crate::StateDiff;
 
@@ -44,6 +45,8 @@ impl std::error::Error for ProviderError {}
 
 /// Read access to the state before a block: what a client's state database offers.
 ///
+/// A client passes its revm database as it is: every `DatabaseRef + Sync` is a
+/// `StateProvider`, its errors becoming [`ProviderError`]s that name the transaction that read.
 /// Every method may fail; the executor stops the block and returns the error.
 /// Implementations are shared by all worker threads, hence `Sync`.
 pub trait StateProvider: Sync {
@@ -57,18 +60,31 @@ pub trait StateProvider: Sync {
     fn block_hash(&self, number: u64) -> Result<B256, ProviderError>;
 }
 
-impl<P: StateProvider + ?Sized> StateProvider for &P {
+/// A revm database's error as a provider's: its message.
+fn provider_error(error: impl fmt::Display) -> ProviderError {
+    ProviderError(error.to_string())
+}
+
+impl<D: DatabaseRef + Sync> StateProvider for D {
     fn basic(&self, address: Address) -> Result<Option<AccountBasic>, ProviderError> {
-        (**self).basic(address)
+        let info = self.basic_ref(address).map_err(provider_error)?;
+        Ok(info.map(|info| AccountBasic {
+            balance: info.balance,
+            nonce: info.nonce,
+            code_hash: info.code_hash,
+        }))
     }
     fn code_by_hash(&self, code_hash: B256) -> Result<Bytecode, ProviderError> {
-        (**self).code_by_hash(code_hash)
+        if code_hash == KECCAK_EMPTY {
+            return Ok(Bytecode::default());
+        }
+        self.code_by_hash_ref(code_hash).map_err(provider_error)
     }
     fn storage(&self, address: Address, slot: U256) -> Result<U256, ProviderError> {
-        (**self).storage(address, slot)
+        self.storage_ref(address, slot).map_err(provider_error)
     }
     fn block_hash(&self, number: u64) -> Result<B256, ProviderError> {
-        (**self).block_hash(number)
+        self.block_hash_ref(number).map_err(provider_error)
     }
 }
 
