@@ -78,16 +78,24 @@ impl Row {
             .filter(|(_, p)| !p.matches)
             .map(|(t, _)| t.to_string())
             .collect();
+        let at = |threads: &[String]| {
+            let unit = if threads == ["1"] {
+                "thread"
+            } else {
+                "threads"
+            };
+            format!("at {} {unit}", threads.join(", "))
+        };
         if threads.is_empty() {
         } else if differs.is_empty() {
             parts.push(format!(
-                "parallel output identical to serial at {} threads",
-                threads.join(", ")
+                "parallel output identical to serial {}",
+                at(&threads)
             ));
         } else {
             parts.push(format!(
-                "parallel output DIFFERS from serial at {} threads",
-                differs.join(", ")
+                "parallel output DIFFERS from serial {}",
+                at(&differs)
             ));
         }
         parts.push(
@@ -106,10 +114,11 @@ impl Row {
         if let Some((t, p)) = self.parallel.iter().next_back() {
             parts.push(match self.forced {
                 Some(strategy) => format!("forced to {}", strategy.name()),
+                None if *t == 1 => "one thread: the plan runs it serially".to_string(),
                 None => format!("plan: {}", p.stats.plan.describe()),
             });
             if let Some(speedup) = self.speedup(*t) {
-                parts.push(format!("x{speedup:.2} at {t} threads"));
+                parts.push(format!("x{speedup:.2} {}", at(&[t.to_string()])));
             }
         }
         parts.join("; ")

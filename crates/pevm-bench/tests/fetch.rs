@@ -455,7 +455,10 @@ fn cli_fetches_a_range_that_replays() {
     let stdout = String::from_utf8_lossy(&replay.stdout);
     assert!(replay.status.success(), "{stdout}");
     assert!(
-        stdout.contains("2 blocks, 2 header matches, 2 equal to alloy-evm's executor, 0 failed"),
+        stdout.contains(
+            "2 blocks: 2 with parallel output identical to serial; 2 of 2 headers matched, 2 \
+             blocks equal to alloy-evm's executor; 0 failed"
+        ),
         "{stdout}"
     );
     fs::remove_dir_all(out).unwrap();
