@@ -1,5 +1,7 @@
-//! revm integration for pevm: the state provider a client implements, blocks built from alloy
-//! RPC data, and serial and parallel block execution with identical outputs.
+//! revm integration for pevm: the state a block reads (any revm `DatabaseRef + Sync`), the
+//! chain rules and block steps of alloy-evm, blocks built from alloy RPC data or consensus
+//! headers, and serial and parallel block execution with identical outputs, checked against
+//! alloy-evm's own executor.
 #![deny(missing_docs)]
 
 mod block;
