@@ -17,7 +17,6 @@ use alloy_evm::{
     eth::{receipt_builder::AlloyReceiptBuilder, EthBlockExecutor},
     Evm, EvmEnv, EvmFactory,
 };
-
 use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::Address;
 use revm::{primitives::KECCAK_EMPTY, Database};
@@ -58,6 +57,7 @@ where
         &OverlayProvider::new(provider, &executor.evm.db().diff),
         block,
     )?;
+    // The deposits (EIP-6110) are read from the receipts; the block's gas is the results'.
     executor.receipts = output.results.iter().map(receipt).collect();
     merge_diff(&mut executor.evm.db_mut().diff, output.state);
     check_request_contracts(chain, block, executor.evm.db_mut())?;
