@@ -2,7 +2,6 @@
 //! each plain or gzip-compressed (`.json.gz`).
 
 use std::{
-    borrow::Cow,
     collections::{BTreeMap, HashMap},
     fmt,
     fs::File,
@@ -13,7 +12,9 @@ use std::{
 use alloy_consensus::{transaction::Recovered, TxEnvelope};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_rpc_types_eth::Block as RpcBlock;
-use pevm_vm::{revm::bytecode::Bytecode, Block, BlockContext, InMemoryAccount, InMemoryProvider};
+use pevm_vm::{
+    block_context, revm::bytecode::Bytecode, Block, BlockContext, InMemoryAccount, InMemoryProvider,
+};
 use serde::{de::DeserializeOwned, Deserialize};
 
 /// A block folder that could not be loaded: the file, and what is wrong with it.
@@ -161,19 +162,8 @@ impl Fixture {
 /// What the steps around an RPC block's transactions need: the parent hash and beacon root,
 /// and the withdrawals. An RPC block names its uncles by hash only, so no uncle is rewarded.
 pub fn rpc_context(rpc_block: &RpcBlock) -> BlockContext<'_> {
-    let header = &rpc_block.header;
-    BlockContext {
-        parent_hash: header.parent_hash,
-        parent_beacon_block_root: header.parent_beacon_block_root,
-        ommers: &[],
-        withdrawals: rpc_block
-            .withdrawals
-            .as_ref()
-            .map(|w| Cow::Borrowed(w.as_slice())),
-        extra_data: header.extra_data.clone(),
-        tx_count_hint: Some(rpc_block.transactions.len()),
-        slot_number: None,
-    }
+    let withdrawals = rpc_block.withdrawals.as_ref().map(|w| w.as_slice());
+    block_context(&rpc_block.header, &[], withdrawals)
 }
 
 fn error(path: &Path, message: impl fmt::Display) -> FixtureError {

@@ -7,10 +7,13 @@
 //! [`execute_block_with_hooks`] wraps either executor: the transactions run on the state after
 //! the pre-block system calls, and the returned [`BlockOutput`]'s diff holds every change.
 
-use std::collections::btree_map::Entry;
+use std::{borrow::Cow, collections::btree_map::Entry};
+
+use alloy_consensus::Header;
 
 use alloy_eips::{
-    eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+    eip4895::Withdrawal, eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+    eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
 };
 use alloy_evm::{
     block::BlockExecutor,
@@ -70,6 +73,24 @@ where
         state: db.diff,
         requests: result.requests,
     })
+}
+
+/// What the steps around the transactions of the block with `header` need: its parent hash and
+/// beacon root, its uncles' headers (rewarded before the Merge) and its withdrawals.
+pub fn block_context<'a>(
+    header: &Header,
+    ommers: &'a [Header],
+    withdrawals: Option<&'a [Withdrawal]>,
+) -> BlockContext<'a> {
+    BlockContext {
+        parent_hash: header.parent_hash,
+        parent_beacon_block_root: header.parent_beacon_block_root,
+        ommers,
+        withdrawals: withdrawals.map(Cow::Borrowed),
+        extra_data: header.extra_data.clone(),
+        tx_count_hint: None,
+        slot_number: None,
+    }
 }
 
 /// The contracts whose post-block system calls must find code (EIP-7002, EIP-7251).

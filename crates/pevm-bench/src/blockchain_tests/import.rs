@@ -3,7 +3,7 @@
 //! reference executor (each with the pre/post-block steps), check the header against the
 //! output, and commit.
 
-use std::{borrow::Cow, num::NonZeroUsize};
+use std::num::NonZeroUsize;
 
 use alloy_consensus::{
     constants::MAXIMUM_EXTRA_DATA_SIZE,
@@ -21,8 +21,8 @@ use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::B256;
 use alloy_rlp::Decodable;
 use pevm_vm::{
-    execute_block_reference, execute_block_serial, execute_block_with_hooks, signed_tx_env, Block,
-    BlockContext, ChainSpec, Hardfork, InMemoryProvider, Pevm, Strategy,
+    block_context, execute_block_reference, execute_block_serial, execute_block_with_hooks,
+    signed_tx_env, Block, ChainSpec, Hardfork, InMemoryProvider, Pevm, Strategy,
 };
 
 use crate::replay::first_difference;
@@ -134,19 +134,9 @@ pub fn import(
         .map(|tx| signed_tx_env(tx.inner(), tx.signer()))
         .collect();
     let block = Block::from_header(header, chain, txs).map_err(|e| rejected(e.to_string()))?;
-    let ctx = BlockContext {
-        parent_hash: header.parent_hash,
-        parent_beacon_block_root: header.parent_beacon_block_root,
-        ommers: &decoded.body.ommers,
-        withdrawals: decoded
-            .body
-            .withdrawals
-            .as_ref()
-            .map(|w| Cow::Borrowed(w.as_slice())),
-        extra_data: header.extra_data.clone(),
-        tx_count_hint: Some(block.txs.len()),
-        slot_number: None,
-    };
+    let body = &decoded.body;
+    let withdrawals = body.withdrawals.as_ref().map(|w| w.as_slice());
+    let ctx = block_context(header, &body.ommers, withdrawals);
 
     let state = &head.state;
     let serial = execute_block_with_hooks(state, chain, &block, ctx.clone(), |p, b| {
