@@ -8,14 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_eips::{
-    eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
-};
 use alloy_hardforks::EthereumHardforks;
 use pevm_vm::{
     execute_block_reference, execute_block_serial, execute_block_with_hooks,
     revm::primitives::KECCAK_EMPTY, Block, BlockOutput, BlockStats, ChainSpec, ExecutionError,
-    HeaderMismatch, InMemoryProvider, Pevm, StateProvider, Strategy,
+    HeaderMismatch, InMemoryProvider, Pevm, StateProvider, Strategy, REQUEST_CONTRACTS,
 };
 use serde_json::{json, Value};
 
@@ -309,14 +306,15 @@ pub fn replay_dir(dir: &Path, engines: &mut Engines, verify_senders: bool) -> Ro
             None
         }
         None => {
-            let (matches, full) = compare_with_reference(&fixture);
-            row.reference_match = Some(matches.is_ok());
-            if let Err(difference) = matches {
+            let full = full_serial(&fixture);
+            let difference = reference_difference(&fixture, &full);
+            row.reference_match = Some(difference.is_none());
+            if let Some(difference) = difference {
                 row.error.get_or_insert(format!(
                     "differs from alloy-evm's EthBlockExecutor: {difference}"
                 ));
             }
-            full
+            full.ok()
         }
     };
     let check = match &full {
@@ -344,11 +342,7 @@ pub fn missing_system_contract(fixture: &Fixture) -> Option<String> {
     if !ChainSpec::mainnet().is_prague_active_at_timestamp(timestamp) {
         return None;
     }
-    let contracts = [
-        WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
-        CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
-    ];
-    let missing = contracts.into_iter().find(|contract| {
+    let missing = REQUEST_CONTRACTS.into_iter().find(|contract| {
         fixture
             .provider
             .basic(*contract)
@@ -361,30 +355,38 @@ pub fn missing_system_contract(fixture: &Fixture) -> Option<String> {
     ))
 }
 
-/// Runs the fixture's block serially with its pre- and post-block steps and through
-/// alloy-evm's `EthBlockExecutor`; the first difference between them, and the full output.
-pub fn compare_with_reference(fixture: &Fixture) -> (Result<(), String>, Option<BlockOutput>) {
-    let chain = ChainSpec::mainnet();
-    let provider = &fixture.provider;
-    let block = &fixture.block;
-    let full = execute_block_with_hooks(provider, &chain, block, fixture.context(), |p, b| {
-        execute_block_serial(p, b)
-    });
+/// The fixture's block run serially with its pre- and post-block steps (alloy-evm's).
+pub fn full_serial(fixture: &Fixture) -> Result<BlockOutput, ExecutionError> {
+    let (provider, block) = (&fixture.provider, &fixture.block);
+    execute_block_with_hooks(
+        provider,
+        &ChainSpec::mainnet(),
+        block,
+        fixture.context(),
+        |p, b| execute_block_serial(p, b),
+    )
+}
+
+/// Where `full` (the fixture's block run by [`full_serial`], or by any executor between the
+/// same steps) first differs from alloy-evm's `EthBlockExecutor` over revm's `State`; `None`
+/// when they agree.
+pub fn reference_difference(
+    fixture: &Fixture,
+    full: &Result<BlockOutput, ExecutionError>,
+) -> Option<String> {
+    let (provider, block) = (&fixture.provider, &fixture.block);
     let reference = execute_block_reference(
         provider,
-        &chain,
+        &ChainSpec::mainnet(),
         block,
         fixture.context(),
         fixture.signed_txs(),
     );
     match (full, reference) {
-        (Ok(full), Ok(reference)) => match full.reference_difference(&reference, provider) {
-            Some(difference) => (Err(difference), Some(full)),
-            None => (Ok(()), Some(full)),
-        },
-        (Err(e), Err(r)) => (Err(format!("both failed: {e}; reference: {r}")), None),
-        (Ok(full), Err(r)) => (Err(format!("the reference failed: {r}")), Some(full)),
-        (Err(e), Ok(_)) => (Err(format!("failed ({e}), the reference did not")), None),
+        (Ok(full), Ok(reference)) => full.reference_difference(&reference, provider),
+        (Err(e), Err(r)) => Some(format!("both failed: {e}; reference: {r}")),
+        (Ok(_), Err(r)) => Some(format!("the reference failed: {r}")),
+        (Err(e), Ok(_)) => Some(format!("failed ({e}), the reference did not")),
     }
 }
 

@@ -10,11 +10,10 @@ use alloy_rpc_types_eth::BlockTransactions;
 use pevm_bench::{
     data,
     fixture::{block_dirs, Fixture},
-    replay::{compare_with_reference, first_difference, missing_system_contract},
+    replay::{first_difference, full_serial, missing_system_contract, reference_difference},
 };
 use pevm_vm::{
-    execute_block_serial, execute_block_with_hooks, ChainSpec, ExecutionError, HeaderMismatch,
-    Pevm, Strategy,
+    execute_block_with_hooks, ChainSpec, ExecutionError, HeaderMismatch, Pevm, Strategy,
 };
 
 #[test]
@@ -38,10 +37,7 @@ fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
         let fixture = Fixture::load(&dir).unwrap_or_else(|e| panic!("{e}"));
         let number = fixture.number();
         let (provider, block) = (&fixture.provider, &fixture.block);
-        let serial =
-            execute_block_with_hooks(provider, &chain, block, fixture.context(), |p, b| {
-                execute_block_serial(p, b)
-            });
+        let serial = full_serial(&fixture);
         let output = serial
             .as_ref()
             .unwrap_or_else(|e| panic!("block {number}: {e}"));
@@ -54,7 +50,7 @@ fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
         match &unchecked {
             Some(reason) => eprintln!("block {number}: {reason}"),
             None => {
-                if let Err(difference) = compare_with_reference(&fixture).0 {
+                if let Some(difference) = reference_difference(&fixture, &serial) {
                     panic!("block {number}: against alloy-evm's executor: {difference}");
                 }
                 compared += 1;

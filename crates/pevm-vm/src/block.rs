@@ -57,16 +57,6 @@ impl Block {
         }
     }
 
-    /// The revm configuration for this block's rules.
-    pub fn cfg(&self) -> CfgEnv {
-        self.cfg.clone()
-    }
-
-    /// The chain id the block runs under.
-    pub fn chain_id(&self) -> u64 {
-        self.cfg.chain_id
-    }
-
     /// A mainnet block from `eth_getBlockByNumber(n, true)`, hardfork picked by number and time.
     pub fn from_rpc_mainnet(block: &RpcBlock) -> Result<Self, BlockConversionError> {
         Self::from_rpc(block, &ChainSpec::mainnet())

@@ -50,7 +50,7 @@ where
 {
     let evm = alloy_evm::EthEvmFactory::default().create_evm(
         SerialDb::new(provider),
-        EvmEnv::new(block.cfg(), block.env.clone()),
+        EvmEnv::new(block.cfg.clone(), block.env.clone()),
     );
     let mut executor = EthBlockExecutor::new(evm, ctx, chain, AlloyReceiptBuilder::default());
     executor
@@ -94,7 +94,7 @@ pub fn block_context<'a>(
 }
 
 /// The contracts whose post-block system calls must find code (EIP-7002, EIP-7251).
-const REQUEST_CONTRACTS: [Address; 2] = [
+pub const REQUEST_CONTRACTS: [Address; 2] = [
     WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
     CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
 ];

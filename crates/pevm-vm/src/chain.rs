@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 
 use alloy_eips::{eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS, eip7840::BlobParams};
-use alloy_evm::{eth::spec::EthExecutorSpec, spec_by_timestamp_and_block_number};
+use alloy_evm::eth::spec::EthExecutorSpec;
 use alloy_hardforks::{EthereumChainHardforks, EthereumHardforks, ForkCondition};
 use alloy_primitives::Address;
-use revm::primitives::hardfork::SpecId;
 
 pub use alloy_hardforks::EthereumHardfork as Hardfork;
 
@@ -103,18 +102,13 @@ impl ChainSpec {
     }
 
     /// Whether `fork` is active at this block.
-    pub fn is_active(&self, fork: Hardfork, number: u64, timestamp: u64) -> bool {
+    fn is_active(&self, fork: Hardfork, number: u64, timestamp: u64) -> bool {
         match self.hardforks.ethereum_fork_activation(fork) {
             ForkCondition::Timestamp(_) => {
                 self.is_ethereum_fork_active_at_timestamp(fork, timestamp)
             }
             _ => self.is_ethereum_fork_active_at_block(fork, number),
         }
-    }
-
-    /// revm's rule set at this block (alloy-evm's mapping).
-    pub fn spec_id(&self, number: u64, timestamp: u64) -> SpecId {
-        spec_by_timestamp_and_block_number(self, timestamp, number)
     }
 
     /// The blob parameters at this timestamp: those of the latest active fork that sets them,
@@ -169,6 +163,9 @@ mod tests {
         MAINNET_PRAGUE_TIMESTAMP,
     };
 
+    use alloy_evm::spec_by_timestamp_and_block_number;
+    use revm::primitives::hardfork::SpecId;
+
     use super::*;
 
     #[test]
@@ -189,7 +186,7 @@ mod tests {
         let prague = chain.hardfork_at(22_000_000, MAINNET_PRAGUE_TIMESTAMP);
         assert_eq!(prague, Hardfork::Prague);
         assert_eq!(
-            chain.spec_id(22_000_000, MAINNET_PRAGUE_TIMESTAMP - 1),
+            spec_by_timestamp_and_block_number(&chain, MAINNET_PRAGUE_TIMESTAMP - 1, 22_000_000),
             SpecId::CANCUN
         );
         let bpo2 = chain.blob_params_at(MAINNET_BPO2_TIMESTAMP).unwrap();
@@ -210,11 +207,17 @@ mod tests {
             .with_fork(Hardfork::Prague, ForkCondition::Timestamp(15_000));
         assert_eq!(chain.hardfork_at(1, 14_999), Hardfork::Cancun);
         assert_eq!(chain.hardfork_at(2, 15_000), Hardfork::Prague);
-        assert_eq!(chain.spec_id(2, 15_000), SpecId::PRAGUE);
+        assert_eq!(
+            spec_by_timestamp_and_block_number(&chain, 15_000, 2),
+            SpecId::PRAGUE
+        );
         assert_eq!(chain.blob_params_at(14_999), Some(BlobParams::cancun()));
         let homestead = ChainSpec::from_genesis(Hardfork::Homestead, 1);
         assert_eq!(homestead.hardfork_at(5, 0), Hardfork::Homestead);
-        assert_eq!(homestead.spec_id(5, 0), SpecId::HOMESTEAD);
+        assert_eq!(
+            spec_by_timestamp_and_block_number(&homestead, 0, 5),
+            SpecId::HOMESTEAD
+        );
         assert_eq!(homestead.blob_params_at(u64::MAX), None);
     }
 }

@@ -24,7 +24,9 @@ mod state_root;
 mod transfers;
 
 pub use block::{signed_tx_env, tx_env, Block, BlockConversionError};
-pub use block_hooks::{block_context, execute_block_with_hooks, merge_diff, BlockContext};
+pub use block_hooks::{
+    block_context, execute_block_with_hooks, merge_diff, BlockContext, REQUEST_CONTRACTS,
+};
 pub use bundle::to_bundle_state;
 pub use chain::{ChainSpec, Hardfork};
 pub use error::ExecutionError;

@@ -65,7 +65,7 @@ impl<'a, P: StateProvider> EvmVm<'a, P> {
         Self {
             provider,
             block,
-            cfg: block.cfg(),
+            cfg: block.cfg.clone(),
             facts: BlockFacts::new(block),
             lazy: LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec),
             known_dependencies,

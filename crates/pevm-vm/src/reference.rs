@@ -49,8 +49,10 @@ pub fn execute_block_reference<'t, P: StateProvider>(
         .with_database_ref(SerialDb::new(provider))
         .with_bundle_update()
         .build();
-    let evm = alloy_evm::EthEvmFactory::default()
-        .create_evm(&mut state, EvmEnv::new(block.cfg(), block.env.clone()));
+    let evm = alloy_evm::EthEvmFactory::default().create_evm(
+        &mut state,
+        EvmEnv::new(block.cfg.clone(), block.env.clone()),
+    );
     let mut executor = EthBlockExecutor::new(evm, ctx, chain, AlloyReceiptBuilder::default());
     executor
         .apply_pre_execution_changes()
@@ -151,20 +153,14 @@ impl BlockOutput {
                 Ok(before) => before,
                 Err(e) => return Some(format!("{address}: state read failed: {e}")),
             };
-            let ours = match self.state.get(&address) {
-                Some(change) => change
-                    .info
-                    .as_ref()
-                    .map(|i| (i.balance, i.nonce, i.code_hash)),
-                None => before.map(|a| (a.balance, a.nonce, a.code_hash)),
-            };
-            let theirs = match bundle.state.get(&address) {
-                Some(account) => account
-                    .info
-                    .as_ref()
-                    .map(|i| (i.balance, i.nonce, i.code_hash)),
-                None => before.map(|a| (a.balance, a.nonce, a.code_hash)),
-            };
+            let (change, account) = (self.state.get(&address), bundle.state.get(&address));
+            let unchanged = before.map(|a| (a.balance, a.nonce, a.code_hash));
+            let ours = change.map_or(unchanged, |c| {
+                c.info.as_ref().map(|i| (i.balance, i.nonce, i.code_hash))
+            });
+            let theirs = account.map_or(unchanged, |a| {
+                a.info.as_ref().map(|i| (i.balance, i.nonce, i.code_hash))
+            });
             if ours != theirs {
                 return Some(format!(
                     "{address}: (balance, nonce, code hash) {ours:?}, reference {theirs:?}"
@@ -173,8 +169,6 @@ impl BlockOutput {
             if ours.is_none() {
                 continue;
             }
-            let change = self.state.get(&address);
-            let account = bundle.state.get(&address);
             let cleared = change.is_some_and(|c| c.storage_cleared);
             let destroyed = account.is_some_and(|a| a.status.was_destroyed());
             // Creating onto an existing account without code wipes storage it cannot have

@@ -10,8 +10,7 @@ use revm::{
         ContextTr,
     },
     database_interface::DBErrorMarker,
-    primitives::AddressMap,
-    primitives::{StorageKey, StorageValue, KECCAK_EMPTY},
+    primitives::{AddressMap, StorageKey, StorageValue, KECCAK_EMPTY},
     state::{Account, AccountInfo},
     Context, Database, DatabaseCommit, DatabaseRef, ExecuteEvm, MainBuilder, MainContext,
 };
@@ -53,7 +52,7 @@ fn run_serial<P: StateProvider>(
     let mut evm = Context::mainnet()
         .with_db(SerialDb::new(provider))
         .with_block(block.env.clone())
-        .with_cfg(block.cfg())
+        .with_cfg(block.cfg.clone())
         .build_mainnet();
     let mut results = Vec::with_capacity(block.txs.len());
     let mut cumulative_gas_used = 0;

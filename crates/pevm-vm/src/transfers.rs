@@ -224,7 +224,7 @@ pub(crate) fn execute_transfers<P: StateProvider>(
     block: &Block,
     transfers: &TransferBlock,
 ) -> Result<Option<(BlockOutput, BlockStats)>, ExecutionError> {
-    let cfg = block.cfg();
+    let cfg = block.cfg.clone();
     let eip161 = BlockFacts::new(block).eip161;
     let init = || Worker {
         evm: Context::mainnet()
