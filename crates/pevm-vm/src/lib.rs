@@ -22,6 +22,7 @@ mod result;
 mod serial;
 mod state_root;
 mod transfers;
+mod tx_states;
 
 pub use block::{signed_tx_env, tx_env, Block, BlockConversionError};
 pub use block_hooks::{
@@ -41,7 +42,7 @@ pub use provider::{AccountBasic, InMemoryAccount, InMemoryProvider, ProviderErro
 pub use receipts::{logs_bloom, receipts_root, HeaderMismatch};
 pub use reference::{execute_block_reference, ReferenceOutput};
 pub use result::{AccountChange, AccountState, BlockOutput, StateDiff, TxResult, TxStatus};
-pub use serial::{execute_block_serial, execute_block_serial_timed};
+pub use serial::{execute_block_serial, execute_block_serial_timed, execute_transactions_serial};
 pub use state_root::storage_root;
 
 pub use alloy_evm;

@@ -11,7 +11,7 @@ use pevm_core::{
 };
 use revm::{
     context::{
-        result::{EVMError, ExecResultAndState},
+        result::{EVMError, ExecResultAndState, ResultAndState},
         CfgEnv, ContextSetters,
     },
     handler::Handler,
@@ -24,16 +24,22 @@ use crate::{
     mv_db::{memory_writes, BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
     plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
     result::{apply_write, fee_write, AccountState, AccountWrite},
-    serial::{check_block_gas, execute_block_serial, execute_block_serial_timed, tx_outcome},
+    serial::{
+        check_block_gas, execute_block_serial, execute_block_serial_timed,
+        execute_transactions_serial, tx_outcome, TxOutcome,
+    },
     transfers::{execute_transfers, TransferBlock},
+    tx_states::settle_tx_states,
     Block, BlockOutput, ExecutionError, Hardfork, StateDiff, StateProvider, TxResult,
 };
 
 /// What one transaction produced.
 #[derive(Debug)]
-struct TxOutput {
-    result: TxResult,
-    effects: TxEffects,
+pub(crate) struct TxOutput {
+    pub(crate) result: TxResult,
+    pub(crate) effects: TxEffects,
+    /// revm's own result and state, when kept (before its lazy payments are settled).
+    pub(crate) evm: Option<ResultAndState>,
 }
 
 /// What a transaction did to the state.
@@ -58,10 +64,17 @@ struct EvmVm<'a, P> {
     lazy: LazyCredits,
     /// Per transaction: the lower transaction it is known to depend on.
     known_dependencies: Vec<Option<TxIdx>>,
+    /// Whether each transaction's revm output is kept.
+    keep: bool,
 }
 
 impl<'a, P: StateProvider> EvmVm<'a, P> {
-    fn new(provider: &'a P, block: &'a Block, known_dependencies: Vec<Option<TxIdx>>) -> Self {
+    fn new(
+        provider: &'a P,
+        block: &'a Block,
+        known_dependencies: Vec<Option<TxIdx>>,
+        keep: bool,
+    ) -> Self {
         Self {
             provider,
             block,
@@ -69,6 +82,7 @@ impl<'a, P: StateProvider> EvmVm<'a, P> {
             facts: BlockFacts::new(block),
             lazy: LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec),
             known_dependencies,
+            keep,
         }
     }
 }
@@ -120,11 +134,17 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
                 index,
                 tx.tx_type,
                 other.map(|result| ExecResultAndState::new(result, state)),
+                self.keep,
             ),
         };
         let lazy_fee = handler.fee.get();
         let db = &evm.ctx.journaled_state.database;
-        let output = outcome.and_then(|(result, mut writes)| {
+        let output = outcome.and_then(|outcome| {
+            let TxOutcome {
+                result,
+                mut writes,
+                evm,
+            } = outcome;
             let lazy_credit = match db.lazy_credit() {
                 Some((to, base)) => take_credit(&mut writes, to, base)
                     .map_err(|write| ExecutionError::Evm {
@@ -139,7 +159,11 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
                 lazy_fee,
                 lazy_credit,
             };
-            Ok(TxOutput { result, effects })
+            Ok(TxOutput {
+                result,
+                effects,
+                evm,
+            })
         });
         let writes = match &output {
             Ok(out) => memory_writes(index, &out.effects),
@@ -176,6 +200,7 @@ pub fn analyze_block<P: StateProvider>(
         provider,
         block,
         Hints::default().known_dependencies(&block.txs, true),
+        false,
     );
     let mut executor = Executor::new(1);
     executor
@@ -309,7 +334,7 @@ impl Pevm {
         provider: &P,
         block: &Block,
     ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
-        let (mut plan, mut known, transfers) = self.plan(block);
+        let (mut plan, known, transfers) = self.plan(block);
         if let Some(transfers) = transfers.filter(|_| plan.strategy == Strategy::Transfers) {
             let ran = execute_transfers(&self.executor, plan.workers, provider, block, &transfers)?;
             if let Some((output, stats)) = ran {
@@ -331,19 +356,10 @@ impl Pevm {
             };
             return Ok((output, stats));
         }
-        if known.len() < block.txs.len() {
-            // Token holders only if the plan's sample linked some through them.
-            let tokens = self.hints.linked_holders();
-            known = self.hints.known_dependencies(&block.txs, tokens);
-        }
-        let vm = EvmVm::new(provider, block, known);
-        let run = self
-            .executor
-            .execute_on(&vm, block.txs.len(), plan.workers)
-            .map_err(engine_error)?;
+        let (outputs, engine) = self.run_engine(provider, block, plan, known, false)?;
         let mut stats = BlockStats {
             plan,
-            engine: run.stats,
+            engine,
             ..BlockStats::default()
         };
         // Waking the workers again costs more than folding a small block alone.
@@ -357,11 +373,57 @@ impl Pevm {
             shards,
             provider,
             block,
-            vm.facts,
-            run.outputs,
+            BlockFacts::new(block),
+            outputs,
             &mut stats,
         )?;
         Ok((output, stats))
+    }
+
+    /// Executes `block` on top of `provider`, returning revm's result and state of each
+    /// transaction in block order, equal to what serial revm returns for it
+    /// ([`execute_transactions_serial`](crate::execute_transactions_serial)): what a client
+    /// commits, one transaction after another, to its own state (as
+    /// [`ParallelBlockExecutor`](crate::ParallelBlockExecutor) does). The error for an invalid
+    /// block is the serial one.
+    pub fn execute_transactions<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        block: &Block,
+    ) -> Result<Vec<ResultAndState>, ExecutionError> {
+        let (mut plan, known, _) = self.plan(block);
+        if plan.strategy == Strategy::Transfers {
+            // The transfer groups keep no per-transaction state: Block-STM runs the block.
+            plan = self.engine_plan(block, &known);
+        }
+        if plan.strategy == Strategy::Serial {
+            return execute_transactions_serial(provider, block);
+        }
+        let (outputs, _) = self.run_engine(provider, block, plan, known, true)?;
+        settle_tx_states(provider, block, outputs)
+    }
+
+    /// Runs `block` on Block-STM as `plan` says, `known` holding the dependencies known of
+    /// its first transactions; with `keep`, each output keeps revm's own.
+    fn run_engine<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        block: &Block,
+        plan: Plan,
+        mut known: Vec<Option<TxIdx>>,
+        keep: bool,
+    ) -> Result<(Vec<Result<TxOutput, ExecutionError>>, ExecStats), ExecutionError> {
+        if known.len() < block.txs.len() {
+            // Token holders only if the plan's sample linked some through them.
+            let tokens = self.hints.linked_holders();
+            known = self.hints.known_dependencies(&block.txs, tokens);
+        }
+        let vm = EvmVm::new(provider, block, known, keep);
+        let run = self
+            .executor
+            .execute_on(&vm, block.txs.len(), plan.workers)
+            .map_err(engine_error)?;
+        Ok((run.outputs, run.stats))
     }
 
     /// How `block` runs; the dependencies known of its first transactions (see
@@ -484,6 +546,7 @@ fn fold_outputs<P: StateProvider>(
         let TxOutput {
             mut result,
             effects: effect,
+            ..
         } = match checked.and(output) {
             Ok(output) => output,
             Err(error) => {

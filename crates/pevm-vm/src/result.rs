@@ -204,9 +204,9 @@ pub(crate) enum AccountWrite {
 }
 
 /// The accounts one transaction changed, from revm's post-transaction state.
-pub(crate) fn account_writes(state: EvmState) -> Vec<(Address, AccountWrite)> {
+pub(crate) fn account_writes(state: &EvmState) -> Vec<(Address, AccountWrite)> {
     let mut writes = Vec::with_capacity(state.len());
-    for (address, account) in state {
+    for (&address, account) in state {
         if !account.is_touched() {
             continue;
         }
@@ -230,9 +230,9 @@ pub(crate) fn account_writes(state: EvmState) -> Vec<(Address, AccountWrite)> {
             .map(|(key, slot)| (*key, slot.present_value))
             .collect();
         let original_code_hash = original.code_hash;
-        let info = account.info;
+        let info = &account.info;
         let code_changed = info.code_hash != original_code_hash;
-        let code = info.code.filter(|_| info.code_hash != KECCAK_EMPTY);
+        let code = info.code.clone().filter(|_| info.code_hash != KECCAK_EMPTY);
         let state = AccountState {
             balance: info.balance,
             nonce: info.nonce,

@@ -6,7 +6,7 @@ use alloy_primitives::{Address, B256, U256};
 use revm::{
     bytecode::Bytecode,
     context::{
-        result::{EVMError, ExecResultAndState, ExecutionResult, InvalidTransaction},
+        result::{EVMError, InvalidTransaction, ResultAndState},
         ContextTr,
     },
     database_interface::DBErrorMarker,
@@ -29,7 +29,16 @@ pub fn execute_block_serial<P: StateProvider>(
     provider: &P,
     block: &Block,
 ) -> Result<BlockOutput, ExecutionError> {
-    run_serial(provider, block, |_, _| {})
+    run_serial(provider, block, false, |_, _| {}).map(|(output, _)| output)
+}
+
+/// Executes `block` on top of `provider` serially, returning revm's result and state of each
+/// transaction, in block order, exactly as revm returned them.
+pub fn execute_transactions_serial<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+) -> Result<Vec<ResultAndState>, ExecutionError> {
+    run_serial(provider, block, true, |_, _| {}).map(|(_, states)| states)
 }
 
 /// [`execute_block_serial`], also returning how long each transaction took (including the
@@ -39,22 +48,25 @@ pub fn execute_block_serial_timed<P: StateProvider>(
     block: &Block,
 ) -> Result<(BlockOutput, Vec<Duration>), ExecutionError> {
     let mut times = Vec::with_capacity(block.txs.len());
-    let output = run_serial(provider, block, |_, elapsed| times.push(elapsed))?;
+    let (output, _) = run_serial(provider, block, false, |_, elapsed| times.push(elapsed))?;
     Ok((output, times))
 }
 
-/// Executes `block` serially, reporting each transaction's duration to `on_tx`.
+/// Executes `block` serially, reporting each transaction's duration to `on_tx`; with `keep`,
+/// also returns revm's result and state of each transaction.
 fn run_serial<P: StateProvider>(
     provider: &P,
     block: &Block,
+    keep: bool,
     mut on_tx: impl FnMut(usize, Duration),
-) -> Result<BlockOutput, ExecutionError> {
+) -> Result<(BlockOutput, Vec<ResultAndState>), ExecutionError> {
     let mut evm = Context::mainnet()
         .with_db(SerialDb::new(provider))
         .with_block(block.env.clone())
         .with_cfg(block.cfg.clone())
         .build_mainnet();
     let mut results = Vec::with_capacity(block.txs.len());
+    let mut kept = Vec::with_capacity(if keep { block.txs.len() } else { 0 });
     let mut cumulative_gas_used = 0;
     for (index, tx) in block.txs.iter().enumerate() {
         let start = Instant::now();
@@ -65,15 +77,20 @@ fn run_serial<P: StateProvider>(
             cumulative_gas_used,
         )?;
         let outcome = evm.transact(tx.clone());
-        let (mut result, writes) = tx_outcome(index, tx.tx_type, outcome)?;
+        let TxOutcome {
+            mut result,
+            writes,
+            evm: revm_output,
+        } = tx_outcome(index, tx.tx_type, outcome, keep)?;
         cumulative_gas_used += result.gas_used;
         result.cumulative_gas_used = cumulative_gas_used;
         apply_writes(&mut evm.ctx.db_mut().diff, &writes);
         results.push(result);
+        kept.extend(revm_output);
         on_tx(index, start.elapsed());
     }
     let state = std::mem::take(&mut evm.ctx.db_mut().diff);
-    Ok(BlockOutput::new(results, state))
+    Ok((BlockOutput::new(results, state), kept))
 }
 
 /// Fails when a transaction's gas limit exceeds what the block has left.
@@ -94,15 +111,37 @@ pub(crate) fn check_block_gas(
     Ok(())
 }
 
-/// The result and account writes of transaction `index`, or the error that stops the block.
+/// What one transaction did.
+pub(crate) struct TxOutcome {
+    /// Its result.
+    pub(crate) result: TxResult,
+    /// The accounts it changed.
+    pub(crate) writes: Vec<(Address, AccountWrite)>,
+    /// revm's own result and state, when kept.
+    pub(crate) evm: Option<ResultAndState>,
+}
+
+/// The outcome of transaction `index` (revm's own output kept with `keep`), or the error
+/// that stops the block.
 pub(crate) fn tx_outcome<E: Into<ExecutionError> + std::fmt::Display>(
     index: usize,
     tx_type: u8,
-    outcome: Result<ExecResultAndState<ExecutionResult>, EVMError<E, InvalidTransaction>>,
-) -> Result<(TxResult, Vec<(Address, AccountWrite)>), ExecutionError> {
+    outcome: Result<ResultAndState, EVMError<E, InvalidTransaction>>,
+    keep: bool,
+) -> Result<TxOutcome, ExecutionError> {
     match outcome {
-        Ok(ExecResultAndState { result, state }) => {
-            Ok((TxResult::new(tx_type, result), account_writes(state)))
+        Ok(output) => {
+            let writes = account_writes(&output.state);
+            let (result, evm) = if keep {
+                (TxResult::new(tx_type, output.result.clone()), Some(output))
+            } else {
+                (TxResult::new(tx_type, output.result), None)
+            };
+            Ok(TxOutcome {
+                result,
+                writes,
+                evm,
+            })
         }
         Err(EVMError::Transaction(reason)) => Err(ExecutionError::InvalidTransaction {
             index,
@@ -161,7 +200,7 @@ impl<P> std::fmt::Debug for SerialDb<'_, P> {
 
 impl<P: StateProvider> DatabaseCommit for SerialDb<'_, P> {
     fn commit(&mut self, changes: AddressMap<Account>) {
-        apply_writes(&mut self.diff, &account_writes(changes));
+        apply_writes(&mut self.diff, &account_writes(&changes));
     }
 }
 

@@ -581,10 +581,11 @@ impl<P: StateProvider> Worker<'_, P> {
                 index,
                 tx.tx_type,
                 other.map(|result| ExecResultAndState::new(result, state)),
+                false,
             ),
         };
         let (result, mut writes) = match outcome {
-            Ok(outcome) => outcome,
+            Ok(outcome) => (outcome.result, outcome.writes),
             Err(error) => return Ok(Err(error)),
         };
         if let Some(base) = shown.filter(|_| credit) {

@@ -1,5 +1,5 @@
 //! Differential tests: random conflicting blocks executed serially and in parallel (at random
-//! thread counts) give identical results, state diffs and errors.
+//! thread counts) give identical results, state diffs, per-transaction revm outputs and errors.
 
 mod common;
 
@@ -7,7 +7,8 @@ use std::num::NonZeroUsize;
 
 use common::{block_spec, mixed_block, world, BlockSpec};
 use pevm_vm::{
-    execute_block_serial, BlockOutput, ExecutionError, Hardfork, Pevm, Strategy, TxStatus,
+    execute_block_serial, execute_transactions_serial, BlockOutput, ExecutionError, Hardfork, Pevm,
+    Strategy, TxStatus,
 };
 use proptest::{prelude::*, test_runner::TestCaseResult};
 
@@ -24,6 +25,16 @@ fn assert_same_outcome(
         .force(Strategy::BlockStm)
         .execute(&provider, &block);
     prop_assert_eq!(&parallel, &serial, "{} threads", threads);
+    let serial_states = execute_transactions_serial(&provider, &block);
+    let parallel_states = Pevm::new(threads)
+        .force(Strategy::BlockStm)
+        .execute_transactions(&provider, &block);
+    prop_assert_eq!(
+        &parallel_states,
+        &serial_states,
+        "revm outputs, {} threads",
+        threads
+    );
     Ok(serial)
 }
 
@@ -118,6 +129,14 @@ fn mixed_blocks_match_serial_at_every_thread_count() {
                 parallel.as_ref(),
                 Ok(&serial),
                 "{hardfork:?}, {threads} threads"
+            );
+            let states = Pevm::new(NonZeroUsize::new(threads).unwrap())
+                .force(Strategy::BlockStm)
+                .execute_transactions(&provider, &block);
+            assert_eq!(
+                states,
+                execute_transactions_serial(&provider, &block),
+                "{hardfork:?}, {threads} threads: revm outputs"
             );
         }
         let count =
