@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 mod block;
+mod block_executor;
 mod block_hooks;
 mod bundle;
 mod chain;
@@ -25,6 +26,7 @@ mod transfers;
 mod tx_states;
 
 pub use block::{signed_tx_env, tx_env, Block, BlockConversionError};
+pub use block_executor::{ParallelBlockExecutor, ParallelBlockExecutorFactory, StateEvm};
 pub use block_hooks::{
     block_context, execute_block_with_hooks, merge_diff, BlockContext, REQUEST_CONTRACTS,
 };
@@ -40,7 +42,7 @@ pub use plan::{
 };
 pub use provider::{AccountBasic, InMemoryAccount, InMemoryProvider, ProviderError, StateProvider};
 pub use receipts::{logs_bloom, receipts_root, HeaderMismatch};
-pub use reference::{execute_block_reference, ReferenceOutput};
+pub use reference::{execute_block_embedded, execute_block_reference, ReferenceOutput};
 pub use result::{AccountChange, AccountState, BlockOutput, StateDiff, TxResult, TxStatus};
 pub use serial::{execute_block_serial, execute_block_serial_timed, execute_transactions_serial};
 pub use state_root::storage_root;

@@ -4,25 +4,30 @@
 //! Nothing of this crate's executors runs here but the read-only view of the provider; the
 //! receipts, requests and state changes come from alloy-evm and revm alone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_consensus::{transaction::Recovered, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::eip7685::Requests;
 use alloy_evm::{
-    block::BlockExecutor,
+    block::{BlockExecutionError, BlockExecutionResult, BlockExecutor},
     eth::{receipt_builder::AlloyReceiptBuilder, EthBlockExecutor},
-    Evm, EvmEnv, EvmFactory,
+    EvmEnv, EvmFactory,
 };
 use alloy_primitives::{Address, U256};
-use revm::database::{states::bundle_state::BundleRetention, BundleState, State};
+use revm::database::{
+    states::{bundle_state::BundleRetention, reverts::AccountRevert},
+    BundleState, State,
+};
+use revm::database_interface::WrapDatabaseRef;
 use revm::primitives::KECCAK_EMPTY;
 
 use crate::{
     block_hooks::check_request_contracts, receipts::receipt, serial::SerialDb, Block, BlockContext,
-    BlockOutput, ChainSpec, StateProvider,
+    BlockOutput, ChainSpec, ParallelBlockExecutorFactory, StateEvm, StateProvider,
 };
 
-/// What alloy-evm's serial block executor produced for a block.
+/// What an alloy-evm block executor produced for a block over revm's `State`: what a client
+/// gets.
 #[derive(Debug)]
 pub struct ReferenceOutput {
     /// One receipt per transaction.
@@ -35,6 +40,95 @@ pub struct ReferenceOutput {
     pub bundle: BundleState,
 }
 
+impl ReferenceOutput {
+    /// The first difference between this output and `other`: a receipt, the gas, the
+    /// requests, or in the bundle an account, a contract, a revert or a size; `None` when
+    /// they are equal.
+    pub fn difference(&self, other: &Self) -> Option<String> {
+        if self.receipts.len() != other.receipts.len() {
+            return Some(format!(
+                "{} receipts, the other has {}",
+                self.receipts.len(),
+                other.receipts.len()
+            ));
+        }
+        let receipts = self.receipts.iter().zip(&other.receipts).enumerate();
+        if let Some((index, (ours, theirs))) = receipts.into_iter().find(|(_, (a, b))| a != b) {
+            return Some(format!(
+                "tx {index}: receipt {ours:?}, the other {theirs:?}"
+            ));
+        }
+        if self.gas_used != other.gas_used {
+            return Some(format!(
+                "gas used {}, the other {}",
+                self.gas_used, other.gas_used
+            ));
+        }
+        if self.requests != other.requests {
+            return Some("requests differ".to_string());
+        }
+        bundle_difference(&self.bundle, &other.bundle)
+    }
+}
+
+/// One block's reverts, by address.
+fn by_address(reverts: &[(Address, AccountRevert)]) -> BTreeMap<Address, &AccountRevert> {
+    reverts
+        .iter()
+        .map(|(address, revert)| (*address, revert))
+        .collect()
+}
+
+/// The first difference between two bundles, field by field.
+fn bundle_difference(ours: &BundleState, theirs: &BundleState) -> Option<String> {
+    let addresses: BTreeSet<&Address> = ours.state.keys().chain(theirs.state.keys()).collect();
+    for address in addresses {
+        let (a, b) = (ours.state.get(address), theirs.state.get(address));
+        if a != b {
+            return Some(format!("bundle account {address}: {a:?}, the other {b:?}"));
+        }
+    }
+    let codes: BTreeSet<_> = ours
+        .contracts
+        .keys()
+        .chain(theirs.contracts.keys())
+        .collect();
+    for hash in codes {
+        if ours.contracts.get(hash) != theirs.contracts.get(hash) {
+            return Some(format!("bundle contract {hash} differs"));
+        }
+    }
+    if ours.reverts.len() != theirs.reverts.len() {
+        return Some(format!(
+            "reverts of {} blocks, the other {}",
+            ours.reverts.len(),
+            theirs.reverts.len()
+        ));
+    }
+    for (block, (a, b)) in ours.reverts.iter().zip(theirs.reverts.iter()).enumerate() {
+        let (a, b) = (by_address(a), by_address(b));
+        let addresses: BTreeSet<&Address> = a.keys().chain(b.keys()).collect();
+        for address in addresses {
+            let (x, y) = (a.get(address), b.get(address));
+            if x != y {
+                return Some(format!(
+                    "block {block} revert of {address}: {x:?}, the other {y:?}"
+                ));
+            }
+        }
+    }
+    if (ours.state_size, ours.reverts_size) != (theirs.state_size, theirs.reverts_size) {
+        return Some(format!(
+            "bundle sizes (state, reverts) ({}, {}), the other ({}, {})",
+            ours.state_size, ours.reverts_size, theirs.state_size, theirs.reverts_size
+        ));
+    }
+    None
+}
+
+/// The client's database in these runs: the provider, read through revm's `State`.
+type ClientDb<'p, P> = WrapDatabaseRef<SerialDb<'p, P>>;
+
 /// Runs `block`'s transactions `txs` (the signed transactions with their senders) on `chain`
 /// through alloy-evm's `EthBlockExecutor` over revm's `State` on `provider`, with the pre- and
 /// post-block steps of `ctx`. An invalid block is an error with alloy-evm's message.
@@ -45,6 +139,39 @@ pub fn execute_block_reference<'t, P: StateProvider>(
     ctx: BlockContext<'_>,
     txs: impl IntoIterator<Item = Recovered<&'t TxEnvelope>>,
 ) -> Result<ReferenceOutput, String> {
+    run_over_state(provider, chain, block, txs, |evm, txs| {
+        EthBlockExecutor::new(evm, ctx, chain, AlloyReceiptBuilder::default()).execute_block(txs)
+    })
+}
+
+/// [`execute_block_reference`], but with the executor a client embedding the engine gets from
+/// `factory`: the [`ParallelBlockExecutor`](crate::ParallelBlockExecutor), driven through
+/// alloy-evm's `BlockExecutor` trait alone.
+pub fn execute_block_embedded<'t, P: StateProvider>(
+    factory: &ParallelBlockExecutorFactory,
+    provider: &P,
+    block: &Block,
+    ctx: BlockContext<'_>,
+    txs: impl IntoIterator<Item = Recovered<&'t TxEnvelope>>,
+) -> Result<ReferenceOutput, String> {
+    run_over_state(provider, factory.chain(), block, txs, |evm, txs| {
+        factory.create_executor(evm, ctx).execute_block(txs)
+    })
+}
+
+/// Runs `block` with `execute` (an executor's `execute_block` on the EVM given) over a fresh
+/// revm `State` on `provider` that keeps reverts, and takes its bundle.
+fn run_over_state<'t, P: StateProvider>(
+    provider: &P,
+    chain: &ChainSpec,
+    block: &Block,
+    txs: impl IntoIterator<Item = Recovered<&'t TxEnvelope>>,
+    execute: impl for<'s> FnOnce(
+        StateEvm<'s, ClientDb<'_, P>>,
+        Vec<Recovered<&'t TxEnvelope>>,
+    )
+        -> Result<BlockExecutionResult<ReceiptEnvelope>, BlockExecutionError>,
+) -> Result<ReferenceOutput, String> {
     let mut state = State::builder()
         .with_database_ref(SerialDb::new(provider))
         .with_bundle_update()
@@ -53,20 +180,9 @@ pub fn execute_block_reference<'t, P: StateProvider>(
         &mut state,
         EvmEnv::new(block.cfg.clone(), block.env.clone()),
     );
-    let mut executor = EthBlockExecutor::new(evm, ctx, chain, AlloyReceiptBuilder::default());
-    executor
-        .apply_pre_execution_changes()
-        .map_err(|e| e.to_string())?;
-    for tx in txs {
-        executor
-            .execute_transaction(tx)
-            .map_err(|e| e.to_string())?;
-    }
-    check_request_contracts(chain, block, executor.evm_mut().db_mut())
-        .map_err(|e| e.to_string())?;
-    let result = executor
-        .apply_post_execution_changes()
-        .map_err(|e| e.to_string())?;
+    let result = execute(evm, txs.into_iter().collect()).map_err(|e| e.to_string())?;
+    // The post-block steps change no code: the contracts lack it now if they lacked it then.
+    check_request_contracts(chain, block, &mut state).map_err(|e| e.to_string())?;
     state.merge_transitions(BundleRetention::Reverts);
     Ok(ReferenceOutput {
         receipts: result.receipts,

@@ -21,8 +21,9 @@ use alloy_hardforks::EthereumHardforks;
 use alloy_primitives::B256;
 use alloy_rlp::Decodable;
 use pevm_vm::{
-    block_context, execute_block_reference, execute_block_serial, execute_block_with_hooks,
-    signed_tx_env, Block, ChainSpec, Hardfork, InMemoryProvider, Pevm, Strategy,
+    block_context, execute_block_embedded, execute_block_reference, execute_block_serial,
+    execute_block_with_hooks, signed_tx_env, Block, ChainSpec, Hardfork, InMemoryProvider,
+    ParallelBlockExecutorFactory, Pevm, Strategy,
 };
 
 use crate::replay::first_difference;
@@ -149,7 +150,29 @@ pub fn import(
         let difference = first_difference(&serial, &parallel);
         return Err(ImportError::ParallelMismatch(difference));
     }
-    let reference = execute_block_reference(state, chain, &block, ctx, signed.iter().copied());
+    let reference =
+        execute_block_reference(state, chain, &block, ctx.clone(), signed.iter().copied());
+    // The engine as a client embeds it: through alloy-evm's `BlockExecutor` over revm's `State`.
+    let factory = ParallelBlockExecutorFactory::new(
+        chain.clone(),
+        Pevm::new(threads).force(Strategy::BlockStm),
+    );
+    let embedded = execute_block_embedded(&factory, state, &block, ctx, signed.iter().copied());
+    match (&reference, &embedded) {
+        (Ok(reference), Ok(embedded)) => {
+            if let Some(difference) = embedded.difference(reference) {
+                return Err(ImportError::ReferenceMismatch(format!(
+                    "through BlockExecutor: {difference}"
+                )));
+            }
+        }
+        (Err(_), Err(_)) => {}
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
+            return Err(ImportError::ReferenceMismatch(format!(
+                "through BlockExecutor: only one of it and the reference failed: {e}"
+            )))
+        }
+    }
     let output = match (serial, reference) {
         (Ok(output), Ok(reference)) => {
             if let Some(difference) = output.reference_difference(&reference, state) {
