@@ -10,9 +10,10 @@ use std::{
 
 use alloy_hardforks::EthereumHardforks;
 use pevm_vm::{
-    execute_block_reference, execute_block_serial, execute_block_with_hooks,
-    revm::primitives::KECCAK_EMPTY, Block, BlockOutput, BlockStats, ChainSpec, ExecutionError,
-    HeaderMismatch, InMemoryProvider, Pevm, StateProvider, Strategy, REQUEST_CONTRACTS,
+    execute_block_embedded, execute_block_reference, execute_block_serial,
+    execute_block_with_hooks, revm::primitives::KECCAK_EMPTY, Block, BlockOutput, BlockStats,
+    ChainSpec, ExecutionError, HeaderMismatch, InMemoryProvider, ParallelBlockExecutorFactory,
+    Pevm, StateProvider, Strategy, REQUEST_CONTRACTS,
 };
 use serde_json::{json, Value};
 
@@ -307,7 +308,12 @@ pub fn replay_dir(dir: &Path, engines: &mut Engines, verify_senders: bool) -> Ro
         }
         None => {
             let full = full_serial(&fixture);
-            let difference = reference_difference(&fixture, &full);
+            let most = engines
+                .iter()
+                .map(|(t, _)| *t)
+                .max()
+                .unwrap_or(NonZeroUsize::MIN);
+            let difference = reference_difference(&fixture, &full, &[checking_factory(most)]);
             row.reference_match = Some(difference.is_none());
             if let Some(difference) = difference {
                 row.error.get_or_insert(format!(
@@ -368,11 +374,13 @@ pub fn full_serial(fixture: &Fixture) -> Result<BlockOutput, ExecutionError> {
 }
 
 /// Where `full` (the fixture's block run by [`full_serial`], or by any executor between the
-/// same steps) first differs from alloy-evm's `EthBlockExecutor` over revm's `State`; `None`
-/// when they agree.
+/// same steps) first differs from alloy-evm's `EthBlockExecutor` over revm's `State`, and
+/// where the engine driven through alloy-evm's `BlockExecutor` by each of `embedded` first
+/// differs from it (receipts, gas, requests, the bundle with reverts); `None` when all agree.
 pub fn reference_difference(
     fixture: &Fixture,
     full: &Result<BlockOutput, ExecutionError>,
+    embedded: &[ParallelBlockExecutorFactory],
 ) -> Option<String> {
     let (provider, block) = (&fixture.provider, &fixture.block);
     let reference = execute_block_reference(
@@ -382,12 +390,41 @@ pub fn reference_difference(
         fixture.context(),
         fixture.signed_txs(),
     );
-    match (full, reference) {
-        (Ok(full), Ok(reference)) => full.reference_difference(&reference, provider),
-        (Err(e), Err(r)) => Some(format!("both failed: {e}; reference: {r}")),
-        (Ok(_), Err(r)) => Some(format!("the reference failed: {r}")),
-        (Err(e), Ok(_)) => Some(format!("failed ({e}), the reference did not")),
-    }
+    let reference = match (full, reference) {
+        (Ok(full), Ok(reference)) => match full.reference_difference(&reference, provider) {
+            Some(difference) => return Some(difference),
+            None => reference,
+        },
+        (Err(e), Err(r)) => return Some(format!("both failed: {e}; reference: {r}")),
+        (Ok(_), Err(r)) => return Some(format!("the reference failed: {r}")),
+        (Err(e), Ok(_)) => return Some(format!("failed ({e}), the reference did not")),
+    };
+    embedded.iter().find_map(|factory| {
+        let ran = execute_block_embedded(
+            factory,
+            provider,
+            block,
+            fixture.context(),
+            fixture.signed_txs(),
+        );
+        let difference = match ran {
+            Ok(ran) => ran.difference(&reference)?,
+            Err(e) => format!("failed: {e}"),
+        };
+        Some(format!(
+            "through BlockExecutor on {} threads: {difference}",
+            factory.concurrency()
+        ))
+    })
+}
+
+/// A factory of [`ParallelBlockExecutor`](pevm_vm::ParallelBlockExecutor)s for mainnet that
+/// runs every block on Block-STM on `threads` workers (for checking, not timing).
+pub fn checking_factory(threads: NonZeroUsize) -> ParallelBlockExecutorFactory {
+    ParallelBlockExecutorFactory::new(
+        ChainSpec::mainnet(),
+        Pevm::new(threads).force(Strategy::BlockStm),
+    )
 }
 
 /// Replays a synthetic workload (no header to check).

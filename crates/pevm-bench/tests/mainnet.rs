@@ -1,6 +1,8 @@
 //! Every shared mainnet block, with the steps around its transactions: serial == header ==
 //! alloy-evm's `EthBlockExecutor`, and parallel == serial at 1, 2, 4 and 8 threads (one
-//! long-lived engine per thread count runs every block, on the parallel path).
+//! long-lived engine per thread count runs every block, on the parallel path); the engine
+//! driven through alloy-evm's `BlockExecutor` at 1, 2, 4 and 8 threads gives alloy-evm's
+//! receipts, requests and bundle with reverts.
 
 use std::num::NonZeroUsize;
 
@@ -10,7 +12,10 @@ use alloy_rpc_types_eth::BlockTransactions;
 use pevm_bench::{
     data,
     fixture::{block_dirs, Fixture},
-    replay::{first_difference, full_serial, missing_system_contract, reference_difference},
+    replay::{
+        checking_factory, first_difference, full_serial, missing_system_contract,
+        reference_difference,
+    },
 };
 use pevm_vm::{
     execute_block_with_hooks, ChainSpec, ExecutionError, HeaderMismatch, Pevm, Strategy,
@@ -31,6 +36,7 @@ fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
             )
         })
         .into();
+    let embedded = [1, 2, 4, 8].map(|t| checking_factory(NonZeroUsize::new(t).unwrap()));
     let chain = ChainSpec::mainnet();
     let mut compared = 0;
     for dir in dirs {
@@ -50,7 +56,7 @@ fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
         match &unchecked {
             Some(reason) => eprintln!("block {number}: {reason}"),
             None => {
-                if let Some(difference) = reference_difference(&fixture, &serial) {
+                if let Some(difference) = reference_difference(&fixture, &serial, &embedded) {
                     panic!("block {number}: against alloy-evm's executor: {difference}");
                 }
                 compared += 1;

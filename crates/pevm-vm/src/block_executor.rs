@@ -7,7 +7,7 @@
 //! serial revm's ([`Pevm::execute_transactions`]) and are committed to the `State` in block
 //! order, as the serial executor commits them.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use alloy_consensus::{Transaction, TransactionEnvelope, TxReceipt};
 use alloy_eips::eip2718::Encodable2718;
@@ -82,6 +82,16 @@ impl<R> ParallelBlockExecutorFactory<R> {
     /// The chain the executors run.
     pub fn chain(&self) -> &ChainSpec {
         &self.chain
+    }
+
+    /// The engine's number of workers.
+    pub fn concurrency(&self) -> usize {
+        self.pevm().concurrency()
+    }
+
+    /// The engine, waiting for an executor that is running a block on it.
+    fn pevm(&self) -> MutexGuard<'_, Pevm> {
+        self.pevm.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// An executor of one block on `evm` (over the client's `State`), with the block's
