@@ -17,7 +17,10 @@ cargo test --locked --workspace
 # Loom models of the scheduler (every interleaving of two workers, preemption bound 3); the
 # cfg flag needs a build of its own.
 RUSTFLAGS="--cfg loom -C debug-assertions" cargo test --locked -p pevm-core --test loom --release --target-dir target/loom
-cargo build --locked --release -p pevm-bench
+cargo build --locked --release -p pevm-bench -p pevm-vm --bins --examples
+# A range of blocks through alloy-evm's BlockExecutor on the engine over a CacheDB: receipts,
+# requests and bundle with reverts identical to alloy-evm's EthBlockExecutor (it fails if not).
+target/release/examples/embedding 2
 data="${PEVM_DATA:-../shared}"
 if [ -d "$data/mainnet" ]; then
   target/release/pevm-bench replay "$data/mainnet" --threads 1,2,4,8 --always-parallel

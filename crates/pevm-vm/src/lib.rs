@@ -7,7 +7,6 @@
 mod block;
 mod block_executor;
 mod block_hooks;
-mod bundle;
 mod chain;
 mod error;
 mod hints;
@@ -30,7 +29,6 @@ pub use block_executor::{ParallelBlockExecutor, ParallelBlockExecutorFactory, St
 pub use block_hooks::{
     block_context, execute_block_with_hooks, merge_diff, BlockContext, REQUEST_CONTRACTS,
 };
-pub use bundle::to_bundle_state;
 pub use chain::{ChainSpec, Hardfork};
 pub use error::ExecutionError;
 pub use overlay::OverlayProvider;

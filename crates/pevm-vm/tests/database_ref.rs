@@ -6,33 +6,8 @@ mod common;
 
 use std::num::NonZeroUsize;
 
-use alloy_primitives::{Address, B256, U256};
-use common::{mixed_block, world, COUNTER};
-use pevm_vm::{
-    execute_block_serial,
-    revm::{
-        bytecode::Bytecode,
-        database::{CacheDB, EmptyDB},
-        database_interface::DBErrorMarker,
-        state::AccountInfo,
-        DatabaseRef,
-    },
-    ExecutionError, Hardfork, InMemoryProvider, Pevm, StateProvider, Strategy,
-};
-
-/// `provider`'s accounts, code and storage in a `CacheDB`.
-fn cache_db(provider: &InMemoryProvider) -> CacheDB<EmptyDB> {
-    let mut db = CacheDB::new(EmptyDB::new());
-    for (address, basic, storage) in provider.accounts() {
-        let code = provider.code_by_hash(basic.code_hash).unwrap();
-        let info = AccountInfo::new(basic.balance, basic.nonce, basic.code_hash, code);
-        db.insert_account_info(*address, info);
-        for (slot, value) in storage {
-            db.insert_account_storage(*address, *slot, *value).unwrap();
-        }
-    }
-    db
-}
+use common::{cache_db, mixed_block, world, Down, COUNTER};
+use pevm_vm::{execute_block_serial, ExecutionError, Hardfork, Pevm, Strategy};
 
 #[test]
 fn a_cache_db_is_a_state_provider() {
@@ -52,52 +27,6 @@ fn a_cache_db_is_a_state_provider() {
             let forced = pevm.force(Strategy::BlockStm).execute(&db, &block);
             assert_eq!(forced.unwrap(), expected, "{hardfork:?}, Block-STM");
         }
-    }
-}
-
-/// A client's database whose reads of one account fail.
-struct Down(CacheDB<EmptyDB>, Address);
-
-/// Its error.
-#[derive(Debug)]
-struct Unreachable;
-
-impl std::fmt::Display for Unreachable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the database is unreachable")
-    }
-}
-
-impl std::error::Error for Unreachable {}
-
-impl DBErrorMarker for Unreachable {}
-
-impl DatabaseRef for Down {
-    type Error = Unreachable;
-
-    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Unreachable> {
-        if address == self.1 {
-            return Err(Unreachable);
-        }
-        Ok(self.0.basic_ref(address).unwrap_or_else(|e| match e {}))
-    }
-
-    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Unreachable> {
-        Ok(self
-            .0
-            .code_by_hash_ref(code_hash)
-            .unwrap_or_else(|e| match e {}))
-    }
-
-    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Unreachable> {
-        Ok(self
-            .0
-            .storage_ref(address, index)
-            .unwrap_or_else(|e| match e {}))
-    }
-
-    fn block_hash_ref(&self, number: u64) -> Result<B256, Unreachable> {
-        Ok(self.0.block_hash_ref(number).unwrap_or_else(|e| match e {}))
     }
 }
 
