@@ -2,6 +2,8 @@
 
 use alloy_primitives::Address;
 
+use revm::database_interface::DBErrorMarker;
+
 use crate::ProviderError;
 
 /// A block that cannot be executed, or whose execution failed.
@@ -67,4 +69,22 @@ pub enum ExecutionError {
         /// revm's message.
         message: String,
     },
+}
+
+impl DBErrorMarker for ProviderError {}
+
+impl From<ProviderError> for ExecutionError {
+    fn from(error: ProviderError) -> Self {
+        Self::Provider { index: 0, error }
+    }
+}
+
+impl ExecutionError {
+    /// Sets the transaction index of an error raised below the transaction level.
+    pub(crate) fn at_tx(self, index: usize) -> Self {
+        match self {
+            Self::Provider { error, .. } => Self::Provider { index, error },
+            other => other,
+        }
+    }
 }

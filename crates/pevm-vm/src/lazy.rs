@@ -21,7 +21,7 @@ use revm::{
     Context, Database, Journal,
 };
 
-use crate::result::{AccountState, AccountWrite};
+use crate::exec::output::{AccountState, AccountWrite};
 
 /// revm's mainnet EVM over `DB`, run by [`LazyBeneficiary`].
 pub(crate) type LazyEvm<DB> = MainnetEvm<Context<BlockEnv, TxEnv, CfgEnv, DB, Journal<DB>, ()>>;

@@ -5,9 +5,9 @@
 use std::{collections::HashMap, fmt};
 
 use alloy_primitives::{Address, B256, U256};
-use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, DatabaseRef};
+use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo, DatabaseRef};
 
-use crate::StateDiff;
+use crate::{AccountState, StateDiff};
 
 /// An account's fields as a client's state database stores them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +85,18 @@ impl<D: DatabaseRef + Sync> StateProvider for D {
     }
     fn block_hash(&self, number: u64) -> Result<B256, ProviderError> {
         self.block_hash_ref(number).map_err(provider_error)
+    }
+}
+
+impl From<AccountBasic> for AccountState {
+    /// The account as the state provider stores it (its code stays with the provider).
+    fn from(basic: AccountBasic) -> Self {
+        Self {
+            balance: basic.balance,
+            nonce: basic.nonce,
+            code_hash: basic.code_hash,
+            code: None,
+        }
     }
 }
 
@@ -217,4 +229,20 @@ impl StateProvider for InMemoryProvider {
             .copied()
             .ok_or_else(|| ProviderError(format!("hash of block {number} is not in the state")))
     }
+}
+
+/// revm's account info for `basic`, with its code loaded from `code` or the provider.
+pub(crate) fn account_info<P: StateProvider>(
+    provider: &P,
+    balance: U256,
+    nonce: u64,
+    code_hash: B256,
+    code: Option<Bytecode>,
+) -> Result<AccountInfo, ProviderError> {
+    let code = match code {
+        Some(code) => code,
+        None if code_hash == KECCAK_EMPTY => Bytecode::default(),
+        None => provider.code_by_hash(code_hash)?,
+    };
+    Ok(AccountInfo::new(balance, nonce, code_hash, code))
 }

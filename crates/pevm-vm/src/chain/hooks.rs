@@ -27,8 +27,8 @@ use revm::{primitives::KECCAK_EMPTY, Database};
 pub use alloy_evm::eth::EthBlockExecutionCtx as BlockContext;
 
 use crate::{
-    receipts::receipt, serial::SerialDb, Block, BlockOutput, ChainSpec, ExecutionError,
-    OverlayProvider, StateDiff, StateProvider,
+    chain::receipts::receipt, state::serial_db::SerialDb, Block, BlockOutput, ChainSpec,
+    ExecutionError, OverlayProvider, StateDiff, StateProvider,
 };
 
 /// Executes `block` on `chain` with `execute` (serial or parallel) between the steps

@@ -81,18 +81,6 @@ pub struct AccountState {
     pub code: Option<Bytecode>,
 }
 
-impl From<crate::AccountBasic> for AccountState {
-    /// The account as the state provider stores it (its code stays with the provider).
-    fn from(basic: crate::AccountBasic) -> Self {
-        Self {
-            balance: basic.balance,
-            nonce: basic.nonce,
-            code_hash: basic.code_hash,
-            code: None,
-        }
-    }
-}
-
 /// How the block changed one account.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountChange {

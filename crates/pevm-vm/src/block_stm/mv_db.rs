@@ -7,7 +7,7 @@ use std::fmt;
 use smallvec::SmallVec;
 
 use alloy_primitives::{Address, B256, U256};
-use pevm_core::{MvMemory, MvRead, ReadOrigin, ReadSet, TxIdx, WriteSet};
+use pevm_core::{MvMemory, MvRead, ReadOrigin, ReadSet, TxIdx};
 use revm::{
     bytecode::Bytecode,
     database_interface::DBErrorMarker,
@@ -17,11 +17,10 @@ use revm::{
 };
 
 use crate::{
+    exec::output::{account_after, fee_write, AccountState},
     lazy::{can_credit, LazyCredits},
-    parallel::TxEffects,
-    result::{account_after, fee_write, AccountState, AccountWrite},
-    serial::account_info,
-    Block, ProviderError, StateProvider,
+    state::provider::account_info,
+    Block, ExecutionError, ProviderError, StateProvider,
 };
 
 /// A place in the EVM state that transactions read and write.
@@ -75,6 +74,18 @@ impl fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 impl DBErrorMarker for ReadError {}
+
+impl From<ReadError> for ExecutionError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Provider(error) => Self::Provider { index: 0, error },
+            ReadError::Blocked(tx) => Self::Evm {
+                index: 0,
+                message: format!("blocked on tx {tx}"),
+            },
+        }
+    }
+}
 
 /// The block-wide facts an [`MvDb`] needs besides the memory and the provider.
 #[derive(Clone, Copy, Debug)]
@@ -291,65 +302,4 @@ impl<P: StateProvider> Database for MvDb<'_, P> {
             .block_hash(number)
             .map_err(ReadError::Provider)
     }
-}
-
-/// The memory writes of transaction `tx_idx`: its account writes, the fee it owes the
-/// beneficiary when it did not read the beneficiary's account, and its lazy credit.
-pub(crate) fn memory_writes(
-    tx_idx: TxIdx,
-    effects: &TxEffects,
-) -> WriteSet<Location, LocationValue> {
-    let TxEffects {
-        writes,
-        lazy_fee,
-        lazy_credit,
-    } = effects;
-    let mut out = Vec::with_capacity(writes.len() * 2 + 2);
-    if let Some(fee) = *lazy_fee {
-        out.push((Location::LazyFee(tx_idx), LocationValue::Credit(fee)));
-    }
-    if let Some((to, value)) = *lazy_credit {
-        out.push((
-            Location::LazyCredit(to, tx_idx),
-            LocationValue::Credit(value),
-        ));
-    }
-    for (address, write) in writes {
-        match write {
-            AccountWrite::Destroyed => {
-                out.push((Location::Basic(*address), LocationValue::Basic(None)));
-                out.push((
-                    Location::StorageReset(*address),
-                    LocationValue::StorageReset,
-                ));
-            }
-            AccountWrite::Updated {
-                info,
-                info_changed,
-                created,
-                storage,
-                ..
-            } => {
-                if *info_changed || *created {
-                    out.push((
-                        Location::Basic(*address),
-                        LocationValue::Basic(Some(info.clone())),
-                    ));
-                }
-                if *created {
-                    out.push((
-                        Location::StorageReset(*address),
-                        LocationValue::StorageReset,
-                    ));
-                }
-                out.extend(storage.iter().map(|(slot, value)| {
-                    (
-                        Location::Storage(*address, *slot),
-                        LocationValue::Storage(*value),
-                    )
-                }));
-            }
-        }
-    }
-    out
 }

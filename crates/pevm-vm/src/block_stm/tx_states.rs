@@ -14,9 +14,8 @@ use revm::{
 };
 
 use crate::{
-    parallel::TxOutput,
-    serial::{account_info, check_block_gas},
-    Block, ExecutionError, StateProvider,
+    block_stm::vm::TxOutput, exec::outcome::check_block_gas, state::provider::account_info, Block,
+    ExecutionError, StateProvider,
 };
 
 /// Each transaction's revm result and state, from the outputs of a Block-STM run that kept

@@ -22,8 +22,10 @@ use revm::database_interface::WrapDatabaseRef;
 use revm::primitives::KECCAK_EMPTY;
 
 use crate::{
-    block_hooks::check_request_contracts, receipts::receipt, serial::SerialDb, Block, BlockContext,
-    BlockOutput, ChainSpec, ParallelBlockExecutorFactory, StateEvm, StateProvider,
+    chain::{hooks::check_request_contracts, receipts::receipt},
+    state::serial_db::SerialDb,
+    Block, BlockContext, BlockOutput, ChainSpec, ParallelBlockExecutorFactory, StateEvm,
+    StateProvider,
 };
 
 /// What an alloy-evm block executor produced for a block over revm's `State`: what a client

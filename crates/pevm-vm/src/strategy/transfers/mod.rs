@@ -15,203 +15,36 @@
 //! Whether a recipient has code is only known from the state: a transaction that finds code
 //! (or a write the analysis did not foresee) stops the run, and the block goes to Block-STM.
 
+mod db;
+mod groups;
+
 use std::{
-    fmt,
-    hash::Hash,
     ops::{ControlFlow, Range},
     sync::{Mutex, PoisonError},
 };
 
-use alloy_primitives::{map::AddressMap, Address, TxKind, B256, U256};
+use alloy_primitives::{map::AddressMap, U256};
 use pevm_core::{ExecStats, Executor, TxIdx};
 use revm::{
-    bytecode::Bytecode,
-    context::{result::EVMError, result::ExecResultAndState, ContextSetters, TxEnv},
-    database_interface::DBErrorMarker,
+    context::{result::EVMError, result::ExecResultAndState, ContextSetters},
     handler::Handler,
-    precompile::{PrecompileSpecId, Precompiles},
-    primitives::{StorageKey, StorageValue, KECCAK_EMPTY},
-    state::AccountInfo,
-    Context, Database, ExecuteEvm, MainBuilder, MainContext,
+    Context, ExecuteEvm, MainBuilder, MainContext,
 };
 
 use crate::{
-    lazy::{can_credit, lazy_value, take_credit, LazyBeneficiary, LazyEvm},
-    mv_db::{BlockFacts, Location, LocationValue},
-    result::{account_after, apply_write, fee_write, AccountState},
-    serial::{account_info, check_block_gas, tx_outcome},
+    block_stm::mv_db::{BlockFacts, Location, LocationValue},
+    exec::{
+        outcome::{check_block_gas, tx_outcome},
+        output::{account_after, apply_write, fee_write, AccountState},
+    },
+    lazy::{take_credit, LazyBeneficiary, LazyEvm},
     AccountBasic, AccountChange, Block, BlockOutput, BlockStats, ExecutionError, ProviderError,
     StateDiff, StateProvider, TxResult,
 };
 
-/// Transactions read at once by one worker while a block is analysed.
-const EXTRACT_CHUNK: usize = 1024;
-
-/// The leading zero bytes of every precompile's address (so far).
-const LOW_PREFIX: usize = 18;
-
-/// A block of plain transfers, cut into groups of transactions that share no account.
-#[derive(Debug)]
-pub(crate) struct TransferBlock {
-    /// Transaction indices, group after group, each group in block order.
-    order: Vec<TxIdx>,
-    /// Each group's range in `order`, largest groups first.
-    groups: Vec<Range<usize>>,
-    /// Per transaction: whether it credits its recipient as a delta.
-    credits: Vec<bool>,
-}
-
-impl TransferBlock {
-    /// The groups of `txs` when every one is a plain transfer: a call without calldata that
-    /// no other can observe beyond a shared account; `None` when one is not (a creation, a
-    /// call with calldata, an EIP-7702 authorisation, a call to a precompile, or the
-    /// beneficiary as sender or recipient).
-    pub(crate) fn new<K, V>(txs: &[TxEnv], block: &Block, executor: &Executor<K, V>) -> Option<Self>
-    where
-        K: Eq + Hash + Clone + Send + Sync,
-        V: Clone + Send + Sync,
-    {
-        let beneficiary = block.env.beneficiary;
-        let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(block.cfg.spec));
-        // Precompiles sit at low addresses: a cheap test rules out nearly every recipient
-        // before the set is looked up.
-        let low = |address: &Address| address[..LOW_PREFIX] == [0; LOW_PREFIX];
-        let all_low = precompiles.addresses().all(low);
-        let precompile = |to: &Address| (!all_low || low(to)) && precompiles.contains(to);
-        // Per transaction: its sender, its recipient, whether its value can be a credit.
-        let transfer = |tx: &TxEnv| {
-            let to = plain_call(tx, beneficiary).filter(|to| !precompile(to))?;
-            Some((tx.caller, to, lazy_value(tx.value)))
-        };
-        // The transactions are large, and most blocks fail on their first ones: those are
-        // read here, the rest on the workers.
-        let head = txs.len().min(EXTRACT_CHUNK);
-        let mut transfers: Vec<(Address, Address, bool)> =
-            txs[..head].iter().map(transfer).collect::<Option<_>>()?;
-        let chunks: Vec<&[TxEnv]> = txs[head..].chunks(EXTRACT_CHUNK).collect();
-        for chunk in executor.map(&chunks, |chunk| {
-            chunk.iter().map(transfer).collect::<Option<Vec<_>>>()
-        }) {
-            transfers.extend(chunk?);
-        }
-        // Every sender is a node; so is every recipient that sends too, or that some
-        // transaction cannot credit as a delta.
-        let mut nodes = AddressMap::<u32>::with_capacity_and_hasher(txs.len(), Default::default());
-        let senders: Vec<u32> = transfers
-            .iter()
-            .map(|(caller, _, _)| {
-                let next = nodes.len() as u32;
-                *nodes.entry(*caller).or_insert(next)
-            })
-            .collect();
-        for (_, to, lazy) in &transfers {
-            if !lazy && !nodes.contains_key(to) {
-                let next = nodes.len() as u32;
-                nodes.insert(*to, next);
-            }
-        }
-        // Link each transaction's sender with its recipient, when that is a node.
-        let mut links = UnionFind::new(nodes.len());
-        let credits: Vec<bool> = transfers
-            .iter()
-            .zip(&senders)
-            .map(|((_, to, _), sender)| match nodes.get(to) {
-                Some(&to) => {
-                    links.union(*sender, to);
-                    false
-                }
-                None => true,
-            })
-            .collect();
-        // Number the groups by first transaction, then order them largest first.
-        let mut group_of_root = vec![u32::MAX; nodes.len()];
-        let mut sizes: Vec<usize> = Vec::new();
-        let tx_group: Vec<u32> = senders
-            .iter()
-            .map(|&sender| {
-                let root = links.find(sender) as usize;
-                if group_of_root[root] == u32::MAX {
-                    group_of_root[root] = sizes.len() as u32;
-                    sizes.push(0);
-                }
-                let group = group_of_root[root];
-                sizes[group as usize] += 1;
-                group
-            })
-            .collect();
-        let mut by_size: Vec<u32> = (0..sizes.len() as u32).collect();
-        by_size.sort_by_key(|&g| std::cmp::Reverse(sizes[g as usize]));
-        let mut start = vec![0; sizes.len()];
-        let mut groups = Vec::with_capacity(sizes.len());
-        let mut end = 0;
-        for &g in &by_size {
-            start[g as usize] = end;
-            groups.push(end..end + sizes[g as usize]);
-            end += sizes[g as usize];
-        }
-        let mut order = vec![0; txs.len()];
-        for (index, &group) in tx_group.iter().enumerate() {
-            let slot = &mut start[group as usize];
-            order[*slot] = index;
-            *slot += 1;
-        }
-        Some(Self {
-            order,
-            groups,
-            credits,
-        })
-    }
-
-    /// The number of transactions in the largest group: the block's critical path.
-    pub(crate) fn largest_group(&self) -> usize {
-        self.groups.first().map_or(0, Range::len)
-    }
-}
-
-/// The recipient of `tx` when it is a call without calldata or EIP-7702 authorisation in
-/// which `beneficiary` is neither sender nor recipient: a plain transfer, unless the recipient
-/// is a precompile or has code.
-pub(crate) fn plain_call(tx: &TxEnv, beneficiary: Address) -> Option<Address> {
-    let TxKind::Call(to) = tx.kind else {
-        return None;
-    };
-    let plain = tx.data.is_empty()
-        && tx.authorization_list.is_empty()
-        && tx.caller != beneficiary
-        && to != beneficiary;
-    plain.then_some(to)
-}
-
-/// The recipient of a plain call.
-fn recipient(tx: &TxEnv) -> Address {
-    match tx.kind {
-        TxKind::Call(to) => to,
-        TxKind::Create => Address::ZERO,
-    }
-}
-
-/// Union-find over the accounts of a block.
-struct UnionFind(Vec<u32>);
-
-impl UnionFind {
-    fn new(size: usize) -> Self {
-        Self((0..size as u32).collect())
-    }
-
-    fn find(&mut self, mut node: u32) -> u32 {
-        while self.0[node as usize] != node {
-            let parent = self.0[node as usize];
-            self.0[node as usize] = self.0[parent as usize];
-            node = parent;
-        }
-        node
-    }
-
-    fn union(&mut self, a: u32, b: u32) {
-        let (a, b) = (self.find(a), self.find(b));
-        self.0[a.max(b) as usize] = a.min(b);
-    }
-}
+use db::{Recipient, TransferDb, TransferDbError};
+use groups::recipient;
+pub(crate) use groups::TransferBlock;
 
 /// Runs `transfers`, the groups of `block`, on up to `workers` workers of `executor`, and
 /// merges what they did into the block's output; `None` when a transaction turned out not to
@@ -610,98 +443,5 @@ impl<P: StateProvider> Worker<'_, P> {
         ran.fees.add(index, fee);
         ran.results.push((index, result));
         Ok(Ok(()))
-    }
-}
-
-/// The recipient of the transaction being run.
-struct Recipient {
-    address: Address,
-    /// Whether it is credited as a delta.
-    credit: bool,
-    /// The account it was shown (without other transactions' credits), once read.
-    shown: Option<Option<AccountState>>,
-}
-
-/// Why a read of a transfer failed.
-#[derive(Debug)]
-enum TransferDbError {
-    /// The recipient has code, or is too rich to take credits.
-    NotATransfer,
-    /// The state provider failed.
-    Provider(ProviderError),
-}
-
-impl fmt::Display for TransferDbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotATransfer => f.write_str("not a plain transfer"),
-            Self::Provider(error) => error.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for TransferDbError {}
-impl DBErrorMarker for TransferDbError {}
-
-impl From<TransferDbError> for ExecutionError {
-    fn from(error: TransferDbError) -> Self {
-        match error {
-            TransferDbError::Provider(error) => error.into(),
-            TransferDbError::NotATransfer => Self::Evm {
-                index: 0,
-                message: "not a plain transfer".into(),
-            },
-        }
-    }
-}
-
-/// revm's view of the state for a transfer: the group's earlier writes over the provider.
-struct TransferDb<'a, P> {
-    provider: &'a P,
-    recipient: Option<Recipient>,
-    /// The changes of the accounts the worker's transactions wrote since they were last
-    /// merged (only the current group's own accounts are ever read).
-    changes: AddressMap<AccountChange>,
-}
-
-impl<P: StateProvider> Database for TransferDb<'_, P> {
-    type Error = TransferDbError;
-
-    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        let account = match self.changes.get(&address) {
-            Some(change) => change.info.clone(),
-            None => self
-                .provider
-                .basic(address)
-                .map_err(TransferDbError::Provider)?
-                .map(AccountState::from),
-        };
-        if let Some(recipient) = self.recipient.as_mut().filter(|r| r.address == address) {
-            let codeless = account.as_ref().is_none_or(|a| a.code_hash == KECCAK_EMPTY);
-            if !codeless || (recipient.credit && !can_credit(account.as_ref())) {
-                return Err(TransferDbError::NotATransfer);
-            }
-            recipient.shown = Some(account.clone());
-        }
-        account
-            .map(|a| account_info(self.provider, a.balance, a.nonce, a.code_hash, a.code))
-            .transpose()
-            .map_err(TransferDbError::Provider)
-    }
-
-    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        self.provider
-            .code_by_hash(code_hash)
-            .map_err(TransferDbError::Provider)
-    }
-
-    /// A transfer runs no code: it reads no storage.
-    fn storage(&mut self, _: Address, _: StorageKey) -> Result<StorageValue, Self::Error> {
-        Err(TransferDbError::NotATransfer)
-    }
-
-    /// A transfer runs no code: it reads no block hash.
-    fn block_hash(&mut self, _: u64) -> Result<B256, Self::Error> {
-        Err(TransferDbError::NotATransfer)
     }
 }

@@ -16,8 +16,6 @@ use alloy_primitives::{Address, TxKind};
 use pevm_core::TxIdx;
 use revm::context::TxEnv;
 
-use crate::transfers::plain_call;
-
 /// Below this much weight, waking workers and merging their results costs more than a second
 /// core saves: the block runs serially.
 pub const MIN_PARALLEL_GAS: u64 = 4_000_000;
@@ -279,6 +277,20 @@ fn choose_workers(total_gas: u64, critical_gas: u64, overhead: u64, concurrency:
     } else {
         1
     }
+}
+
+/// The recipient of `tx` when it is a call without calldata or EIP-7702 authorisation in
+/// which `beneficiary` is neither sender nor recipient: a plain transfer, unless the recipient
+/// is a precompile or has code.
+pub(crate) fn plain_call(tx: &TxEnv, beneficiary: Address) -> Option<Address> {
+    let TxKind::Call(to) = tx.kind else {
+        return None;
+    };
+    let plain = tx.data.is_empty()
+        && tx.authorization_list.is_empty()
+        && tx.caller != beneficiary
+        && to != beneficiary;
+    plain.then_some(to)
 }
 
 #[cfg(test)]

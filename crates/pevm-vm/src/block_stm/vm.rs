@@ -1,0 +1,271 @@
+//! A block's transactions as a Block-STM [`pevm_core::Vm`]: each incarnation runs revm
+//! over the multi-version memory and reports its reads, writes and output.
+
+use std::{convert::Infallible, time::Duration};
+
+use alloy_primitives::{Address, U256};
+use pevm_core::{
+    DependencyGraph, ExecOutcome, ExecuteError, Executor, TxIdx, Version, Vm, WriteSet,
+};
+use revm::{
+    context::{
+        result::{EVMError, ExecResultAndState, ResultAndState},
+        CfgEnv, ContextSetters,
+    },
+    handler::Handler,
+    Context, ExecuteEvm, MainBuilder, MainContext,
+};
+
+use crate::{
+    block_stm::mv_db::{BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
+    exec::{
+        outcome::{tx_outcome, TxOutcome},
+        output::AccountWrite,
+        serial::execute_block_serial_timed,
+    },
+    lazy::{take_credit, LazyBeneficiary, LazyCredits, LazyEvm},
+    strategy::hints::Hints,
+    Block, ExecutionError, StateProvider, TxResult,
+};
+
+/// What one transaction produced.
+#[derive(Debug)]
+pub(crate) struct TxOutput {
+    pub(crate) result: TxResult,
+    pub(crate) effects: TxEffects,
+    /// revm's own result and state, when kept (before its lazy payments are settled).
+    pub(crate) evm: Option<ResultAndState>,
+}
+
+/// What a transaction did to the state.
+#[derive(Debug)]
+pub(crate) struct TxEffects {
+    pub(crate) writes: Vec<(Address, AccountWrite)>,
+    /// The fee owed to the beneficiary, when the transaction never read its account.
+    pub(crate) lazy_fee: Option<U256>,
+    /// The value credited to a recipient without reading its account.
+    pub(crate) lazy_credit: Option<(Address, U256)>,
+}
+
+/// The revm EVM of one incarnation.
+type MvEvm<'a, P> = LazyEvm<MvDb<'a, P>>;
+
+/// A block's transactions as a Block-STM VM.
+pub(crate) struct EvmVm<'a, P> {
+    provider: &'a P,
+    block: &'a Block,
+    cfg: CfgEnv,
+    facts: BlockFacts,
+    lazy: LazyCredits,
+    /// Per transaction: the lower transaction it is known to depend on.
+    known_dependencies: Vec<Option<TxIdx>>,
+    /// Whether each transaction's revm output is kept.
+    keep: bool,
+}
+
+impl<'a, P: StateProvider> EvmVm<'a, P> {
+    pub(crate) fn new(
+        provider: &'a P,
+        block: &'a Block,
+        known_dependencies: Vec<Option<TxIdx>>,
+        keep: bool,
+    ) -> Self {
+        Self {
+            provider,
+            block,
+            cfg: block.cfg.clone(),
+            facts: BlockFacts::new(block),
+            lazy: LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec),
+            known_dependencies,
+            keep,
+        }
+    }
+}
+
+impl<P: StateProvider> Vm for EvmVm<'_, P> {
+    type Key = Location;
+    type Value = LocationValue;
+    type Output = Result<TxOutput, ExecutionError>;
+    type Error = Infallible;
+    type Worker<'m>
+        = MvEvm<'m, P>
+    where
+        Self: 'm;
+
+    fn known_dependency(&self, tx_idx: TxIdx) -> Option<TxIdx> {
+        self.known_dependencies[tx_idx]
+    }
+
+    fn worker<'m>(&'m self, memory: &'m EvmMemory) -> MvEvm<'m, P> {
+        let db = MvDb::new(memory, self.provider, self.facts, &self.lazy);
+        Context::mainnet()
+            .with_db(db)
+            .with_block(self.block.env.clone())
+            .with_cfg(self.cfg.clone())
+            .build_mainnet()
+    }
+
+    fn execute(
+        &self,
+        evm: &mut MvEvm<'_, P>,
+        version: Version,
+    ) -> ExecOutcome<Location, LocationValue, Self::Output, Infallible> {
+        let index = version.tx_idx;
+        let tx = &self.block.txs[index];
+        evm.ctx.journaled_state.database.start(index);
+        evm.ctx.set_tx(tx.clone());
+        let mut handler = LazyBeneficiary::default();
+        let result = handler.run(evm);
+        let state = evm.finalize();
+        let reads = evm.ctx.journaled_state.database.take_reads();
+        let outcome = match result {
+            Err(EVMError::Database(ReadError::Blocked(blocking))) => {
+                return ExecOutcome::Blocked { blocking };
+            }
+            Err(EVMError::Database(ReadError::Provider(error))) => {
+                Err(ExecutionError::Provider { index, error })
+            }
+            other => tx_outcome::<ReadError>(
+                index,
+                tx.tx_type,
+                other.map(|result| ExecResultAndState::new(result, state)),
+                self.keep,
+            ),
+        };
+        let lazy_fee = handler.fee.get();
+        let db = &evm.ctx.journaled_state.database;
+        let output = outcome.and_then(|outcome| {
+            let TxOutcome {
+                result,
+                mut writes,
+                evm,
+            } = outcome;
+            let lazy_credit = match db.lazy_credit() {
+                Some((to, base)) => take_credit(&mut writes, to, base)
+                    .map_err(|write| ExecutionError::Evm {
+                        index,
+                        message: format!("unexpected write to lazily credited {to}: {write:?}"),
+                    })?
+                    .map(|value| (to, value)),
+                None => None,
+            };
+            let effects = TxEffects {
+                writes,
+                lazy_fee,
+                lazy_credit,
+            };
+            Ok(TxOutput {
+                result,
+                effects,
+                evm,
+            })
+        });
+        let writes = match &output {
+            Ok(out) => memory_writes(index, &out.effects),
+            Err(_) => Vec::new(),
+        };
+        ExecOutcome::Done {
+            reads,
+            writes,
+            output,
+        }
+    }
+}
+
+/// The block error for an engine failure (the EVM VM reports no fatal errors).
+pub(crate) fn engine_error(error: ExecuteError<Infallible>) -> ExecutionError {
+    match error {
+        ExecuteError::Vm { error, .. } => match error {},
+        ExecuteError::Panic { tx_idx, message } => ExecutionError::Panic {
+            tx: tx_idx,
+            message,
+        },
+    }
+}
+
+/// The critical-path analysis of `block`: each transaction's dependencies (the transactions
+/// whose writes its final execution read, lazy fees included) weighted by its serial
+/// execution time in seconds.
+pub fn analyze_block<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+) -> Result<DependencyGraph, ExecutionError> {
+    let (_, times) = execute_block_serial_timed(provider, block)?;
+    let vm = EvmVm::new(
+        provider,
+        block,
+        Hints::default().known_dependencies(&block.txs, true),
+        false,
+    );
+    let mut executor = Executor::new(1);
+    executor
+        .execute(&vm, block.txs.len())
+        .map_err(engine_error)?;
+    let memory = executor.memory();
+    let deps = (0..block.txs.len())
+        .map(|tx| memory.dependencies(tx))
+        .collect();
+    let costs = times.iter().map(Duration::as_secs_f64).collect();
+    Ok(DependencyGraph::new(deps, costs))
+}
+
+/// The memory writes of transaction `tx_idx`: its account writes, the fee it owes the
+/// beneficiary when it did not read the beneficiary's account, and its lazy credit.
+pub(crate) fn memory_writes(
+    tx_idx: TxIdx,
+    effects: &TxEffects,
+) -> WriteSet<Location, LocationValue> {
+    let TxEffects {
+        writes,
+        lazy_fee,
+        lazy_credit,
+    } = effects;
+    let mut out = Vec::with_capacity(writes.len() * 2 + 2);
+    if let Some(fee) = *lazy_fee {
+        out.push((Location::LazyFee(tx_idx), LocationValue::Credit(fee)));
+    }
+    if let Some((to, value)) = *lazy_credit {
+        out.push((
+            Location::LazyCredit(to, tx_idx),
+            LocationValue::Credit(value),
+        ));
+    }
+    for (address, write) in writes {
+        match write {
+            AccountWrite::Destroyed => {
+                out.push((Location::Basic(*address), LocationValue::Basic(None)));
+                out.push((
+                    Location::StorageReset(*address),
+                    LocationValue::StorageReset,
+                ));
+            }
+            AccountWrite::Updated {
+                info,
+                info_changed,
+                created,
+                storage,
+                ..
+            } => {
+                if *info_changed || *created {
+                    out.push((
+                        Location::Basic(*address),
+                        LocationValue::Basic(Some(info.clone())),
+                    ));
+                }
+                if *created {
+                    out.push((
+                        Location::StorageReset(*address),
+                        LocationValue::StorageReset,
+                    ));
+                }
+                out.extend(storage.iter().map(|(slot, value)| {
+                    (
+                        Location::Storage(*address, *slot),
+                        LocationValue::Storage(*value),
+                    )
+                }));
+            }
+        }
+    }
+    out
+}

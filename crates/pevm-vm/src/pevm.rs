@@ -1,0 +1,304 @@
+//! The front door: [`Pevm`], a long-lived executor that plans each block and runs it on the
+//! serial executor, the transfer strategy or Block-STM.
+
+use std::num::NonZeroUsize;
+
+use alloy_consensus::transaction::SignerRecoverable;
+use alloy_rpc_types_eth::{Block as RpcBlock, BlockTransactions};
+use pevm_core::{ExecStats, Executor, TxIdx};
+use revm::context::result::ResultAndState;
+
+use crate::{
+    block_stm::{
+        fold::{fold_outputs, SHARDED_FOLD_MIN_TXS},
+        mv_db::{BlockFacts, Location, LocationValue},
+        tx_states::settle_tx_states,
+        vm::{engine_error, EvmVm, TxOutput},
+    },
+    exec::serial::{execute_block_serial, execute_transactions_serial},
+    strategy::{
+        hints::Hints,
+        plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
+        stats::BlockStats,
+        transfers::{execute_transfers, TransferBlock},
+    },
+    Block, BlockOutput, ExecutionError, Hardfork, StateProvider,
+};
+
+/// A long-lived parallel block executor: configured once with its worker count, it runs
+/// block after block on the same worker threads and the same multi-version memory.
+///
+/// Each block first gets a [`Plan`]: a block of plain transfers runs in groups that share no
+/// account ([`Strategy::Transfers`]), any other on Block-STM, and a block too small or too
+/// dependent to win runs on the serial executor, or on fewer workers (see [`Pevm::force`]).
+/// Outputs are identical to [`execute_block_serial`](crate::execute_block_serial)'s, and so
+/// is the error for an invalid block.
+#[derive(Debug)]
+pub struct Pevm {
+    executor: Executor<Location, LocationValue>,
+    forced: Option<Strategy>,
+    hints: Hints,
+}
+
+impl Pevm {
+    /// An executor with `concurrency` workers (the calling thread is one of them) that plans
+    /// each block.
+    pub fn new(concurrency: NonZeroUsize) -> Self {
+        Self {
+            executor: Executor::new(concurrency.get()),
+            forced: None,
+            hints: Hints::default(),
+        }
+    }
+
+    /// Runs every block with `strategy` on every worker, whatever its plan says (for
+    /// measuring and testing each strategy). A block that is not all plain transfers runs
+    /// on Block-STM when forced to [`Strategy::Transfers`].
+    pub fn force(mut self, strategy: Strategy) -> Self {
+        self.forced = Some(strategy);
+        self
+    }
+    /// The strategy every block is forced to, if any (see [`Pevm::force`]).
+    pub fn forced(&self) -> Option<Strategy> {
+        self.forced
+    }
+
+    /// The number of workers.
+    pub fn concurrency(&self) -> usize {
+        self.executor.concurrency()
+    }
+
+    /// Recovers the signer of every transaction of `block` from its signature, on the
+    /// workers, and fails on the first (lowest) one that differs from its claimed sender.
+    /// Before Homestead, signatures with a high `s` value are valid (EIP-2 not yet in force).
+    pub fn verify_senders(
+        &self,
+        block: &RpcBlock,
+        hardfork: Hardfork,
+    ) -> Result<(), ExecutionError> {
+        let BlockTransactions::Full(txs) = &block.transactions else {
+            return Ok(());
+        };
+        let homestead = hardfork >= Hardfork::Homestead;
+        let recovered = self.executor.map(txs, |tx| {
+            let envelope = tx.inner.inner();
+            let signer = if homestead {
+                envelope.recover_signer()
+            } else {
+                envelope.recover_signer_unchecked()
+            };
+            signer.ok()
+        });
+        for (index, (tx, recovered)) in txs.iter().zip(recovered).enumerate() {
+            let claimed = tx.inner.signer();
+            if recovered != Some(claimed) {
+                return Err(ExecutionError::WrongSender {
+                    index,
+                    claimed,
+                    recovered,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes `block` on top of `provider`.
+    pub fn execute<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        block: &Block,
+    ) -> Result<BlockOutput, ExecutionError> {
+        self.execute_with_stats(provider, block)
+            .map(|(output, _)| output)
+    }
+
+    /// [`Self::execute`], also returning what the engine did.
+    pub fn execute_with_stats<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        block: &Block,
+    ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
+        let (mut plan, known, transfers) = self.plan(block);
+        if let Some(transfers) = transfers.filter(|_| plan.strategy == Strategy::Transfers) {
+            let ran = execute_transfers(&self.executor, plan.workers, provider, block, &transfers)?;
+            if let Some((output, stats)) = ran {
+                return Ok((output, BlockStats { plan, ..stats }));
+            }
+            // A recipient had code after all.
+            plan = self.engine_plan(block, &known);
+        }
+        if plan.strategy == Strategy::Serial {
+            let output = execute_block_serial(provider, block)?;
+            let engine = ExecStats {
+                executions: block.txs.len() as u64,
+                ..ExecStats::default()
+            };
+            let stats = BlockStats {
+                plan,
+                engine,
+                ..BlockStats::default()
+            };
+            return Ok((output, stats));
+        }
+        let (outputs, engine) = self.run_engine(provider, block, plan, known, false)?;
+        let mut stats = BlockStats {
+            plan,
+            engine,
+            ..BlockStats::default()
+        };
+        // Waking the workers again costs more than folding a small block alone.
+        let shards = if block.txs.len() >= SHARDED_FOLD_MIN_TXS {
+            plan.workers
+        } else {
+            1
+        };
+        let output = fold_outputs(
+            &self.executor,
+            shards,
+            provider,
+            block,
+            BlockFacts::new(block),
+            outputs,
+            &mut stats,
+        )?;
+        Ok((output, stats))
+    }
+
+    /// Executes `block` on top of `provider`, returning revm's result and state of each
+    /// transaction in block order, equal to what serial revm returns for it
+    /// ([`execute_transactions_serial`](crate::execute_transactions_serial)): what a client
+    /// commits, one transaction after another, to its own state (as
+    /// [`ParallelBlockExecutor`](crate::ParallelBlockExecutor) does). The error for an invalid
+    /// block is the serial one.
+    pub fn execute_transactions<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        block: &Block,
+    ) -> Result<Vec<ResultAndState>, ExecutionError> {
+        let (mut plan, known, _) = self.plan(block);
+        if plan.strategy == Strategy::Transfers {
+            // The transfer groups keep no per-transaction state: Block-STM runs the block.
+            plan = self.engine_plan(block, &known);
+        }
+        if plan.strategy == Strategy::Serial {
+            return execute_transactions_serial(provider, block);
+        }
+        let (outputs, _) = self.run_engine(provider, block, plan, known, true)?;
+        settle_tx_states(provider, block, outputs)
+    }
+
+    /// Runs `block` on Block-STM as `plan` says, `known` holding the dependencies known of
+    /// its first transactions; with `keep`, each output keeps revm's own.
+    fn run_engine<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        block: &Block,
+        plan: Plan,
+        mut known: Vec<Option<TxIdx>>,
+        keep: bool,
+    ) -> Result<(Vec<Result<TxOutput, ExecutionError>>, ExecStats), ExecutionError> {
+        if known.len() < block.txs.len() {
+            // Token holders only if the plan's sample linked some through them.
+            let tokens = self.hints.linked_holders();
+            known = self.hints.known_dependencies(&block.txs, tokens);
+        }
+        let vm = EvmVm::new(provider, block, known, keep);
+        let run = self
+            .executor
+            .execute_on(&vm, block.txs.len(), plan.workers)
+            .map_err(engine_error)?;
+        Ok((run.outputs, run.stats))
+    }
+
+    /// How `block` runs; the dependencies known of its first transactions (see
+    /// [`PLAN_SAMPLE`]; none when its weights alone make it serial), and its transfer groups
+    /// when it is all plain transfers.
+    fn plan(&mut self, block: &Block) -> (Plan, Vec<Option<TxIdx>>, Option<TransferBlock>) {
+        let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
+        if self.forced.is_none() {
+            let independent = Plan::independent(
+                sample,
+                block.env.beneficiary,
+                self.concurrency(),
+                block.txs.len(),
+            );
+            if independent.strategy == Strategy::Serial {
+                return (independent, Vec::new(), None);
+            }
+        }
+        let known = self.hints.known_dependencies(sample, true);
+        let engine = self.engine_plan(block, &known);
+        let concurrency = self.concurrency();
+        let try_transfers = match self.forced {
+            // The known dependencies all link transactions of one group: their longest chain
+            // is no longer than the largest group, so a block they already show too
+            // dependent (a chain of transfers) is not analysed at all.
+            None => {
+                let chain = (engine.critical_gas / TRANSFER_WEIGHT) as usize;
+                engine.total_gas >= MIN_PARALLEL_GAS
+                    && Plan::transfers(block.txs.len(), chain, concurrency).strategy
+                        == Strategy::Transfers
+            }
+            Some(strategy) => strategy == Strategy::Transfers,
+        };
+        let Some(transfers) = try_transfers
+            .then(|| TransferBlock::new(&block.txs, block, &self.executor))
+            .flatten()
+        else {
+            return (engine, known, None);
+        };
+        let mut plan = Plan::transfers(block.txs.len(), transfers.largest_group(), concurrency);
+        if self.forced.is_some() {
+            plan.strategy = Strategy::Transfers;
+            plan.workers = concurrency;
+        }
+        (plan, known, Some(transfers))
+    }
+
+    /// The plan of `block` on Block-STM (or serially), from its first transactions and the
+    /// dependencies `known` of them; when forced, on every worker (Block-STM for a block
+    /// forced to transfers but not all plain transfers).
+    fn engine_plan(&self, block: &Block, known: &[Option<TxIdx>]) -> Plan {
+        let sample = &block.txs[..known.len()];
+        let plan = Plan::new(sample, known, self.concurrency(), block.txs.len());
+        match self.forced {
+            Some(strategy @ (Strategy::Serial | Strategy::BlockStm)) => Plan {
+                strategy,
+                workers: if strategy == Strategy::Serial {
+                    1
+                } else {
+                    self.concurrency()
+                },
+                ..plan
+            },
+            Some(Strategy::Transfers) => Plan {
+                strategy: Strategy::BlockStm,
+                workers: self.concurrency(),
+                ..plan
+            },
+            None => plan,
+        }
+    }
+}
+
+/// Executes `block` on top of `provider` with Block-STM on `concurrency` worker threads
+/// started for this block (a node executing block after block keeps a [`Pevm`] instead).
+///
+/// The output is identical to [`execute_block_serial`](crate::execute_block_serial)'s, and so
+/// is the error for an invalid block.
+pub fn execute_block<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+    concurrency: NonZeroUsize,
+) -> Result<BlockOutput, ExecutionError> {
+    Pevm::new(concurrency).execute(provider, block)
+}
+
+/// [`execute_block`], also returning what the engine did.
+pub fn execute_block_with_stats<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+    concurrency: NonZeroUsize,
+) -> Result<(BlockOutput, BlockStats), ExecutionError> {
+    Pevm::new(concurrency).execute_with_stats(provider, block)
+}

@@ -1,0 +1,168 @@
+//! The groups of a transfer block: transactions linked by a shared account, found with a
+//! union-find over the accounts, largest group first.
+
+use std::{hash::Hash, ops::Range};
+
+use alloy_primitives::{map::AddressMap, Address, TxKind};
+use pevm_core::{Executor, TxIdx};
+use revm::{
+    context::TxEnv,
+    precompile::{PrecompileSpecId, Precompiles},
+};
+
+use crate::{lazy::lazy_value, strategy::plan::plain_call, Block};
+
+/// Transactions read at once by one worker while a block is analysed.
+const EXTRACT_CHUNK: usize = 1024;
+
+/// The leading zero bytes of every precompile's address (so far).
+const LOW_PREFIX: usize = 18;
+
+/// A block of plain transfers, cut into groups of transactions that share no account.
+#[derive(Debug)]
+pub(crate) struct TransferBlock {
+    /// Transaction indices, group after group, each group in block order.
+    pub(super) order: Vec<TxIdx>,
+    /// Each group's range in `order`, largest groups first.
+    pub(super) groups: Vec<Range<usize>>,
+    /// Per transaction: whether it credits its recipient as a delta.
+    pub(super) credits: Vec<bool>,
+}
+
+impl TransferBlock {
+    /// The groups of `txs` when every one is a plain transfer: a call without calldata that
+    /// no other can observe beyond a shared account; `None` when one is not (a creation, a
+    /// call with calldata, an EIP-7702 authorisation, a call to a precompile, or the
+    /// beneficiary as sender or recipient).
+    pub(crate) fn new<K, V>(txs: &[TxEnv], block: &Block, executor: &Executor<K, V>) -> Option<Self>
+    where
+        K: Eq + Hash + Clone + Send + Sync,
+        V: Clone + Send + Sync,
+    {
+        let beneficiary = block.env.beneficiary;
+        let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(block.cfg.spec));
+        // Precompiles sit at low addresses: a cheap test rules out nearly every recipient
+        // before the set is looked up.
+        let low = |address: &Address| address[..LOW_PREFIX] == [0; LOW_PREFIX];
+        let all_low = precompiles.addresses().all(low);
+        let precompile = |to: &Address| (!all_low || low(to)) && precompiles.contains(to);
+        // Per transaction: its sender, its recipient, whether its value can be a credit.
+        let transfer = |tx: &TxEnv| {
+            let to = plain_call(tx, beneficiary).filter(|to| !precompile(to))?;
+            Some((tx.caller, to, lazy_value(tx.value)))
+        };
+        // The transactions are large, and most blocks fail on their first ones: those are
+        // read here, the rest on the workers.
+        let head = txs.len().min(EXTRACT_CHUNK);
+        let mut transfers: Vec<(Address, Address, bool)> =
+            txs[..head].iter().map(transfer).collect::<Option<_>>()?;
+        let chunks: Vec<&[TxEnv]> = txs[head..].chunks(EXTRACT_CHUNK).collect();
+        for chunk in executor.map(&chunks, |chunk| {
+            chunk.iter().map(transfer).collect::<Option<Vec<_>>>()
+        }) {
+            transfers.extend(chunk?);
+        }
+        // Every sender is a node; so is every recipient that sends too, or that some
+        // transaction cannot credit as a delta.
+        let mut nodes = AddressMap::<u32>::with_capacity_and_hasher(txs.len(), Default::default());
+        let senders: Vec<u32> = transfers
+            .iter()
+            .map(|(caller, _, _)| {
+                let next = nodes.len() as u32;
+                *nodes.entry(*caller).or_insert(next)
+            })
+            .collect();
+        for (_, to, lazy) in &transfers {
+            if !lazy && !nodes.contains_key(to) {
+                let next = nodes.len() as u32;
+                nodes.insert(*to, next);
+            }
+        }
+        // Link each transaction's sender with its recipient, when that is a node.
+        let mut links = UnionFind::new(nodes.len());
+        let credits: Vec<bool> = transfers
+            .iter()
+            .zip(&senders)
+            .map(|((_, to, _), sender)| match nodes.get(to) {
+                Some(&to) => {
+                    links.union(*sender, to);
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        // Number the groups by first transaction, then order them largest first.
+        let mut group_of_root = vec![u32::MAX; nodes.len()];
+        let mut sizes: Vec<usize> = Vec::new();
+        let tx_group: Vec<u32> = senders
+            .iter()
+            .map(|&sender| {
+                let root = links.find(sender) as usize;
+                if group_of_root[root] == u32::MAX {
+                    group_of_root[root] = sizes.len() as u32;
+                    sizes.push(0);
+                }
+                let group = group_of_root[root];
+                sizes[group as usize] += 1;
+                group
+            })
+            .collect();
+        let mut by_size: Vec<u32> = (0..sizes.len() as u32).collect();
+        by_size.sort_by_key(|&g| std::cmp::Reverse(sizes[g as usize]));
+        let mut start = vec![0; sizes.len()];
+        let mut groups = Vec::with_capacity(sizes.len());
+        let mut end = 0;
+        for &g in &by_size {
+            start[g as usize] = end;
+            groups.push(end..end + sizes[g as usize]);
+            end += sizes[g as usize];
+        }
+        let mut order = vec![0; txs.len()];
+        for (index, &group) in tx_group.iter().enumerate() {
+            let slot = &mut start[group as usize];
+            order[*slot] = index;
+            *slot += 1;
+        }
+        Some(Self {
+            order,
+            groups,
+            credits,
+        })
+    }
+
+    /// The number of transactions in the largest group: the block's critical path.
+    pub(crate) fn largest_group(&self) -> usize {
+        self.groups.first().map_or(0, Range::len)
+    }
+}
+
+/// The recipient of a plain call.
+pub(super) fn recipient(tx: &TxEnv) -> Address {
+    match tx.kind {
+        TxKind::Call(to) => to,
+        TxKind::Create => Address::ZERO,
+    }
+}
+
+/// Union-find over the accounts of a block.
+pub(super) struct UnionFind(Vec<u32>);
+
+impl UnionFind {
+    fn new(size: usize) -> Self {
+        Self((0..size as u32).collect())
+    }
+
+    fn find(&mut self, mut node: u32) -> u32 {
+        while self.0[node as usize] != node {
+            let parent = self.0[node as usize];
+            self.0[node as usize] = self.0[parent as usize];
+            node = parent;
+        }
+        node
+    }
+
+    fn union(&mut self, a: u32, b: u32) {
+        let (a, b) = (self.find(a), self.find(b));
+        self.0[a.max(b) as usize] = a.min(b);
+    }
+}
