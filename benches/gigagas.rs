@@ -3,6 +3,10 @@
 //!
 //! `cargo bench -p pevm-bench --bench gigagas` (jemalloc on by default; add
 //! `--no-default-features` for the system allocator).
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
+// criterion's macros generate undocumented functions.
+#![allow(missing_docs)]
 
 use std::{num::NonZeroUsize, thread};
 

@@ -1,6 +1,8 @@
 //! Writes fixture-loader seeds built from the shared mainnet blocks into a folder, for
 //! `cargo fuzz run fixture_loader` (the shared data is never copied into the repository):
 //! `cargo run --manifest-path fuzz/Cargo.toml --example fixture_seeds -- corpus/fixture_loader`.
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 use std::path::PathBuf;
 

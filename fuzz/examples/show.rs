@@ -5,6 +5,8 @@
 //! ```sh
 //! cargo run --manifest-path fuzz/Cargo.toml --example show -- fuzz/seeds/differential/*
 //! ```
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 fn main() {
     for path in std::env::args().skip(1) {

@@ -3,6 +3,8 @@
 //!
 //! `PEVM_FUZZ_CORPUS=DIR` replays `DIR/<target>/*` as well (e.g. `fuzz/corpus`, what
 //! `cargo fuzz run` grew), without libFuzzer.
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,6 @@
 //! `pevm-bench`: replay real and synthetic blocks, serial against parallel.
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 use std::{num::NonZeroUsize, path::PathBuf, process::ExitCode, thread, time::Instant};
 

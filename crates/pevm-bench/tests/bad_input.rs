@@ -1,5 +1,7 @@
 //! Bad input gives a one-line error naming the file or block and what is wrong, a non-zero
 //! exit, no panic, and the other blocks are still reported.
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 use std::{
     fs,

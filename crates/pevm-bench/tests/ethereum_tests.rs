@@ -1,5 +1,7 @@
 //! A fixed, fast subset of ethereum/tests `BlockchainTests` through the serial and parallel
 //! executors: every block's state root, gas used, receipts and the final state must match.
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 use std::{num::NonZeroUsize, path::Path};
 

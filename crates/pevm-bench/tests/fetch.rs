@@ -1,6 +1,8 @@
 //! `fetch` against a JSON-RPC server on 127.0.0.1 that serves mainnet fixture blocks: both ways
 //! of getting the pre-state round-trip to a fixture that replays to its header, and every
 //! failure is one clear line that leaves no folder behind.
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 use std::{
     collections::HashMap,

@@ -3,6 +3,8 @@
 //! long-lived engine per thread count runs every block, on the parallel path); the engine
 //! driven through alloy-evm's `BlockExecutor` at 1, 2, 4 and 8 threads gives alloy-evm's
 //! receipts, requests and bundle with reverts.
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 use std::num::NonZeroUsize;
 

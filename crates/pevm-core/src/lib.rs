@@ -10,6 +10,8 @@
 //! of worker threads that it keeps from one block to the next.
 
 #![deny(missing_docs)]
+// The unit tests do not use every dev-dependency.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 use std::sync::PoisonError;
 

@@ -1,4 +1,6 @@
 //! End-to-end tests of the engine with a toy VM, against a serial reference.
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 mod toy;
 

@@ -23,6 +23,8 @@
 //! Run with `RUSTFLAGS="--cfg loom -C debug-assertions" cargo test -p pevm-core --test loom
 //! --release --target-dir target/loom -- --nocapture` (debug assertions turn on the
 //! scheduler's own status checks). `LOOM_MAX_PREEMPTIONS` overrides the preemption bound.
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 #![cfg(loom)]
 
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering};

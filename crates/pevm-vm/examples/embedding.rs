@@ -4,6 +4,8 @@
 //! the same receipts, requests and bundle (checked here; the example fails otherwise).
 //!
 //! `cargo run --release -p pevm-vm --example embedding [threads]`
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 use std::{borrow::Cow, error::Error, time::Instant};
 

@@ -22,6 +22,8 @@
 //! free, so more threads than cores still help; the OS rounds short sleeps up to tens of
 //! microseconds), `--cache N` (cache entries, default 4096; 0 turns the cache rows off),
 //! `--txs N` (default 3000), `--iters N` (best of N runs, default 3).
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 use std::{
     collections::HashMap,

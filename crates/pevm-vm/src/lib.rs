@@ -10,6 +10,8 @@
 //! fold, per-transaction outputs), `strategy/` (the plan, known dependencies, the transfer
 //! strategy), `pevm` (the front door) and `block_executor` (alloy-evm's `BlockExecutor`).
 #![deny(missing_docs)]
+// The unit tests do not use every dev-dependency.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod block_executor;
 mod block_stm;

@@ -1,5 +1,7 @@
 //! One long-lived [`Pevm`] runs block after block: outputs stay identical to serial, memory
 //! does not grow, and extreme worker counts and fully conflicting blocks still complete.
+// A test, bench, example or binary crate sees every dependency of its package.
+#![allow(unused_crate_dependencies)]
 
 mod common;
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 /// One test: a genesis state, blocks to import, and the expected state after them.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TestCase {
+pub(super) struct TestCase {
     /// The rules the chain runs under (`Cancun`, `ShanghaiToCancunAtTime15k`, ...).
     pub network: String,
     /// The genesis state.
@@ -60,7 +60,7 @@ pub struct BlobEntry {
 
 /// An account of `pre` or `postState`.
 #[derive(Debug, Deserialize)]
-pub struct TestAccount {
+pub(super) struct TestAccount {
     /// Balance in wei.
     pub balance: U256,
     /// Nonce.
@@ -74,7 +74,7 @@ pub struct TestAccount {
 /// A block to import.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TestBlock {
+pub(super) struct TestBlock {
     /// The encoded block.
     pub rlp: Bytes,
     /// Why the block must be rejected, when it must.
@@ -82,7 +82,7 @@ pub struct TestBlock {
 }
 
 /// The tests of one file, by name.
-pub fn load(path: &Path) -> Result<BTreeMap<String, TestCase>, String> {
+pub(super) fn load(path: &Path) -> Result<BTreeMap<String, TestCase>, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let mut reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
@@ -95,7 +95,7 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, TestCase>, String> {
 }
 
 /// The genesis state of `pre` as a provider.
-pub fn pre_state(pre: &BTreeMap<Address, TestAccount>) -> InMemoryProvider {
+pub(super) fn pre_state(pre: &BTreeMap<Address, TestAccount>) -> InMemoryProvider {
     let mut provider = InMemoryProvider::default();
     for (address, account) in pre {
         provider.insert_account(

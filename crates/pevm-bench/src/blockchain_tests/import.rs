@@ -29,11 +29,11 @@ use pevm_vm::{
 use crate::replay::first_difference;
 
 /// A decoded block of a test chain.
-pub type ConsensusBlock = alloy_consensus::Block<TxEnvelope>;
+pub(super) type ConsensusBlock = alloy_consensus::Block<TxEnvelope>;
 
 /// Why a block was not imported.
 #[derive(Debug)]
-pub enum ImportError {
+pub(super) enum ImportError {
     /// The block is invalid (a client rejects it); the chain stays where it was.
     Rejected(String),
     /// The block executed, but the state after it has another root than its header says;
@@ -53,7 +53,7 @@ pub enum ImportError {
 
 /// The chain head a block is imported onto.
 #[derive(Debug)]
-pub struct Head {
+pub(super) struct Head {
     /// The state after the head block.
     pub state: InMemoryProvider,
     /// The head block's header.
@@ -65,7 +65,7 @@ pub struct Head {
 impl Head {
     /// The genesis head: `state` and the genesis block `rlp`, whose state root must be
     /// `state`'s.
-    pub fn genesis(state: InMemoryProvider, rlp: &[u8]) -> Result<Self, String> {
+    pub(super) fn genesis(state: InMemoryProvider, rlp: &[u8]) -> Result<Self, String> {
         let block = decode(rlp).map_err(|e| format!("genesis: {e}"))?;
         let root = state.state_root();
         if root != block.header.state_root {
@@ -86,7 +86,7 @@ impl Head {
 }
 
 /// Decodes a whole block; trailing bytes are an error.
-pub fn decode(mut rlp: &[u8]) -> Result<ConsensusBlock, String> {
+pub(super) fn decode(mut rlp: &[u8]) -> Result<ConsensusBlock, String> {
     let block = ConsensusBlock::decode(&mut rlp).map_err(|e| format!("RLP: {e}"))?;
     if !rlp.is_empty() {
         return Err(format!("RLP: {} trailing bytes", rlp.len()));
@@ -100,7 +100,7 @@ pub fn decode(mut rlp: &[u8]) -> Result<ConsensusBlock, String> {
 /// The block is validated against its parent as a client does, executed serially, in
 /// parallel and by alloy-evm's reference executor (all three must agree), and checked
 /// against its header.
-pub fn import(
+pub(super) fn import(
     head: &mut Head,
     rlp: &[u8],
     chain: &ChainSpec,

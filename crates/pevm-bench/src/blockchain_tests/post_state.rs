@@ -9,7 +9,7 @@ use super::format::TestAccount;
 
 /// The first account field where `state` differs from `expected`, as
 /// `account 0x..: field: expected X, got Y`; accounts missing from `expected` must not exist.
-pub fn compare(
+pub(super) fn compare(
     state: &InMemoryProvider,
     expected: &BTreeMap<Address, TestAccount>,
 ) -> Result<(), String> {

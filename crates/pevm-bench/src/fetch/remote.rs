@@ -20,7 +20,7 @@ use super::{
 
 /// The node, the block hashes read through it, and the first failed call.
 #[derive(Debug)]
-pub struct Remote<'a> {
+pub(super) struct Remote<'a> {
     client: &'a RpcClient,
     hashes: Mutex<BTreeMap<u64, B256>>,
     error: Mutex<Option<RpcError>>,
@@ -28,7 +28,7 @@ pub struct Remote<'a> {
 
 impl<'a> Remote<'a> {
     /// Reads through `client`.
-    pub fn new(client: &'a RpcClient) -> Self {
+    pub(super) fn new(client: &'a RpcClient) -> Self {
         Self {
             client,
             hashes: Mutex::default(),
@@ -37,7 +37,7 @@ impl<'a> Remote<'a> {
     }
 
     /// The block hashes read so far.
-    pub fn hashes(&self) -> BTreeMap<u64, B256> {
+    pub(super) fn hashes(&self) -> BTreeMap<u64, B256> {
         self.hashes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -45,7 +45,7 @@ impl<'a> Remote<'a> {
     }
 
     /// The first call that failed, which is why execution stopped.
-    pub fn take_error(&self) -> Option<RpcError> {
+    pub(super) fn take_error(&self) -> Option<RpcError> {
         self.error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -86,12 +86,12 @@ impl<'a> Remote<'a> {
 }
 
 /// `n` as a JSON-RPC hex quantity.
-pub fn hex(n: u64) -> String {
+pub(super) fn hex(n: u64) -> String {
     format!("{n:#x}")
 }
 
 /// A known state (a traced pre-state) whose block hashes come from the node.
-pub struct TracedState<'a> {
+pub(super) struct TracedState<'a> {
     /// The state.
     pub state: InMemoryProvider,
     /// Where block hashes come from.
@@ -116,7 +116,7 @@ impl StateProvider for TracedState<'_> {
 /// The state after block `tag` read from the node account by account and slot by slot
 /// (`eth_getBalance`, `eth_getTransactionCount`, `eth_getCode`, `eth_getStorageAt`), each read
 /// once and recorded.
-pub struct RpcState<'a> {
+pub(super) struct RpcState<'a> {
     remote: &'a Remote<'a>,
     tag: String,
     accounts: Mutex<BTreeMap<Address, PreAccount>>,
@@ -126,7 +126,7 @@ pub struct RpcState<'a> {
 
 impl<'a> RpcState<'a> {
     /// Reads the state after block `parent`.
-    pub fn new(remote: &'a Remote<'a>, parent: u64) -> Self {
+    pub(super) fn new(remote: &'a Remote<'a>, parent: u64) -> Self {
         Self {
             remote,
             tag: hex(parent),
@@ -137,7 +137,7 @@ impl<'a> RpcState<'a> {
     }
 
     /// What was read: the accounts that exist, with the slots read from them.
-    pub fn into_pre_state(self) -> PreState {
+    pub(super) fn into_pre_state(self) -> PreState {
         let mut accounts = self
             .accounts
             .into_inner()

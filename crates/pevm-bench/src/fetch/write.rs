@@ -16,7 +16,7 @@ use super::FetchError;
 pub const STAGING: &str = ".fetch-staging";
 
 /// Whether `dir` is a complete block folder (a block and its pre-state, plain or gzipped).
-pub fn is_complete(dir: &Path) -> bool {
+pub(super) fn is_complete(dir: &Path) -> bool {
     ["block.json", "pre_state.json"]
         .iter()
         .all(|name| dir.join(name).is_file() || dir.join(format!("{name}.gz")).is_file())
@@ -24,7 +24,7 @@ pub fn is_complete(dir: &Path) -> bool {
 
 /// Writes `<out>/<number>/` with `block.json`, `pre_state.json`, and `block_hashes.json` when
 /// `hashes` is not empty.
-pub fn write_block_dir(
+pub(super) fn write_block_dir(
     out: &Path,
     number: u64,
     block: &Value,

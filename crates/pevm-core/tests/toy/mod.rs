@@ -11,7 +11,7 @@ use pevm_core::{
 
 /// One instruction of a toy transaction.
 #[derive(Clone, Copy, Debug)]
-pub enum Op {
+pub(crate) enum Op {
     /// Read a key (adds its value to the running sum).
     Read(u64),
     /// Write `f(sum of reads so far, tx_idx, salt)` to a key.
@@ -24,17 +24,17 @@ pub enum Op {
 
 /// What a toy transaction observed, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     Read(u64, u64),
     Wrote(u64, u64),
 }
 
 /// The fatal error of [`Op::Fail`]: the failing transaction.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ToyError(pub usize);
+pub(crate) struct ToyError(pub usize);
 
 /// A block of toy transactions over a base state (missing keys read as 0).
-pub struct ToyVm {
+pub(crate) struct ToyVm {
     pub txs: Vec<Vec<Op>>,
     pub base: HashMap<u64, u64>,
     /// Known dependencies handed to the engine (none when empty).
@@ -60,7 +60,7 @@ impl ToyVm {
     }
 
     /// Runs the block serially; returns the outputs and the final state.
-    pub fn serial(&self) -> (Vec<Vec<Event>>, HashMap<u64, u64>) {
+    pub(crate) fn serial(&self) -> (Vec<Vec<Event>>, HashMap<u64, u64>) {
         let mut state = self.base.clone();
         let outputs = self
             .txs
@@ -156,14 +156,14 @@ impl Vm for ToyVm {
 }
 
 /// Result of running a toy block.
-pub type ToyResult = Result<BlockResult<Vec<Event>>, ExecuteError<ToyError>>;
+pub(crate) type ToyResult = Result<BlockResult<Vec<Event>>, ExecuteError<ToyError>>;
 
 /// An executor of toy blocks.
-pub type ToyExecutor = Executor<u64, u64>;
+pub(crate) type ToyExecutor = Executor<u64, u64>;
 
 /// Runs the block on `executor` on another thread, failing if it takes longer than 10 s;
 /// hands the executor back.
-pub fn run_on(vm: Arc<ToyVm>, mut executor: ToyExecutor) -> (ToyResult, ToyExecutor) {
+pub(crate) fn run_on(vm: Arc<ToyVm>, mut executor: ToyExecutor) -> (ToyResult, ToyExecutor) {
     let (sender, receiver) = mpsc::channel();
     thread::spawn(move || {
         let result = executor.execute(vm.as_ref(), vm.txs.len());
@@ -175,17 +175,20 @@ pub fn run_on(vm: Arc<ToyVm>, mut executor: ToyExecutor) -> (ToyResult, ToyExecu
 }
 
 /// Runs the block on a new executor of `concurrency` workers (see [`run_on`]).
-pub fn run_with_timeout(vm: Arc<ToyVm>, concurrency: usize) -> ToyResult {
+pub(crate) fn run_with_timeout(vm: Arc<ToyVm>, concurrency: usize) -> ToyResult {
     run_on(vm, Executor::new(concurrency)).0
 }
 
 /// Runs the block in parallel and asserts it matches the serial run; returns the result.
-pub fn assert_matches_serial(vm: &Arc<ToyVm>, concurrency: usize) -> BlockResult<Vec<Event>> {
+pub(crate) fn assert_matches_serial(
+    vm: &Arc<ToyVm>,
+    concurrency: usize,
+) -> BlockResult<Vec<Event>> {
     assert_matches_serial_on(vm, Executor::new(concurrency)).0
 }
 
 /// [`assert_matches_serial`] on a given executor, which is handed back.
-pub fn assert_matches_serial_on(
+pub(crate) fn assert_matches_serial_on(
     vm: &Arc<ToyVm>,
     executor: ToyExecutor,
 ) -> (BlockResult<Vec<Event>>, ToyExecutor) {

@@ -23,35 +23,35 @@ use proptest::{prelude::*, strategy::ValueTree, test_runner::TestRunner};
 
 /// EVM opcodes used by the test contracts.
 mod op {
-    pub const STOP: u8 = 0x00;
-    pub const ADD: u8 = 0x01;
-    pub const EQ: u8 = 0x14;
-    pub const BALANCE: u8 = 0x31;
-    pub const CALLER: u8 = 0x33;
-    pub const CALLVALUE: u8 = 0x34;
-    pub const CALLDATALOAD: u8 = 0x35;
-    pub const CALLDATASIZE: u8 = 0x36;
-    pub const CODECOPY: u8 = 0x39;
-    pub const COINBASE: u8 = 0x41;
-    pub const MSTORE: u8 = 0x52;
-    pub const SLOAD: u8 = 0x54;
-    pub const SSTORE: u8 = 0x55;
-    pub const JUMP: u8 = 0x56;
-    pub const JUMPI: u8 = 0x57;
-    pub const JUMPDEST: u8 = 0x5b;
-    pub const PUSH1: u8 = 0x60;
-    pub const PUSH2: u8 = 0x61;
-    pub const DUP1: u8 = 0x80;
-    pub const DUP6: u8 = 0x85;
-    pub const SWAP1: u8 = 0x90;
-    pub const LOG1: u8 = 0xa1;
-    pub const CREATE: u8 = 0xf0;
-    pub const CALL: u8 = 0xf1;
-    pub const RETURN: u8 = 0xf3;
-    pub const CREATE2: u8 = 0xf5;
-    pub const REVERT: u8 = 0xfd;
-    pub const INVALID: u8 = 0xfe;
-    pub const SELFDESTRUCT: u8 = 0xff;
+    pub(super) const STOP: u8 = 0x00;
+    pub(super) const ADD: u8 = 0x01;
+    pub(super) const EQ: u8 = 0x14;
+    pub(super) const BALANCE: u8 = 0x31;
+    pub(super) const CALLER: u8 = 0x33;
+    pub(super) const CALLVALUE: u8 = 0x34;
+    pub(super) const CALLDATALOAD: u8 = 0x35;
+    pub(super) const CALLDATASIZE: u8 = 0x36;
+    pub(super) const CODECOPY: u8 = 0x39;
+    pub(super) const COINBASE: u8 = 0x41;
+    pub(super) const MSTORE: u8 = 0x52;
+    pub(super) const SLOAD: u8 = 0x54;
+    pub(super) const SSTORE: u8 = 0x55;
+    pub(super) const JUMP: u8 = 0x56;
+    pub(super) const JUMPI: u8 = 0x57;
+    pub(super) const JUMPDEST: u8 = 0x5b;
+    pub(super) const PUSH1: u8 = 0x60;
+    pub(super) const PUSH2: u8 = 0x61;
+    pub(super) const DUP1: u8 = 0x80;
+    pub(super) const DUP6: u8 = 0x85;
+    pub(super) const SWAP1: u8 = 0x90;
+    pub(super) const LOG1: u8 = 0xa1;
+    pub(super) const CREATE: u8 = 0xf0;
+    pub(super) const CALL: u8 = 0xf1;
+    pub(super) const RETURN: u8 = 0xf3;
+    pub(super) const CREATE2: u8 = 0xf5;
+    pub(super) const REVERT: u8 = 0xfd;
+    pub(super) const INVALID: u8 = 0xfe;
+    pub(super) const SELFDESTRUCT: u8 = 0xff;
 }
 
 /// A tiny EVM assembler: opcodes and pushes, with labels resolved by [`Asm::build`].
@@ -183,7 +183,7 @@ fn destructible_code() -> Vec<u8> {
 
 /// Init code of created contracts: stores 42 in slot 0 and the creator in slot 1, and deploys
 /// [`destructible_code`].
-pub fn child_init_code() -> Vec<u8> {
+pub(crate) fn child_init_code() -> Vec<u8> {
     use op::*;
     let runtime = destructible_code();
     let len = runtime.len() as u64;
@@ -291,43 +291,43 @@ const fn address(tag: u8, index: u8) -> Address {
 }
 
 /// Number of well-funded senders; sender [`POOR_SENDER`] comes after them.
-pub const SENDERS: usize = 5;
+pub(crate) const SENDERS: usize = 5;
 /// The index of a sender that can pay for little more than one transfer.
-pub const POOR_SENDER: usize = SENDERS;
+pub(crate) const POOR_SENDER: usize = SENDERS;
 /// The block beneficiary unless a sender is (not in the state before the block).
-pub const BENEFICIARY: Address = address(0xbe, 0);
+pub(crate) const BENEFICIARY: Address = address(0xbe, 0);
 /// The storage read-modify-write contract.
-pub const COUNTER: Address = address(0xc0, 1);
+pub(crate) const COUNTER: Address = address(0xc0, 1);
 /// The contract that writes and reverts.
-pub const REVERTER: Address = address(0xc0, 2);
+pub(crate) const REVERTER: Address = address(0xc0, 2);
 /// The contract that runs out of gas.
-pub const LOOPER: Address = address(0xc0, 3);
+pub(crate) const LOOPER: Address = address(0xc0, 3);
 /// The contract that hits an invalid opcode.
-pub const INVALID_OP: Address = address(0xc0, 4);
+pub(crate) const INVALID_OP: Address = address(0xc0, 4);
 /// The `CREATE`/`CREATE2` factory.
-pub const FACTORY: Address = address(0xc0, 5);
+pub(crate) const FACTORY: Address = address(0xc0, 5);
 /// Pre-existing self-destructible contracts, with storage and balance.
-pub const DESTRUCTIBLES: [Address; 2] = [address(0xc0, 6), address(0xc0, 7)];
+pub(crate) const DESTRUCTIBLES: [Address; 2] = [address(0xc0, 6), address(0xc0, 7)];
 /// The contract storing `BALANCE(calldata address)`.
-pub const BALANCE_READER: Address = address(0xc0, 8);
+pub(crate) const BALANCE_READER: Address = address(0xc0, 8);
 /// The contract storing `BALANCE(COINBASE)`.
-pub const COINBASE_READER: Address = address(0xc0, 9);
+pub(crate) const COINBASE_READER: Address = address(0xc0, 9);
 /// Accounts that exist but are empty (removed when touched from Spurious Dragon on).
-pub const EMPTY: [Address; 2] = [address(0x21, 0), address(0x21, 1)];
+pub(crate) const EMPTY: [Address; 2] = [address(0x21, 0), address(0x21, 1)];
 /// Accounts absent from the state before the block.
-pub const FRESH: [Address; 2] = [address(0x20, 0), address(0x20, 1)];
+pub(crate) const FRESH: [Address; 2] = [address(0x20, 0), address(0x20, 1)];
 /// Values sent with transactions, in wei.
 const VALUES: [u64; 4] = [0, 1, 1_000_000_000_000_000, 1_000_000_000_000_000_000];
 /// The chain id of every block and transaction.
-pub const CHAIN_ID: u64 = 1;
+pub(crate) const CHAIN_ID: u64 = 1;
 
 /// Sender `index` (`POOR_SENDER` is the poor one).
-pub const fn sender(index: usize) -> Address {
+pub(crate) const fn sender(index: usize) -> Address {
     address(0x10, index as u8)
 }
 
 /// Addresses transfers go to: senders, empty and absent accounts, the default beneficiary.
-pub fn recipients() -> Vec<Address> {
+pub(crate) fn recipients() -> Vec<Address> {
     let mut out: Vec<_> = (0..=SENDERS).map(sender).collect();
     out.extend(FRESH);
     out.extend(EMPTY);
@@ -336,7 +336,7 @@ pub fn recipients() -> Vec<Address> {
 }
 
 /// Addresses whose balance [`Action::ReadBalance`] reads: the recipients and the contracts.
-pub fn observed() -> Vec<Address> {
+pub(crate) fn observed() -> Vec<Address> {
     let mut out = recipients();
     out.extend(fixed_targets());
     out.extend([COUNTER, FACTORY]);
@@ -353,7 +353,7 @@ fn fixed_targets() -> Vec<Address> {
 }
 
 /// The state every test block runs on.
-pub fn world() -> InMemoryProvider {
+pub(crate) fn world() -> InMemoryProvider {
     let mut provider = InMemoryProvider::default();
     let rich = U256::from(10).pow(U256::from(21));
     for index in 0..SENDERS {
@@ -412,7 +412,7 @@ fn contract(code: Vec<u8>, balance: U256, storage: &[(u64, u64)]) -> InMemoryAcc
 
 /// What a transaction does. Indexes into address lists wrap around.
 #[derive(Clone, Debug)]
-pub enum Action {
+pub(crate) enum Action {
     /// Sends `value` to a [`recipients`] entry.
     Transfer { to: usize, value: u64 },
     /// `COUNTER`: `slot[store] = slot[load] + add`; `starved` leaves too little gas for it.
@@ -448,7 +448,7 @@ pub enum Action {
 
 /// One transaction of a [`BlockSpec`].
 #[derive(Clone, Debug)]
-pub struct TxSpec {
+pub(crate) struct TxSpec {
     /// Index of the sender ([`sender`]).
     pub sender: usize,
     /// What the transaction does.
@@ -461,7 +461,7 @@ pub struct TxSpec {
 
 impl TxSpec {
     /// A legacy transaction paying the base fee.
-    pub fn new(sender: usize, action: Action) -> Self {
+    pub(crate) fn new(sender: usize, action: Action) -> Self {
         Self {
             sender,
             action,
@@ -473,7 +473,7 @@ impl TxSpec {
 
 /// A wrong nonce injected into a block.
 #[derive(Clone, Copy, Debug)]
-pub struct NonceFault {
+pub(crate) struct NonceFault {
     /// The transaction that gets it (wrapping around).
     pub position: usize,
     /// One below the expected nonce (when possible) rather than one above.
@@ -482,7 +482,7 @@ pub struct NonceFault {
 
 /// A block to build over [`world`].
 #[derive(Clone, Debug)]
-pub struct BlockSpec {
+pub(crate) struct BlockSpec {
     /// The rules.
     pub hardfork: Hardfork,
     /// Sender 0 is the beneficiary, rather than [`BENEFICIARY`].
@@ -499,7 +499,7 @@ pub struct BlockSpec {
 
 impl BlockSpec {
     /// A valid block of `txs` under `hardfork`, base fee 0, gas limit 30M.
-    pub fn new(hardfork: Hardfork, txs: Vec<TxSpec>) -> Self {
+    pub(crate) fn new(hardfork: Hardfork, txs: Vec<TxSpec>) -> Self {
         Self {
             hardfork,
             coinbase_is_sender: false,
@@ -511,7 +511,7 @@ impl BlockSpec {
     }
 
     /// The block.
-    pub fn block(&self) -> Block {
+    pub(crate) fn block(&self) -> Block {
         let london = self.hardfork >= Hardfork::London;
         let basefee = if london { self.basefee } else { 0 };
         let env = BlockEnv {
@@ -694,7 +694,7 @@ fn tx_spec(
 /// Blocks under one of `hardforks` with `min..=max` transactions. Valid blocks only use funded
 /// senders; `faulty` ones always carry a wrong nonce, may use the poor sender and may have a
 /// block gas limit too small for all their transactions.
-pub fn block_spec(
+pub(crate) fn block_spec(
     hardforks: Vec<Hardfork>,
     min: usize,
     max: usize,
@@ -705,7 +705,7 @@ pub fn block_spec(
 
 /// [`block_spec`] of plain transfers (see [`transfer_action`]); when `pure`, the
 /// beneficiary is never a sender either.
-pub fn transfer_block_spec(
+pub(crate) fn transfer_block_spec(
     hardforks: Vec<Hardfork>,
     min: usize,
     max: usize,
@@ -759,7 +759,7 @@ fn block_spec_of(
 }
 
 /// A reproducible valid block of `size` mixed transactions under `hardfork`.
-pub fn mixed_block(hardfork: Hardfork, size: usize) -> BlockSpec {
+pub(crate) fn mixed_block(hardfork: Hardfork, size: usize) -> BlockSpec {
     let mut runner = TestRunner::deterministic();
     block_spec(vec![hardfork], size, size, false)
         .new_tree(&mut runner)
@@ -768,7 +768,7 @@ pub fn mixed_block(hardfork: Hardfork, size: usize) -> BlockSpec {
 }
 
 /// `provider`'s accounts, code and storage in a `CacheDB`.
-pub fn cache_db(provider: &InMemoryProvider) -> CacheDB<EmptyDB> {
+pub(crate) fn cache_db(provider: &InMemoryProvider) -> CacheDB<EmptyDB> {
     let mut db = CacheDB::new(EmptyDB::new());
     for (address, basic, storage) in provider.accounts() {
         let code = provider.code_by_hash(basic.code_hash).unwrap();
@@ -783,11 +783,11 @@ pub fn cache_db(provider: &InMemoryProvider) -> CacheDB<EmptyDB> {
 
 /// A client's database whose reads of one account fail.
 #[derive(Debug)]
-pub struct Down(pub CacheDB<EmptyDB>, pub Address);
+pub(crate) struct Down(pub CacheDB<EmptyDB>, pub Address);
 
 /// Its error.
 #[derive(Debug)]
-pub struct Unreachable;
+pub(crate) struct Unreachable;
 
 impl std::fmt::Display for Unreachable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
