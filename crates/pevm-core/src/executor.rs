@@ -1,17 +1,14 @@
-//! The [`Executor`]: a pool of worker threads that runs blocks, and the worker loop.
+//! The [`Executor`]: Block-STM's worker loop over a [`Pool`], the multi-version memory and the
+//! scheduler, kept from one block to the next.
 
 use std::any::Any;
 use std::fmt;
 use std::hash::Hash;
-use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 
-use rayon::{ThreadPool, ThreadPoolBuilder};
-
-use crate::{lock, ExecOutcome, MvMemory, Scheduler, Task, TxIdx, Version, Vm};
+use crate::{lock, ExecOutcome, MvMemory, Pool, Scheduler, Task, TxIdx, Version, Vm};
 
 /// Why a block could not be executed.
 #[derive(Debug)]
@@ -109,18 +106,11 @@ const YIELD_ROUNDS: u32 = 256;
 /// How long an idle worker sleeps between looks once it has yielded long enough.
 const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_micros(20);
 
-/// How many batches, per worker, [`Executor::run_batches`] cuts its items into: enough for
-/// workers that finish early to take over the rest, few enough that claiming one is rare.
-const BATCHES_PER_WORKER: usize = 32;
-
 /// A long-lived Block-STM executor: its worker threads and its multi-version memory are
 /// created once and reused from one block to the next, so a block spawns no thread and,
 /// once blocks of its size have run, makes no large allocation.
 pub struct Executor<K, V> {
-    /// Helper threads; the calling thread is the remaining worker. `None` for one worker.
-    pool: Option<ThreadPool>,
-    /// Worker count: the pool's threads plus the calling thread.
-    concurrency: usize,
+    pool: Pool,
     memory: MvMemory<K, V>,
     scheduler: Scheduler,
 }
@@ -128,7 +118,7 @@ pub struct Executor<K, V> {
 impl<K, V> fmt::Debug for Executor<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Executor")
-            .field("concurrency", &self.concurrency)
+            .field("concurrency", &self.pool.concurrency())
             .finish_non_exhaustive()
     }
 }
@@ -138,23 +128,10 @@ where
     K: Eq + Hash + Clone + Send + Sync,
     V: Clone + Send + Sync,
 {
-    /// An executor with `concurrency` workers (0 is treated as 1). If the operating system
-    /// refuses to start the helper threads, it runs with the calling thread alone.
+    /// An executor with `concurrency` workers (see [`Pool::new`]).
     pub fn new(concurrency: usize) -> Self {
-        let helpers = concurrency.max(1) - 1;
-        let pool = (helpers > 0)
-            .then(|| {
-                ThreadPoolBuilder::new()
-                    .num_threads(helpers)
-                    .thread_name(|i| format!("pevm-worker-{i}"))
-                    .build()
-                    .ok()
-            })
-            .flatten();
-        let concurrency = if pool.is_some() { helpers + 1 } else { 1 };
         Self {
-            pool,
-            concurrency,
+            pool: Pool::new(concurrency),
             memory: MvMemory::new(0),
             scheduler: Scheduler::new(0),
         }
@@ -162,94 +139,18 @@ where
 
     /// Number of workers, the calling thread included.
     pub fn concurrency(&self) -> usize {
-        self.concurrency
+        self.pool.concurrency()
+    }
+
+    /// The workers, for parallel work outside Block-STM.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The multi-version memory of the last block executed (its final values, write and read
     /// sets).
     pub fn memory(&self) -> &MvMemory<K, V> {
         &self.memory
-    }
-
-    /// Applies `f` to every item on the executor's workers (the calling thread included), in
-    /// contiguous chunks, and returns the results in item order: a parallel stage outside
-    /// Block-STM, such as recovering the senders of a block's transactions.
-    pub fn map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-        let Some(pool) = self.pool.as_ref().filter(|_| items.len() > 1) else {
-            return items.iter().map(f).collect();
-        };
-        let chunk = items.len().div_ceil(self.concurrency);
-        let mut results: Vec<Vec<R>> = items.chunks(chunk).map(|_| Vec::new()).collect();
-        pool.in_place_scope(|scope| {
-            let f = &f;
-            let mut work = results.iter_mut().zip(items.chunks(chunk));
-            let own = work.next();
-            for (slot, chunk) in work {
-                scope.spawn(move |_| *slot = chunk.iter().map(f).collect());
-            }
-            if let Some((slot, chunk)) = own {
-                *slot = chunk.iter().map(f).collect();
-            }
-        });
-        results.into_iter().flatten().collect()
-    }
-
-    /// Runs `f` over `items` on up to `workers` workers (the calling thread included), each
-    /// with its own state from `init` (which may stay on its thread) and its own result, which
-    /// `f` fills: a worker claims the next batch of items while any are left, so unequal items
-    /// spread evenly. `f` breaks to stop every worker early. Returns every worker's result, or
-    /// the message of a panic in `init` or `f`.
-    ///
-    /// This is for parallel work whose dependencies are known to be absent: no Block-STM.
-    pub fn run_batches<T: Sync, S, R: Default + Send>(
-        &self,
-        items: &[T],
-        workers: usize,
-        init: impl Fn() -> S + Sync,
-        f: impl Fn(&mut S, &mut R, &[T]) -> ControlFlow<()> + Sync,
-    ) -> Result<Vec<R>, String> {
-        let workers = workers.clamp(1, self.concurrency).min(items.len().max(1));
-        let batch = items.len().div_ceil(workers * BATCHES_PER_WORKER).max(1);
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        let work = || {
-            catch_unwind(AssertUnwindSafe(|| {
-                let mut state = init();
-                let mut result = R::default();
-                while !stop.load(Ordering::Relaxed) {
-                    let start = next.fetch_add(batch, Ordering::Relaxed);
-                    let Some(chunk) = items.get(start..(start + batch).min(items.len())) else {
-                        break;
-                    };
-                    if chunk.is_empty() || f(&mut state, &mut result, chunk).is_break() {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                }
-                result
-            }))
-            .map_err(|payload| {
-                stop.store(true, Ordering::Relaxed);
-                panic_message(payload.as_ref())
-            })
-        };
-        let mut results = Vec::with_capacity(workers);
-        match &self.pool {
-            Some(pool) if workers > 1 => {
-                let helpers = Mutex::new(Vec::with_capacity(workers - 1));
-                pool.in_place_scope(|scope| {
-                    for _ in 1..workers {
-                        scope.spawn(|_| {
-                            let result = work();
-                            lock(&helpers).push(result);
-                        });
-                    }
-                    results.push(work());
-                });
-                results.extend(helpers.into_inner().unwrap_or_else(PoisonError::into_inner));
-            }
-            _ => results.push(work()),
-        }
-        results.into_iter().collect()
     }
 
     /// Runs a block of `block_size` transactions of `vm` on `min(concurrency, block_size)`
@@ -262,7 +163,7 @@ where
     where
         M: Vm<Key = K, Value = V>,
     {
-        self.execute_on(vm, block_size, self.concurrency)
+        self.execute_on(vm, block_size, self.pool.concurrency())
     }
 
     /// [`Self::execute`] on at most `workers` workers (at least one).
@@ -285,28 +186,12 @@ where
             outputs: (0..block_size).map(|_| Mutex::new(None)).collect(),
             error: Mutex::new(None),
         };
-        let workers = workers.clamp(1, self.concurrency).min(block_size);
+        let workers = workers.min(block_size);
         let mut stats = ExecStats::default();
-        match &self.pool {
-            Some(pool) if workers > 1 => {
-                let helper_stats = Mutex::new(ExecStats::default());
-                pool.in_place_scope(|scope| {
-                    for _ in 1..workers {
-                        scope.spawn(|_| {
-                            let stats = block.run_worker();
-                            lock(&helper_stats).absorb(stats);
-                        });
-                    }
-                    stats = block.run_worker();
-                });
-                stats.absorb(
-                    helper_stats
-                        .into_inner()
-                        .unwrap_or_else(PoisonError::into_inner),
-                );
+        if workers > 0 {
+            for worker in self.pool.run_workers(workers, || block.run_worker()) {
+                stats.absorb(worker);
             }
-            _ if workers > 0 => stats = block.run_worker(),
-            _ => {}
         }
         stats.re_executions = stats.executions.saturating_sub(block_size as u64);
 
@@ -464,7 +349,7 @@ impl<V: Vm> Block<'_, V> {
 }
 
 /// The message of a panic payload.
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(message) = payload.downcast_ref::<&str>() {
         (*message).to_owned()
     } else if let Some(message) = payload.downcast_ref::<String>() {

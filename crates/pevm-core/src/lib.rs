@@ -24,6 +24,8 @@ pub mod analysis;
 pub mod executor;
 #[cfg(not(loom))]
 pub mod mv_memory;
+#[cfg(not(loom))]
+pub mod pool;
 pub mod scheduler;
 mod sync;
 #[cfg(not(loom))]
@@ -34,6 +36,8 @@ pub use analysis::DependencyGraph;
 pub use executor::{BlockResult, ExecStats, ExecuteError, Executor};
 #[cfg(not(loom))]
 pub use mv_memory::{MvMemory, MvRead, ReadOrigin, ReadSet, WriteSet};
+#[cfg(not(loom))]
+pub use pool::Pool;
 pub use scheduler::{Scheduler, Task};
 #[cfg(not(loom))]
 pub use vm::{ExecOutcome, Vm};

@@ -7,7 +7,7 @@ mod toy;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pevm_core::ExecuteError;
+use pevm_core::{ExecuteError, Pool};
 use proptest::prelude::*;
 use toy::{
     assert_matches_serial, assert_matches_serial_on, run_on, run_with_timeout, Op, ToyError,
@@ -218,13 +218,13 @@ fn executor_is_reused_across_blocks_of_any_size() {
 fn map_keeps_item_order_on_any_worker_count() {
     let items: Vec<u64> = (0..1001).collect();
     for threads in [1, 2, 3, 8] {
-        let executor = ToyExecutor::new(threads);
+        let pool = Pool::new(threads);
         assert_eq!(
-            executor.map(&items, |x| x * 2),
+            pool.map(&items, |x| x * 2),
             items.iter().map(|x| x * 2).collect::<Vec<_>>()
         );
-        assert_eq!(executor.map(&items[..1], |x| x + 1), vec![1]);
-        assert!(executor.map(&items[..0], |x| x + 1).is_empty());
+        assert_eq!(pool.map(&items[..1], |x| x + 1), vec![1]);
+        assert!(pool.map(&items[..0], |x| x + 1).is_empty());
     }
 }
 
@@ -232,10 +232,10 @@ fn map_keeps_item_order_on_any_worker_count() {
 fn run_batches_runs_every_item_once_with_one_state_per_worker() {
     let items: Vec<u64> = (0..1001).collect();
     for threads in [1, 2, 3, 8] {
-        let executor = ToyExecutor::new(threads);
+        let pool = Pool::new(threads);
         for workers in [1, 2, threads] {
             // Each worker's state counts its batches; its result collects the items it ran.
-            let ran = executor
+            let ran = pool
                 .run_batches(
                     &items,
                     workers,
@@ -252,7 +252,7 @@ fn run_batches_runs_every_item_once_with_one_state_per_worker() {
             all.sort_unstable();
             assert_eq!(all, items, "{threads} threads, {workers} workers");
         }
-        let empty: Vec<Vec<u64>> = executor
+        let empty: Vec<Vec<u64>> = pool
             .run_batches(
                 &items[..0],
                 threads,
@@ -267,8 +267,8 @@ fn run_batches_runs_every_item_once_with_one_state_per_worker() {
 #[test]
 fn run_batches_stops_on_break_and_reports_a_panic() {
     let items: Vec<u64> = (0..10_000).collect();
-    let executor = ToyExecutor::new(4);
-    let ran = executor
+    let pool = Pool::new(4);
+    let ran = pool
         .run_batches(
             &items,
             1,
@@ -285,7 +285,7 @@ fn run_batches_stops_on_break_and_reports_a_panic() {
         .expect("no panic");
     // The first batch breaks: the worker stops there.
     assert_eq!(ran, vec![items.len() / 32 + 1]);
-    let panicked = executor.run_batches(
+    let panicked = pool.run_batches(
         &items,
         4,
         || (),

@@ -11,20 +11,20 @@ use pevm_core::TxIdx;
 use revm::{
     context::{
         result::{EVMError, HaltReason},
-        BlockEnv, CfgEnv, TxEnv,
+        TxEnv,
     },
     context_interface::Transaction,
     database_interface::DBErrorMarker,
-    handler::{post_execution, FrameResult, Handler, MainnetEvm},
+    handler::{post_execution, FrameResult, Handler},
     precompile::{PrecompileSpecId, Precompiles},
     primitives::{hardfork::SpecId, KECCAK_EMPTY},
-    Context, Database, Journal,
+    Database,
 };
 
-use crate::exec::output::{AccountState, AccountWrite};
-
-/// revm's mainnet EVM over `DB`, run by [`LazyBeneficiary`].
-pub(crate) type LazyEvm<DB> = MainnetEvm<Context<BlockEnv, TxEnv, CfgEnv, DB, Journal<DB>, ()>>;
+use crate::exec::{
+    outcome::BlockEvm,
+    output::{AccountState, AccountWrite},
+};
 
 /// revm's mainnet handler, except that a transaction that never touched the beneficiary's
 /// account does not load it to pay the fee: the fee is recorded as owed instead, so that fee
@@ -49,7 +49,7 @@ where
     DB: Database,
     DB::Error: DBErrorMarker + std::error::Error,
 {
-    type Evm = LazyEvm<DB>;
+    type Evm = BlockEvm<DB>;
     type Error = EVMError<DB::Error>;
     type HaltReason = HaltReason;
 

@@ -80,7 +80,7 @@ impl Pevm {
             return Ok(());
         };
         let homestead = hardfork >= Hardfork::Homestead;
-        let recovered = self.executor.map(txs, |tx| {
+        let recovered = self.executor.pool().map(txs, |tx| {
             let envelope = tx.inner.inner();
             let signer = if homestead {
                 envelope.recover_signer()
@@ -120,7 +120,13 @@ impl Pevm {
     ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
         let (mut plan, known, transfers) = self.plan(block);
         if let Some(transfers) = transfers.filter(|_| plan.strategy == Strategy::Transfers) {
-            let ran = execute_transfers(&self.executor, plan.workers, provider, block, &transfers)?;
+            let ran = execute_transfers(
+                self.executor.pool(),
+                plan.workers,
+                provider,
+                block,
+                &transfers,
+            )?;
             if let Some((output, stats)) = ran {
                 return Ok((output, BlockStats { plan, ..stats }));
             }
@@ -153,7 +159,7 @@ impl Pevm {
             1
         };
         let output = fold_outputs(
-            &self.executor,
+            self.executor.pool(),
             shards,
             provider,
             block,
@@ -242,7 +248,7 @@ impl Pevm {
             Some(strategy) => strategy == Strategy::Transfers,
         };
         let Some(transfers) = try_transfers
-            .then(|| TransferBlock::new(&block.txs, block, &self.executor))
+            .then(|| TransferBlock::new(&block.txs, block, self.executor.pool()))
             .flatten()
         else {
             return (engine, known, None);

@@ -2,15 +2,15 @@
 //! from every transaction's writes and lazy payments, sharded by account.
 
 use alloy_primitives::{map::AddressSet, Address, U256};
-use pevm_core::Executor;
+use pevm_core::Pool;
 
 use crate::{
     block_stm::{
-        mv_db::{BlockFacts, Location, LocationValue},
+        mv_db::BlockFacts,
         vm::{TxEffects, TxOutput},
     },
     exec::{
-        outcome::check_block_gas,
+        outcome::BlockGas,
         output::{apply_write, fee_write, AccountState},
     },
     strategy::stats::BlockStats,
@@ -21,12 +21,12 @@ use crate::{
 pub(crate) const SHARDED_FOLD_MIN_TXS: usize = 4096;
 
 /// The block output from the transactions' outputs: results with cumulative gas in block
-/// order, then the state diff, folded by `shards` workers of `executor` that each take the
+/// order, then the state diff, folded by `shards` workers of `pool` that each take the
 /// accounts of one shard (see [`fold_shard`]). The error is the one of the lowest
 /// transaction, as serially: a failed transaction, a block gas overrun, or a failed read
 /// while folding.
 pub(crate) fn fold_outputs<P: StateProvider>(
-    executor: &Executor<Location, LocationValue>,
+    pool: &Pool,
     shards: usize,
     provider: &P,
     block: &Block,
@@ -37,10 +37,9 @@ pub(crate) fn fold_outputs<P: StateProvider>(
     let mut results = Vec::with_capacity(outputs.len());
     let mut effects = Vec::with_capacity(outputs.len());
     let mut failed = None;
-    let mut cumulative_gas_used = 0;
+    let mut gas = BlockGas::new(block);
     for (index, output) in outputs.into_iter().enumerate() {
-        let gas_limit = block.txs[index].gas_limit;
-        let checked = check_block_gas(index, gas_limit, block.env.gas_limit, cumulative_gas_used);
+        let checked = gas.admit(index, block.txs[index].gas_limit);
         let TxOutput {
             mut result,
             effects: effect,
@@ -52,8 +51,7 @@ pub(crate) fn fold_outputs<P: StateProvider>(
                 break;
             }
         };
-        cumulative_gas_used += result.gas_used;
-        result.cumulative_gas_used = cumulative_gas_used;
+        gas.add(&mut result);
         stats.lazy_fees += u64::from(effect.lazy_fee.is_some());
         stats.lazy_credits += u64::from(effect.lazy_credit.is_some());
         results.push(result);
@@ -61,7 +59,7 @@ pub(crate) fn fold_outputs<P: StateProvider>(
     }
     // Only the transactions before a failed one are folded: a read failing there comes first.
     let shard_ids: Vec<usize> = (0..shards.max(1)).collect();
-    let folded = executor.map(&shard_ids, |&shard| {
+    let folded = pool.map(&shard_ids, |&shard| {
         fold_shard(provider, facts, &effects, shard, shard_ids.len())
     });
     let mut state = StateDiff::new();

@@ -14,7 +14,7 @@ use revm::{
 };
 
 use crate::{
-    block_stm::vm::TxOutput, exec::outcome::check_block_gas, state::provider::account_info, Block,
+    block_stm::vm::TxOutput, exec::outcome::BlockGas, state::provider::account_info, Block,
     ExecutionError, StateProvider,
 };
 
@@ -37,16 +37,15 @@ pub(crate) fn settle_tx_states<P: StateProvider>(
     paid.insert(beneficiary);
     let mut latest = AddressMap::<Option<AccountInfo>>::default();
     let mut states = Vec::with_capacity(outputs.len());
-    let mut cumulative_gas_used = 0;
+    let mut gas = BlockGas::new(block);
     for (index, output) in outputs.into_iter().enumerate() {
-        let gas_limit = block.txs[index].gas_limit;
-        check_block_gas(index, gas_limit, block.env.gas_limit, cumulative_gas_used)?;
+        gas.admit(index, block.txs[index].gas_limit)?;
         let TxOutput {
-            result,
+            mut result,
             effects,
             evm,
         } = output?;
-        cumulative_gas_used += result.gas_used;
+        gas.add(&mut result);
         let Some(mut evm) = evm else {
             return Err(ExecutionError::Evm {
                 index,

@@ -10,20 +10,20 @@ use pevm_core::{
 use revm::{
     context::{
         result::{EVMError, ExecResultAndState, ResultAndState},
-        CfgEnv, ContextSetters,
+        ContextSetters,
     },
     handler::Handler,
-    Context, ExecuteEvm, MainBuilder, MainContext,
+    ExecuteEvm,
 };
 
 use crate::{
     block_stm::mv_db::{BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
     exec::{
-        outcome::{tx_outcome, TxOutcome},
+        outcome::{block_evm, tx_outcome, BlockEvm, TxOutcome},
         output::AccountWrite,
         serial::execute_block_serial_timed,
     },
-    lazy::{take_credit, LazyBeneficiary, LazyCredits, LazyEvm},
+    lazy::{take_credit, LazyBeneficiary, LazyCredits},
     strategy::hints::Hints,
     Block, ExecutionError, StateProvider, TxResult,
 };
@@ -48,13 +48,12 @@ pub(crate) struct TxEffects {
 }
 
 /// The revm EVM of one incarnation.
-type MvEvm<'a, P> = LazyEvm<MvDb<'a, P>>;
+type MvEvm<'a, P> = BlockEvm<MvDb<'a, P>>;
 
 /// A block's transactions as a Block-STM VM.
 pub(crate) struct EvmVm<'a, P> {
     provider: &'a P,
     block: &'a Block,
-    cfg: CfgEnv,
     facts: BlockFacts,
     lazy: LazyCredits,
     /// Per transaction: the lower transaction it is known to depend on.
@@ -73,7 +72,6 @@ impl<'a, P: StateProvider> EvmVm<'a, P> {
         Self {
             provider,
             block,
-            cfg: block.cfg.clone(),
             facts: BlockFacts::new(block),
             lazy: LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec),
             known_dependencies,
@@ -98,11 +96,7 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
 
     fn worker<'m>(&'m self, memory: &'m EvmMemory) -> MvEvm<'m, P> {
         let db = MvDb::new(memory, self.provider, self.facts, &self.lazy);
-        Context::mainnet()
-            .with_db(db)
-            .with_block(self.block.env.clone())
-            .with_cfg(self.cfg.clone())
-            .build_mainnet()
+        block_evm(db, self.block)
     }
 
     fn execute(

@@ -1,30 +1,68 @@
-//! One transaction's outcome, from revm's: its result, the accounts it changed, or the error
-//! that stops the block; and the block gas check every executor makes before a transaction.
+//! One transaction through revm: the EVM every executor of this crate runs a block's
+//! transactions on, the block gas each transaction must fit in, and the transaction's outcome
+//! from revm's (its result, the accounts it changed, or the error that stops the block).
 
 use alloy_primitives::Address;
-use revm::context::result::{EVMError, InvalidTransaction, ResultAndState};
+use revm::{
+    context::{
+        result::{EVMError, InvalidTransaction, ResultAndState},
+        BlockEnv, CfgEnv, TxEnv,
+    },
+    handler::MainnetEvm,
+    Context, Database, Journal, MainBuilder, MainContext,
+};
 
 use crate::{
     exec::output::{account_writes, AccountWrite},
-    ExecutionError, TxResult,
+    Block, ExecutionError, TxResult,
 };
 
-/// Fails when a transaction's gas limit exceeds what the block has left.
-pub(crate) fn check_block_gas(
-    index: usize,
-    gas_limit: u64,
-    block_gas_limit: u64,
+/// revm's mainnet EVM over `DB`.
+pub(crate) type BlockEvm<DB> = MainnetEvm<Context<BlockEnv, TxEnv, CfgEnv, DB, Journal<DB>, ()>>;
+
+/// revm's mainnet EVM for `block`'s environment over `db`.
+pub(crate) fn block_evm<DB: Database>(db: DB, block: &Block) -> BlockEvm<DB> {
+    Context::mainnet()
+        .with_db(db)
+        .with_block(block.env.clone())
+        .with_cfg(block.cfg.clone())
+        .build_mainnet()
+}
+
+/// The gas a block's transactions have used so far, in block order.
+pub(crate) struct BlockGas {
+    limit: u64,
     used: u64,
-) -> Result<(), ExecutionError> {
-    let available = block_gas_limit.saturating_sub(used);
-    if gas_limit > available {
-        return Err(ExecutionError::BlockGasExceeded {
-            index,
-            gas_limit,
-            available,
-        });
+}
+
+impl BlockGas {
+    /// Nothing used yet of `block`'s gas limit.
+    pub(crate) fn new(block: &Block) -> Self {
+        Self {
+            limit: block.env.gas_limit,
+            used: 0,
+        }
     }
-    Ok(())
+
+    /// Fails when transaction `index`, of `gas_limit`, does not fit in what the block has
+    /// left.
+    pub(crate) fn admit(&self, index: usize, gas_limit: u64) -> Result<(), ExecutionError> {
+        let available = self.limit.saturating_sub(self.used);
+        if gas_limit > available {
+            return Err(ExecutionError::BlockGasExceeded {
+                index,
+                gas_limit,
+                available,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds `result`'s gas, and gives it the block's gas up to and including it.
+    pub(crate) fn add(&mut self, result: &mut TxResult) {
+        self.used += result.gas_used;
+        result.cumulative_gas_used = self.used;
+    }
 }
 
 /// What one transaction did.

@@ -4,12 +4,12 @@ use std::time::{Duration, Instant};
 
 use revm::{
     context::{result::ResultAndState, ContextTr},
-    Context, ExecuteEvm, MainBuilder, MainContext,
+    ExecuteEvm,
 };
 
 use crate::{
     exec::{
-        outcome::{check_block_gas, tx_outcome, TxOutcome},
+        outcome::{block_evm, tx_outcome, BlockGas, TxOutcome},
         output::apply_writes,
     },
     state::serial_db::SerialDb,
@@ -54,30 +54,20 @@ fn run_serial<P: StateProvider>(
     keep: bool,
     mut on_tx: impl FnMut(usize, Duration),
 ) -> Result<(BlockOutput, Vec<ResultAndState>), ExecutionError> {
-    let mut evm = Context::mainnet()
-        .with_db(SerialDb::new(provider))
-        .with_block(block.env.clone())
-        .with_cfg(block.cfg.clone())
-        .build_mainnet();
+    let mut evm = block_evm(SerialDb::new(provider), block);
     let mut results = Vec::with_capacity(block.txs.len());
     let mut kept = Vec::with_capacity(if keep { block.txs.len() } else { 0 });
-    let mut cumulative_gas_used = 0;
+    let mut gas = BlockGas::new(block);
     for (index, tx) in block.txs.iter().enumerate() {
         let start = Instant::now();
-        check_block_gas(
-            index,
-            tx.gas_limit,
-            block.env.gas_limit,
-            cumulative_gas_used,
-        )?;
+        gas.admit(index, tx.gas_limit)?;
         let outcome = evm.transact(tx.clone());
         let TxOutcome {
             mut result,
             writes,
             evm: revm_output,
         } = tx_outcome(index, tx.tx_type, outcome, keep)?;
-        cumulative_gas_used += result.gas_used;
-        result.cumulative_gas_used = cumulative_gas_used;
+        gas.add(&mut result);
         apply_writes(&mut evm.ctx.db_mut().diff, &writes);
         results.push(result);
         kept.extend(revm_output);

@@ -1,10 +1,10 @@
 //! The groups of a transfer block: transactions linked by a shared account, found with a
 //! union-find over the accounts, largest group first.
 
-use std::{hash::Hash, ops::Range};
+use std::ops::Range;
 
 use alloy_primitives::{map::AddressMap, Address, TxKind};
-use pevm_core::{Executor, TxIdx};
+use pevm_core::{Pool, TxIdx};
 use revm::{
     context::TxEnv,
     precompile::{PrecompileSpecId, Precompiles},
@@ -34,11 +34,7 @@ impl TransferBlock {
     /// no other can observe beyond a shared account; `None` when one is not (a creation, a
     /// call with calldata, an EIP-7702 authorisation, a call to a precompile, or the
     /// beneficiary as sender or recipient).
-    pub(crate) fn new<K, V>(txs: &[TxEnv], block: &Block, executor: &Executor<K, V>) -> Option<Self>
-    where
-        K: Eq + Hash + Clone + Send + Sync,
-        V: Clone + Send + Sync,
-    {
+    pub(crate) fn new(txs: &[TxEnv], block: &Block, pool: &Pool) -> Option<Self> {
         let beneficiary = block.env.beneficiary;
         let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(block.cfg.spec));
         // Precompiles sit at low addresses: a cheap test rules out nearly every recipient
@@ -57,7 +53,7 @@ impl TransferBlock {
         let mut transfers: Vec<(Address, Address, bool)> =
             txs[..head].iter().map(transfer).collect::<Option<_>>()?;
         let chunks: Vec<&[TxEnv]> = txs[head..].chunks(EXTRACT_CHUNK).collect();
-        for chunk in executor.map(&chunks, |chunk| {
+        for chunk in pool.map(&chunks, |chunk| {
             chunk.iter().map(transfer).collect::<Option<Vec<_>>>()
         }) {
             transfers.extend(chunk?);

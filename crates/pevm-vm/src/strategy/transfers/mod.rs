@@ -24,20 +24,20 @@ use std::{
 };
 
 use alloy_primitives::{map::AddressMap, U256};
-use pevm_core::{ExecStats, Executor, TxIdx};
+use pevm_core::{ExecStats, Pool, TxIdx};
 use revm::{
     context::{result::EVMError, result::ExecResultAndState, ContextSetters},
     handler::Handler,
-    Context, ExecuteEvm, MainBuilder, MainContext,
+    ExecuteEvm,
 };
 
 use crate::{
-    block_stm::mv_db::{BlockFacts, Location, LocationValue},
+    block_stm::mv_db::BlockFacts,
     exec::{
-        outcome::{check_block_gas, tx_outcome},
+        outcome::{block_evm, tx_outcome, BlockEvm, BlockGas},
         output::{account_after, apply_write, fee_write, AccountState},
     },
-    lazy::{take_credit, LazyBeneficiary, LazyEvm},
+    lazy::{take_credit, LazyBeneficiary},
     AccountBasic, AccountChange, Block, BlockOutput, BlockStats, ExecutionError, ProviderError,
     StateDiff, StateProvider, TxResult,
 };
@@ -46,29 +46,27 @@ use db::{Recipient, TransferDb, TransferDbError};
 use groups::recipient;
 pub(crate) use groups::TransferBlock;
 
-/// Runs `transfers`, the groups of `block`, on up to `workers` workers of `executor`, and
+/// Runs `transfers`, the groups of `block`, on up to `workers` workers of `pool`, and
 /// merges what they did into the block's output; `None` when a transaction turned out not to
 /// be a plain transfer: the block must then run on Block-STM. The error is the one of the
 /// lowest transaction, as serially.
 pub(crate) fn execute_transfers<P: StateProvider>(
-    executor: &Executor<Location, LocationValue>,
+    pool: &Pool,
     workers: usize,
     provider: &P,
     block: &Block,
     transfers: &TransferBlock,
 ) -> Result<Option<(BlockOutput, BlockStats)>, ExecutionError> {
-    let cfg = block.cfg.clone();
     let eip161 = BlockFacts::new(block).eip161;
     let init = || Worker {
-        evm: Context::mainnet()
-            .with_db(TransferDb {
+        evm: block_evm(
+            TransferDb {
                 provider,
                 recipient: None,
                 changes: AddressMap::default(),
-            })
-            .with_block(block.env.clone())
-            .with_cfg(cfg.clone())
-            .build_mainnet(),
+            },
+            block,
+        ),
     };
     let merged = Mutex::new(Merged {
         results: (0..block.txs.len()).map(|_| None).collect(),
@@ -88,7 +86,7 @@ pub(crate) fn execute_transfers<P: StateProvider>(
         }
         flow
     };
-    let mut ran = executor
+    let mut ran = pool
         .run_batches(&transfers.groups, workers, init, run)
         .map_err(|message| ExecutionError::Panic { tx: None, message })?;
     if ran.iter().any(|ran| ran.not_a_transfer) {
@@ -184,20 +182,16 @@ fn block_results(
             first_error = Some((index, error));
         }
     }
-    let mut cumulative_gas_used = 0;
+    let mut gas = BlockGas::new(block);
     let mut failure = None;
     // In place: the results take the slots' memory.
     let results = slots
         .into_iter()
         .enumerate()
         .map_while(|(index, slot)| {
-            let gas_limit = block.txs[index].gas_limit;
-            let checked =
-                check_block_gas(index, gas_limit, block.env.gas_limit, cumulative_gas_used);
-            match (checked, slot) {
+            match (gas.admit(index, block.txs[index].gas_limit), slot) {
                 (Ok(()), Some(mut result)) => {
-                    cumulative_gas_used += result.gas_used;
-                    result.cumulative_gas_used = cumulative_gas_used;
+                    gas.add(&mut result);
                     Some(result)
                 }
                 (Err(error), _) => {
@@ -337,7 +331,7 @@ struct NotATransfer;
 
 /// One worker of a transfer block.
 struct Worker<'a, P: StateProvider> {
-    evm: LazyEvm<TransferDb<'a, P>>,
+    evm: BlockEvm<TransferDb<'a, P>>,
 }
 
 /// What one worker did.

@@ -1,0 +1,146 @@
+//! The [`Pool`]: a block's worker threads, the calling thread included, created once and kept
+//! from one block to the next; Block-STM runs on it, and so does parallel work outside it.
+
+use std::ops::ControlFlow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+use crate::{executor::panic_message, lock};
+
+/// How many batches, per worker, [`Pool::run_batches`] cuts its items into: enough for
+/// workers that finish early to take over the rest, few enough that claiming one is rare.
+const BATCHES_PER_WORKER: usize = 32;
+
+/// Worker threads: rayon helpers plus the calling thread.
+pub struct Pool {
+    /// Helper threads; the calling thread is the remaining worker. `None` for one worker.
+    threads: Option<ThreadPool>,
+    /// Worker count: the helpers plus the calling thread.
+    concurrency: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// A pool of `concurrency` workers (0 is treated as 1). If the operating system refuses to
+    /// start the helper threads, it runs with the calling thread alone.
+    pub fn new(concurrency: usize) -> Self {
+        let helpers = concurrency.max(1) - 1;
+        let threads = (helpers > 0)
+            .then(|| {
+                ThreadPoolBuilder::new()
+                    .num_threads(helpers)
+                    .thread_name(|i| format!("pevm-worker-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        let concurrency = if threads.is_some() { helpers + 1 } else { 1 };
+        Self {
+            threads,
+            concurrency,
+        }
+    }
+
+    /// Number of workers, the calling thread included.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Runs `work` on `workers` workers at once (at least one, at most the pool's; the calling
+    /// thread is one of them) and returns each one's result, the calling thread's first.
+    pub fn run_workers<R: Send>(&self, workers: usize, work: impl Fn() -> R + Sync) -> Vec<R> {
+        let workers = workers.clamp(1, self.concurrency);
+        let mut results = Vec::with_capacity(workers);
+        match &self.threads {
+            Some(threads) if workers > 1 => {
+                let helpers = Mutex::new(Vec::with_capacity(workers - 1));
+                threads.in_place_scope(|scope| {
+                    for _ in 1..workers {
+                        scope.spawn(|_| {
+                            let result = work();
+                            lock(&helpers).push(result);
+                        });
+                    }
+                    results.push(work());
+                });
+                results.extend(helpers.into_inner().unwrap_or_else(PoisonError::into_inner));
+            }
+            _ => results.push(work()),
+        }
+        results
+    }
+
+    /// Applies `f` to every item on the workers (the calling thread included), in
+    /// contiguous chunks, and returns the results in item order: a parallel stage outside
+    /// Block-STM, such as recovering the senders of a block's transactions.
+    pub fn map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+        let Some(threads) = self.threads.as_ref().filter(|_| items.len() > 1) else {
+            return items.iter().map(f).collect();
+        };
+        let chunk = items.len().div_ceil(self.concurrency);
+        let mut results: Vec<Vec<R>> = items.chunks(chunk).map(|_| Vec::new()).collect();
+        threads.in_place_scope(|scope| {
+            let f = &f;
+            let mut work = results.iter_mut().zip(items.chunks(chunk));
+            let own = work.next();
+            for (slot, chunk) in work {
+                scope.spawn(move |_| *slot = chunk.iter().map(f).collect());
+            }
+            if let Some((slot, chunk)) = own {
+                *slot = chunk.iter().map(f).collect();
+            }
+        });
+        results.into_iter().flatten().collect()
+    }
+
+    /// Runs `f` over `items` on up to `workers` workers (the calling thread included), each
+    /// with its own state from `init` (which may stay on its thread) and its own result, which
+    /// `f` fills: a worker claims the next batch of items while any are left, so unequal items
+    /// spread evenly. `f` breaks to stop every worker early. Returns every worker's result, or
+    /// the message of a panic in `init` or `f`.
+    ///
+    /// This is for parallel work whose dependencies are known to be absent: no Block-STM.
+    pub fn run_batches<T: Sync, S, R: Default + Send>(
+        &self,
+        items: &[T],
+        workers: usize,
+        init: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, &mut R, &[T]) -> ControlFlow<()> + Sync,
+    ) -> Result<Vec<R>, String> {
+        let workers = workers.clamp(1, self.concurrency).min(items.len().max(1));
+        let batch = items.len().div_ceil(workers * BATCHES_PER_WORKER).max(1);
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let work = || {
+            catch_unwind(AssertUnwindSafe(|| {
+                let mut state = init();
+                let mut result = R::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let start = next.fetch_add(batch, Ordering::Relaxed);
+                    let Some(chunk) = items.get(start..(start + batch).min(items.len())) else {
+                        break;
+                    };
+                    if chunk.is_empty() || f(&mut state, &mut result, chunk).is_break() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                result
+            }))
+            .map_err(|payload| {
+                stop.store(true, Ordering::Relaxed);
+                panic_message(payload.as_ref())
+            })
+        };
+        self.run_workers(workers, work).into_iter().collect()
+    }
+}
