@@ -14,12 +14,12 @@ pub mod decode;
 pub mod world;
 
 use std::{
-    fmt::Write as _,
     num::NonZeroUsize,
     path::PathBuf,
     sync::atomic::{AtomicUsize, Ordering},
 };
 
+use pevm_bench::replay::first_difference;
 use pevm_vm::{execute_block_serial, BlockOutput, ExecutionError, Pevm, Strategy};
 
 pub use decode::Case;
@@ -58,39 +58,12 @@ pub fn check_differential(data: &[u8]) -> Result<Outcome, String> {
                 return Err(format!(
                     "{} on {threads} threads differs from serial\n{}\ncase: {case:#?}",
                     strategy.name(),
-                    describe_difference(&serial, &parallel)
+                    first_difference(&serial, &parallel)
                 ));
             }
         }
     }
     Ok(serial)
-}
-
-/// The first differences between a serial and a parallel outcome, one per line.
-pub fn describe_difference(serial: &Outcome, parallel: &Outcome) -> String {
-    let (serial, parallel) = match (serial, parallel) {
-        (Ok(serial), Ok(parallel)) => (serial, parallel),
-        _ => return format!("serial:   {serial:?}\nparallel: {parallel:?}"),
-    };
-    let mut out = String::new();
-    if serial.results.len() != parallel.results.len() {
-        let (s, p) = (serial.results.len(), parallel.results.len());
-        let _ = writeln!(out, "result count: serial {s}, parallel {p}");
-    }
-    for (index, (s, p)) in serial.results.iter().zip(&parallel.results).enumerate() {
-        if s != p {
-            let _ = writeln!(out, "tx {index}:\n  serial   {s:?}\n  parallel {p:?}");
-        }
-    }
-    let addresses: std::collections::BTreeSet<_> =
-        serial.state.keys().chain(parallel.state.keys()).collect();
-    for address in addresses {
-        let (s, p) = (serial.state.get(address), parallel.state.get(address));
-        if s != p {
-            let _ = writeln!(out, "{address}:\n  serial   {s:?}\n  parallel {p:?}");
-        }
-    }
-    out
 }
 
 /// The file names a fixture-loader input is split into, in order.

@@ -63,20 +63,17 @@ pub(crate) fn fold_outputs<P: StateProvider>(
         fold_shard(provider, facts, &effects, shard, shard_ids.len())
     });
     let mut state = StateDiff::new();
-    let mut first_error: Option<(usize, ExecutionError)> = None;
+    let mut errors = Vec::new();
     for shard in folded {
         match shard {
             Ok((mut diff, credited)) => {
                 state.append(&mut diff);
                 stats.lazy_accounts += credited;
             }
-            Err((index, error)) => {
-                if first_error.as_ref().is_none_or(|(first, _)| index < *first) {
-                    first_error = Some((index, error));
-                }
-            }
+            Err(error) => errors.push(error),
         }
     }
+    let first_error = errors.into_iter().min_by_key(|(index, _)| *index);
     match first_error.map(|(_, error)| error).or(failed) {
         Some(error) => Err(error),
         None => Ok(BlockOutput::new(results, state)),

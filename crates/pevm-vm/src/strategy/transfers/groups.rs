@@ -35,90 +35,9 @@ impl TransferBlock {
     /// call with calldata, an EIP-7702 authorisation, a call to a precompile, or the
     /// beneficiary as sender or recipient).
     pub(crate) fn new(txs: &[TxEnv], block: &Block, pool: &Pool) -> Option<Self> {
-        let beneficiary = block.env.beneficiary;
-        let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(block.cfg.spec));
-        // Precompiles sit at low addresses: a cheap test rules out nearly every recipient
-        // before the set is looked up.
-        let low = |address: &Address| address[..LOW_PREFIX] == [0; LOW_PREFIX];
-        let all_low = precompiles.addresses().all(low);
-        let precompile = |to: &Address| (!all_low || low(to)) && precompiles.contains(to);
-        // Per transaction: its sender, its recipient, whether its value can be a credit.
-        let transfer = |tx: &TxEnv| {
-            let to = plain_call(tx, beneficiary).filter(|to| !precompile(to))?;
-            Some((tx.caller, to, lazy_value(tx.value)))
-        };
-        // The transactions are large, and most blocks fail on their first ones: those are
-        // read here, the rest on the workers.
-        let head = txs.len().min(EXTRACT_CHUNK);
-        let mut transfers: Vec<(Address, Address, bool)> =
-            txs[..head].iter().map(transfer).collect::<Option<_>>()?;
-        let chunks: Vec<&[TxEnv]> = txs[head..].chunks(EXTRACT_CHUNK).collect();
-        for chunk in pool.map(&chunks, |chunk| {
-            chunk.iter().map(transfer).collect::<Option<Vec<_>>>()
-        }) {
-            transfers.extend(chunk?);
-        }
-        // Every sender is a node; so is every recipient that sends too, or that some
-        // transaction cannot credit as a delta.
-        let mut nodes = AddressMap::<u32>::with_capacity_and_hasher(txs.len(), Default::default());
-        let senders: Vec<u32> = transfers
-            .iter()
-            .map(|(caller, _, _)| {
-                let next = nodes.len() as u32;
-                *nodes.entry(*caller).or_insert(next)
-            })
-            .collect();
-        for (_, to, lazy) in &transfers {
-            if !lazy && !nodes.contains_key(to) {
-                let next = nodes.len() as u32;
-                nodes.insert(*to, next);
-            }
-        }
-        // Link each transaction's sender with its recipient, when that is a node.
-        let mut links = UnionFind::new(nodes.len());
-        let credits: Vec<bool> = transfers
-            .iter()
-            .zip(&senders)
-            .map(|((_, to, _), sender)| match nodes.get(to) {
-                Some(&to) => {
-                    links.union(*sender, to);
-                    false
-                }
-                None => true,
-            })
-            .collect();
-        // Number the groups by first transaction, then order them largest first.
-        let mut group_of_root = vec![u32::MAX; nodes.len()];
-        let mut sizes: Vec<usize> = Vec::new();
-        let tx_group: Vec<u32> = senders
-            .iter()
-            .map(|&sender| {
-                let root = links.find(sender) as usize;
-                if group_of_root[root] == u32::MAX {
-                    group_of_root[root] = sizes.len() as u32;
-                    sizes.push(0);
-                }
-                let group = group_of_root[root];
-                sizes[group as usize] += 1;
-                group
-            })
-            .collect();
-        let mut by_size: Vec<u32> = (0..sizes.len() as u32).collect();
-        by_size.sort_by_key(|&g| std::cmp::Reverse(sizes[g as usize]));
-        let mut start = vec![0; sizes.len()];
-        let mut groups = Vec::with_capacity(sizes.len());
-        let mut end = 0;
-        for &g in &by_size {
-            start[g as usize] = end;
-            groups.push(end..end + sizes[g as usize]);
-            end += sizes[g as usize];
-        }
-        let mut order = vec![0; txs.len()];
-        for (index, &group) in tx_group.iter().enumerate() {
-            let slot = &mut start[group as usize];
-            order[*slot] = index;
-            *slot += 1;
-        }
+        let transfers = plain_transfers(txs, block, pool)?;
+        let (roots, credits) = link(&transfers);
+        let (order, groups) = order_by_group(&roots);
         Some(Self {
             order,
             groups,
@@ -130,6 +49,111 @@ impl TransferBlock {
     pub(crate) fn largest_group(&self) -> usize {
         self.groups.first().map_or(0, Range::len)
     }
+}
+
+/// Per transaction of `txs`: its sender, its recipient, and whether its value can be a
+/// credit; `None` when one is not a plain transfer. The first transactions are read here
+/// (most blocks fail on them), the rest on the workers of `pool`.
+fn plain_transfers(
+    txs: &[TxEnv],
+    block: &Block,
+    pool: &Pool,
+) -> Option<Vec<(Address, Address, bool)>> {
+    let beneficiary = block.env.beneficiary;
+    let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(block.cfg.spec));
+    // Precompiles sit at low addresses: a cheap test rules out nearly every recipient before
+    // the set is looked up.
+    let low = |address: &Address| address[..LOW_PREFIX] == [0; LOW_PREFIX];
+    let all_low = precompiles.addresses().all(low);
+    let precompile = |to: &Address| (!all_low || low(to)) && precompiles.contains(to);
+    let transfer = |tx: &TxEnv| {
+        let to = plain_call(tx, beneficiary).filter(|to| !precompile(to))?;
+        Some((tx.caller, to, lazy_value(tx.value)))
+    };
+    let head = txs.len().min(EXTRACT_CHUNK);
+    let mut transfers: Vec<(Address, Address, bool)> =
+        txs[..head].iter().map(transfer).collect::<Option<_>>()?;
+    let chunks: Vec<&[TxEnv]> = txs[head..].chunks(EXTRACT_CHUNK).collect();
+    for chunk in pool.map(&chunks, |chunk| {
+        chunk.iter().map(transfer).collect::<Option<Vec<_>>>()
+    }) {
+        transfers.extend(chunk?);
+    }
+    Some(transfers)
+}
+
+/// Links the accounts of `transfers`: per transaction, the root of its sender's set, and
+/// whether it credits its recipient as a delta. Every sender is a node; so is every recipient
+/// that sends too, or that some transaction cannot credit as a delta; each transaction links
+/// its sender with its recipient when that is a node.
+fn link(transfers: &[(Address, Address, bool)]) -> (Vec<u32>, Vec<bool>) {
+    let mut nodes =
+        AddressMap::<u32>::with_capacity_and_hasher(transfers.len(), Default::default());
+    let senders: Vec<u32> = transfers
+        .iter()
+        .map(|(caller, _, _)| {
+            let next = nodes.len() as u32;
+            *nodes.entry(*caller).or_insert(next)
+        })
+        .collect();
+    for (_, to, lazy) in transfers {
+        if !lazy && !nodes.contains_key(to) {
+            let next = nodes.len() as u32;
+            nodes.insert(*to, next);
+        }
+    }
+    let mut links = UnionFind::new(nodes.len());
+    let credits = transfers
+        .iter()
+        .zip(&senders)
+        .map(|((_, to, _), sender)| match nodes.get(to) {
+            Some(&to) => {
+                links.union(*sender, to);
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let roots = senders.iter().map(|&sender| links.find(sender)).collect();
+    (roots, credits)
+}
+
+/// The transactions in group order, and each group's range in it, largest groups first: a
+/// group is the transactions whose `roots` are equal, numbered by its first transaction.
+fn order_by_group(roots: &[u32]) -> (Vec<TxIdx>, Vec<Range<usize>>) {
+    let nodes = roots.iter().max().map_or(0, |&root| root as usize + 1);
+    let mut group_of_root = vec![u32::MAX; nodes];
+    let mut sizes: Vec<usize> = Vec::new();
+    let tx_group: Vec<u32> = roots
+        .iter()
+        .map(|&root| {
+            let root = root as usize;
+            if group_of_root[root] == u32::MAX {
+                group_of_root[root] = sizes.len() as u32;
+                sizes.push(0);
+            }
+            let group = group_of_root[root];
+            sizes[group as usize] += 1;
+            group
+        })
+        .collect();
+    let mut by_size: Vec<u32> = (0..sizes.len() as u32).collect();
+    by_size.sort_by_key(|&g| std::cmp::Reverse(sizes[g as usize]));
+    let mut start = vec![0; sizes.len()];
+    let mut groups = Vec::with_capacity(sizes.len());
+    let mut end = 0;
+    for &g in &by_size {
+        start[g as usize] = end;
+        groups.push(end..end + sizes[g as usize]);
+        end += sizes[g as usize];
+    }
+    let mut order = vec![0; roots.len()];
+    for (index, &group) in tx_group.iter().enumerate() {
+        let slot = &mut start[group as usize];
+        order[*slot] = index;
+        *slot += 1;
+    }
+    (order, groups)
 }
 
 /// The recipient of a plain call.

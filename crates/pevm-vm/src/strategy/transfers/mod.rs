@@ -57,7 +57,6 @@ pub(crate) fn execute_transfers<P: StateProvider>(
     block: &Block,
     transfers: &TransferBlock,
 ) -> Result<Option<(BlockOutput, BlockStats)>, ExecutionError> {
-    let eip161 = BlockFacts::new(block).eip161;
     let init = || Worker {
         evm: block_evm(
             TransferDb {
@@ -96,6 +95,25 @@ pub(crate) fn execute_transfers<P: StateProvider>(
     for ran in &mut ran {
         merged.absorb(ran);
     }
+    let Merged { results, mut state } = merged;
+    let (results, failed) = block_results(block, results, &mut ran);
+    let stats = pay_owed(provider, block, ran, failed, &mut state)?;
+    let output = BlockOutput::new(results, state);
+    Ok(Some((output, stats)))
+}
+
+/// Adds the fees and credits the transactions owed (`ran`) to the beneficiary's and the
+/// credited recipients' accounts, as read now, into `state`, and counts them; the error is the
+/// lowest transaction's: `failed` (from the results) or a failed read, charged to the first
+/// transaction that owed to the account, as serially.
+fn pay_owed<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+    ran: Vec<Ran>,
+    failed: Option<(TxIdx, ExecutionError)>,
+    state: &mut StateDiff,
+) -> Result<BlockStats, ExecutionError> {
+    let eip161 = BlockFacts::new(block).eip161;
     let engine = ExecStats {
         executions: block.txs.len() as u64,
         ..ExecStats::default()
@@ -104,10 +122,6 @@ pub(crate) fn execute_transfers<P: StateProvider>(
         engine,
         ..BlockStats::default()
     };
-    let Merged { results, mut state } = merged;
-    let (results, failed) = block_results(block, results, &mut ran);
-    // Fees and credits are added to the accounts as read now: a failed read there is charged
-    // to the first transaction that owed them, as serially.
     let mut fees = Fees::default();
     let mut credits = AddressMap::<Owed>::default();
     for ran in ran {
@@ -148,8 +162,7 @@ pub(crate) fn execute_transfers<P: StateProvider>(
     if let Some((_, error)) = errors.into_iter().min_by_key(|(index, _)| *index) {
         return Err(error);
     }
-    let output = BlockOutput::new(results, state);
-    Ok(Some((output, stats)))
+    Ok(stats)
 }
 
 /// What the workers did, merged: the results of their transactions and the changes of the
@@ -176,12 +189,10 @@ fn block_results(
     slots: Vec<Option<TxResult>>,
     ran: &mut [Ran],
 ) -> (Vec<TxResult>, Option<(TxIdx, ExecutionError)>) {
-    let mut first_error: Option<(TxIdx, ExecutionError)> = None;
-    for (index, error) in ran.iter_mut().flat_map(|ran| ran.errors.drain(..)) {
-        if first_error.as_ref().is_none_or(|(first, _)| index < *first) {
-            first_error = Some((index, error));
-        }
-    }
+    let mut first_error = ran
+        .iter_mut()
+        .flat_map(|ran| ran.errors.drain(..))
+        .min_by_key(|(index, _)| *index);
     let mut gas = BlockGas::new(block);
     let mut failure = None;
     // In place: the results take the slots' memory.
