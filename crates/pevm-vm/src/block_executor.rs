@@ -119,7 +119,8 @@ impl<R> ParallelBlockExecutorFactory<R> {
 ///
 /// A block the engine rejects (an invalid transaction, a failed read) is run again by
 /// alloy-evm's executor, so the error is alloy-evm's own. A `State` that reads through a
-/// preloaded bundle or an EIP-7928 access list runs serially as well.
+/// preloaded bundle or an EIP-7928 access list runs serially as well, and so does a block
+/// with Amsterdam's state gas (EIP-8037).
 pub struct ParallelBlockExecutor<'a, 'db, DB: Database, R: ReceiptBuilder = AlloyReceiptBuilder> {
     inner: EthBlockExecutor<'a, StateEvm<'db, DB>, &'a ChainSpec, &'a R>,
     chain: &'a ChainSpec,
@@ -196,7 +197,10 @@ where
             txs: txs.iter().map(|(env, _)| env.clone()).collect(),
         };
         let state: &State<DB> = evm.db();
-        let executed = StateView::of(state).and_then(|view| {
+        // Amsterdam's two-dimensional block gas (EIP-8037) is alloy-evm's alone to check.
+        let amsterdam = evm.cfg_env().enable_amsterdam_eip8037;
+        let view = StateView::of(state).filter(|_| !amsterdam);
+        let executed = view.and_then(|view| {
             let mut pevm = self.pevm.lock().unwrap_or_else(PoisonError::into_inner);
             pevm.execute_transactions(&view, &block).ok()
         });
