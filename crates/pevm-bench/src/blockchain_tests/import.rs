@@ -22,8 +22,8 @@ use alloy_primitives::B256;
 use alloy_rlp::Decodable;
 use pevm_vm::{
     block_context, execute_block_embedded, execute_block_reference, execute_block_serial,
-    execute_block_with_hooks, signed_tx_env, Block, ChainSpec, Hardfork, InMemoryProvider,
-    ParallelBlockExecutorFactory, Pevm, Strategy,
+    execute_block_with_hooks, signed_tx_env, Block, BlockContext, BlockOutput, ChainSpec, Hardfork,
+    InMemoryProvider, ParallelBlockExecutorFactory, Pevm, Strategy,
 };
 
 use crate::replay::first_difference;
@@ -112,24 +112,7 @@ pub(super) fn import(
     let hardfork = chain.hardfork_at(header.number, header.timestamp);
     check_parent(head, header, chain).map_err(rejected)?;
     check_body(&decoded, rlp.len(), chain).map_err(rejected)?;
-    let signed = decoded
-        .body
-        .transactions
-        .iter()
-        .enumerate()
-        .map(|(index, tx)| {
-            // Frontier accepts high-s signatures (EIP-2 came with Homestead).
-            let sender = if hardfork >= Hardfork::Homestead {
-                tx.recover_signer()
-            } else {
-                tx.recover_signer_unchecked()
-            };
-            sender
-                .map(|sender| Recovered::new_unchecked(tx, sender))
-                .map_err(|e| format!("tx {index}: sender recovery: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(rejected)?;
+    let signed = recover_senders(&decoded, hardfork).map_err(rejected)?;
     let txs = signed
         .iter()
         .map(|tx| signed_tx_env(tx.inner(), tx.signer()))
@@ -139,11 +122,75 @@ pub(super) fn import(
     let withdrawals = body.withdrawals.as_ref().map(|w| w.as_slice());
     let ctx = block_context(header, &body.ommers, withdrawals);
 
-    let state = &head.state;
-    let serial = execute_block_with_hooks(state, chain, &block, ctx.clone(), |p, b| {
+    let output = execute_checked(&head.state, chain, &block, ctx, &signed, threads)?;
+    output
+        .check_header(hardfork, header)
+        .map_err(|e| rejected(e.to_string()))?;
+
+    let mut state = head.state.clone();
+    state.commit(&output.state);
+    let hash = header.hash_slow();
+    state.insert_block_hash(header.number, hash);
+    let root = state.state_root();
+    let new_head = Head {
+        state,
+        header: decoded.header,
+        hash,
+    };
+    if root != new_head.header.state_root {
+        let message = format!(
+            "stateRoot: header {}, computed {root}",
+            new_head.header.state_root
+        );
+        return Err(ImportError::WrongStateRoot {
+            message,
+            head: Box::new(new_head),
+        });
+    }
+    *head = new_head;
+    Ok(())
+}
+
+/// The block's transactions with their senders recovered from their signatures (Frontier
+/// accepts high-s signatures: EIP-2 came with Homestead).
+fn recover_senders(
+    decoded: &ConsensusBlock,
+    hardfork: Hardfork,
+) -> Result<Vec<Recovered<&TxEnvelope>>, String> {
+    decoded
+        .body
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(index, tx)| {
+            let sender = if hardfork >= Hardfork::Homestead {
+                tx.recover_signer()
+            } else {
+                tx.recover_signer_unchecked()
+            };
+            sender
+                .map(|sender| Recovered::new_unchecked(tx, sender))
+                .map_err(|e| format!("tx {index}: sender recovery: {e}"))
+        })
+        .collect()
+}
+
+/// `block` (its transactions `signed`, its steps `ctx`) on `state`, executed serially, in
+/// parallel on `threads`, by alloy-evm's reference executor and by the engine through
+/// alloy-evm's `BlockExecutor`: the serial output when all agree.
+fn execute_checked(
+    state: &InMemoryProvider,
+    chain: &ChainSpec,
+    block: &Block,
+    ctx: BlockContext<'_>,
+    signed: &[Recovered<&TxEnvelope>],
+    threads: NonZeroUsize,
+) -> Result<BlockOutput, ImportError> {
+    let rejected = ImportError::Rejected;
+    let serial = execute_block_with_hooks(state, chain, block, ctx.clone(), |p, b| {
         execute_block_serial(p, b)
     });
-    let parallel = execute_block_with_hooks(state, chain, &block, ctx.clone(), |p, b| {
+    let parallel = execute_block_with_hooks(state, chain, block, ctx.clone(), |p, b| {
         Pevm::new(threads).force(Strategy::BlockStm).execute(p, b)
     });
     if serial != parallel {
@@ -151,13 +198,13 @@ pub(super) fn import(
         return Err(ImportError::ParallelMismatch(difference));
     }
     let reference =
-        execute_block_reference(state, chain, &block, ctx.clone(), signed.iter().copied());
+        execute_block_reference(state, chain, block, ctx.clone(), signed.iter().copied());
     // The engine as a client embeds it: through alloy-evm's `BlockExecutor` over revm's `State`.
     let factory = ParallelBlockExecutorFactory::new(
         chain.clone(),
         Pevm::new(threads).force(Strategy::BlockStm),
     );
-    let embedded = execute_block_embedded(&factory, state, &block, ctx, signed.iter().copied());
+    let embedded = execute_block_embedded(&factory, state, block, ctx, signed.iter().copied());
     match (&reference, &embedded) {
         (Ok(reference), Ok(embedded)) => {
             if let Some(difference) = embedded.difference(reference) {
@@ -192,32 +239,7 @@ pub(super) fn import(
             )))
         }
     };
-    output
-        .check_header(hardfork, header)
-        .map_err(|e| rejected(e.to_string()))?;
-
-    let mut state = head.state.clone();
-    state.commit(&output.state);
-    let hash = header.hash_slow();
-    state.insert_block_hash(header.number, hash);
-    let root = state.state_root();
-    let new_head = Head {
-        state,
-        header: decoded.header,
-        hash,
-    };
-    if root != new_head.header.state_root {
-        let message = format!(
-            "stateRoot: header {}, computed {root}",
-            new_head.header.state_root
-        );
-        return Err(ImportError::WrongStateRoot {
-            message,
-            head: Box::new(new_head),
-        });
-    }
-    *head = new_head;
-    Ok(())
+    Ok(output)
 }
 
 /// geth's floor for a block's gas limit (consensus rule since Frontier; alloy-eips has the
