@@ -182,10 +182,12 @@ where
         transactions: impl IntoIterator<Item = impl ExecutableTx<Self>>,
     ) -> Result<BlockExecutionResult<Self::Receipt>, BlockExecutionError> {
         self.inner.apply_pre_execution_changes()?;
-        let txs: Vec<_> = transactions
+        // The environments go to the engine's block; the signed transactions stay for the
+        // receipts.
+        let (envs, signed): (Vec<_>, Vec<_>) = transactions
             .into_iter()
             .map(ExecutableTxParts::into_parts)
-            .collect();
+            .unzip();
         let evm = self.inner.evm();
         let block = Block {
             hardfork: self.chain.hardfork_at(
@@ -194,7 +196,7 @@ where
             ),
             cfg: evm.cfg_env().clone(),
             env: evm.block().clone(),
-            txs: txs.iter().map(|(env, _)| env.clone()).collect(),
+            txs: envs,
         };
         let state: &State<DB> = evm.db();
         // Amsterdam's two-dimensional block gas (EIP-8037) is alloy-evm's alone to check.
@@ -206,7 +208,7 @@ where
         });
         match executed {
             Some(outputs) => {
-                for ((_, tx), result) in txs.iter().zip(outputs) {
+                for (tx, result) in signed.iter().zip(outputs) {
                     let tx = tx.tx();
                     self.inner.commit_transaction(EthTxResult {
                         result,
@@ -216,8 +218,8 @@ where
                 }
             }
             None => {
-                for tx in txs {
-                    self.inner.execute_transaction(tx)?;
+                for (env, tx) in block.txs.into_iter().zip(signed) {
+                    self.inner.execute_transaction((env, tx))?;
                 }
             }
         }
