@@ -11,7 +11,7 @@
 fn main() {
     for path in std::env::args().skip(1) {
         let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let case = pevm_fuzz::Case::decode(&data);
+        let case = pevm_fuzz::decode::block_spec(&data);
         println!("== {path} ({} bytes)\n{case:?}", data.len());
         match pevm_fuzz::check_differential(&data) {
             Ok(Ok(output)) => {

@@ -1,8 +1,9 @@
 //! Fuzzing harnesses for pevm, usable without libFuzzer:
 //!
-//! - [`check_differential`]: decodes bytes into a block ([`decode::Case`]) over a small fixed
-//!   state ([`world`]), executes it serially and in parallel on 1, 2, 4 and 8 threads, and
-//!   reports any difference in results, state diff or error.
+//! - [`check_differential`]: decodes bytes into a block ([`decode::block_spec`]) over the
+//!   test kit's small fixed state (`pevm_testkit::world`), executes it serially and in
+//!   parallel on 1, 2, 4 and 8 threads, and reports any difference in results, state diff
+//!   or error.
 //! - [`check_fixture_loader`]: writes bytes as a block folder's files and loads it with
 //!   [`pevm_bench::fixture::Fixture::load`]; any error is fine, a panic is not.
 //!
@@ -11,7 +12,6 @@
 #![deny(missing_docs)]
 
 pub mod decode;
-pub mod world;
 
 use std::{
     num::NonZeroUsize,
@@ -22,8 +22,6 @@ use std::{
 use pevm_bench::replay::first_difference;
 use pevm_vm::{execute_block_serial, BlockOutput, ExecutionError, Pevm, Strategy};
 
-pub use decode::Case;
-
 /// The worker counts every parallel run is compared at.
 pub const THREADS: [usize; 4] = [1, 2, 4, 8];
 
@@ -33,7 +31,7 @@ pub type Outcome = Result<BlockOutput, ExecutionError>;
 /// Executes the block `data` decodes to serially and on every count of [`THREADS`], and
 /// returns the serial outcome, or a report of the first parallel run that differs.
 pub fn check_differential(data: &[u8]) -> Result<Outcome, String> {
-    let case = Case::decode(data);
+    let case = decode::block_spec(data);
     let provider = case.provider();
     let block = case.block();
     let serial = execute_block_serial(&provider, &block);

@@ -5,15 +5,17 @@
 // A test, bench, example or binary crate sees every dependency of its package.
 #![allow(unused_crate_dependencies)]
 
-mod common;
-
 use std::{fmt::Debug, num::NonZeroUsize};
 
 use alloy_consensus::{
     transaction::Recovered, ReceiptEnvelope, SignableTransaction, TxEip1559, TxEnvelope, TxLegacy,
 };
 use alloy_primitives::{Signature, B256, U256};
-use common::{cache_db, mixed_block, world, Down, CHAIN_ID, COUNTER};
+use pevm_testkit::{
+    cache_db, mixed_block,
+    world::{world, COUNTER},
+    Down, CHAIN_ID,
+};
 use pevm_vm::{
     alloy_evm::{
         block::{BlockExecutionResult, BlockExecutor},
@@ -109,7 +111,7 @@ fn serial<DB: Database + Debug>(db: DB, block: &Block) -> Kept {
 
 #[test]
 fn blocks_through_the_trait_equal_alloy_evm() {
-    let db = cache_db(&world());
+    let db = cache_db(&world().clone());
     for hardfork in [
         Hardfork::Frontier,
         Hardfork::SpuriousDragon,
@@ -145,7 +147,7 @@ fn blocks_through_the_trait_equal_alloy_evm() {
 
 #[test]
 fn an_invalid_block_fails_with_alloy_evms_error() {
-    let db = cache_db(&world());
+    let db = cache_db(&world().clone());
     let mut block = mixed_block(Hardfork::Cancun, 100).block();
     block.txs[60].nonce += 1;
     let (expected, _) = serial(db.clone(), &block);
@@ -159,7 +161,7 @@ fn an_invalid_block_fails_with_alloy_evms_error() {
 #[test]
 fn a_failing_database_is_an_error() {
     let block = mixed_block(Hardfork::Cancun, 100).block();
-    let down = || WrapDatabaseRef(Down(cache_db(&world()), COUNTER));
+    let down = || WrapDatabaseRef(Down(cache_db(&world().clone()), COUNTER));
     let (expected, _) = serial(down(), &block);
     let expected = expected.expect_err("the counter cannot be read");
     assert!(expected.contains("unreachable"), "{expected}");

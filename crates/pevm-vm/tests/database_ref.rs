@@ -4,16 +4,18 @@
 // A test, bench, example or binary crate sees every dependency of its package.
 #![allow(unused_crate_dependencies)]
 
-mod common;
-
 use std::num::NonZeroUsize;
 
-use common::{cache_db, mixed_block, world, Down, COUNTER};
+use pevm_testkit::{
+    cache_db, mixed_block,
+    world::{world, COUNTER},
+    Down,
+};
 use pevm_vm::{execute_block_serial, ExecutionError, Hardfork, Pevm, Strategy};
 
 #[test]
 fn a_cache_db_is_a_state_provider() {
-    let provider = world();
+    let provider = world().clone();
     let db = cache_db(&provider);
     for hardfork in [Hardfork::Homestead, Hardfork::Cancun, Hardfork::Prague] {
         let block = mixed_block(hardfork, 200).block();
@@ -34,7 +36,7 @@ fn a_cache_db_is_a_state_provider() {
 
 #[test]
 fn a_database_error_names_the_transaction() {
-    let db = Down(cache_db(&world()), COUNTER);
+    let db = Down(cache_db(&world().clone()), COUNTER);
     let block = mixed_block(Hardfork::Cancun, 200).block();
     let first_reader = block
         .txs

@@ -3,16 +3,14 @@
 // A test, bench, example or binary crate sees every dependency of its package.
 #![allow(unused_crate_dependencies)]
 
-mod common;
-
 use std::{collections::HashSet, num::NonZeroUsize};
 
-use common::{mixed_block, world};
+use pevm_testkit::{mixed_block, world::world};
 use pevm_vm::{execute_block_serial, Hardfork, Pevm, Strategy};
 
 #[test]
 fn repeated_parallel_runs_give_the_serial_digest() {
-    let provider = world();
+    let provider = world().clone();
     let block = mixed_block(Hardfork::Cancun, 300).block();
     let serial = execute_block_serial(&provider, &block)
         .expect("the mixed block is valid")

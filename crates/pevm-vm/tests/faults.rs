@@ -3,8 +3,6 @@
 // A test, bench, example or binary crate sees every dependency of its package.
 #![allow(unused_crate_dependencies)]
 
-mod common;
-
 use std::{
     num::NonZeroUsize,
     sync::{
@@ -16,7 +14,10 @@ use std::{
 };
 
 use alloy_primitives::{Address, B256, U256};
-use common::{observed, world, Action, BlockSpec, TxSpec, COUNTER, DESTRUCTIBLES};
+use pevm_testkit::{
+    world::{index_of, world, COUNTER, DESTRUCTIBLES},
+    Action, BlockSpec, TxSpec,
+};
 use pevm_vm::{
     execute_block_serial, revm::bytecode::Bytecode, AccountBasic, Block, BlockOutput,
     ExecutionError, Hardfork, InMemoryProvider, Pevm, ProviderError, StateProvider, Strategy,
@@ -50,7 +51,7 @@ impl FaultyProvider {
     /// The faultless world.
     fn new() -> Self {
         Self {
-            inner: world(),
+            inner: world().clone(),
             ..Self::default()
         }
     }
@@ -121,14 +122,13 @@ fn counter(sender: usize, load: u8, store: u8) -> TxSpec {
             load,
             store,
             add: 1,
-            starved: false,
         },
     )
 }
 
 /// A transfer of 1 wei from `sender` to recipient `to`.
-fn transfer(sender: usize, to: usize) -> TxSpec {
-    TxSpec::new(sender, Action::Transfer { to, value: 1 })
+fn transfer(sender: usize, to: u8) -> TxSpec {
+    TxSpec::new(sender, Action::transfer(to, 1))
 }
 
 /// Conflicting `COUNTER` updates where transaction 5 is the first to touch slot 3.
@@ -155,11 +155,8 @@ fn counter_block() -> Block {
 
 /// Transactions 1, 4 and 7 read the balance of `DESTRUCTIBLES[1]`, which no one writes.
 fn balance_block() -> Block {
-    let of = observed()
-        .iter()
-        .position(|a| *a == DESTRUCTIBLES[1])
-        .expect("the destructible is observed");
-    let read = |sender| TxSpec::new(sender, Action::ReadBalance { of });
+    let of = index_of(DESTRUCTIBLES[1]);
+    let read = |sender| TxSpec::new(sender, Action::Read { of, hash: false });
     BlockSpec::new(
         Hardfork::Cancun,
         vec![

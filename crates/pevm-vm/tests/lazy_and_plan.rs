@@ -4,38 +4,34 @@
 // A test, bench, example or binary crate sees every dependency of its package.
 #![allow(unused_crate_dependencies)]
 
-mod common;
-
 use std::num::NonZeroUsize;
 
-use common::{recipients, world, Action, BlockSpec, TxSpec, FRESH, SENDERS};
+use pevm_testkit::{
+    world::{index_of, world, FRESH, RICH_SENDERS},
+    Action, BlockSpec, TxSpec,
+};
 use pevm_vm::{execute_block_serial, Hardfork, Pevm, Strategy};
-
-/// Index of `address` in [`recipients`].
-fn recipient(address: alloy_primitives::Address) -> usize {
-    recipients().iter().position(|a| *a == address).unwrap()
-}
 
 /// Transfers from every sender to one fresh address and to sender 1, with reads of both
 /// balances and transfers out of sender 1 in between.
 fn hot_recipient_block(hardfork: Hardfork) -> BlockSpec {
-    let hot = recipient(FRESH[0]);
-    let sender_1 = recipient(common::sender(1));
+    let hot = index_of(FRESH[0]);
+    let sender_1 = index_of(pevm_testkit::world::sender(1));
     let txs = (0..120)
         .map(|i| {
             let action = match i % 10 {
-                3 => Action::ReadBalance { of: hot },
-                7 => Action::ReadBalance { of: sender_1 },
-                5 | 8 => Action::Transfer {
-                    to: sender_1,
-                    value: 1_000 + i as u64,
+                3 => Action::Read {
+                    of: hot,
+                    hash: false,
                 },
-                _ => Action::Transfer {
-                    to: hot,
-                    value: 1 + i as u64,
+                7 => Action::Read {
+                    of: sender_1,
+                    hash: false,
                 },
+                5 | 8 => Action::transfer(sender_1, 1_000 + i as u64),
+                _ => Action::transfer(hot, 1 + i as u64),
             };
-            TxSpec::new(if i % 10 == 9 { 1 } else { i % SENDERS }, action)
+            TxSpec::new(if i % 10 == 9 { 1 } else { i % RICH_SENDERS }, action)
         })
         .collect();
     BlockSpec::new(hardfork, txs)
@@ -43,7 +39,7 @@ fn hot_recipient_block(hardfork: Hardfork) -> BlockSpec {
 
 #[test]
 fn lazy_credits_match_serial() {
-    let provider = world();
+    let provider = world().clone();
     for hardfork in [Hardfork::Homestead, Hardfork::Cancun] {
         let block = hot_recipient_block(hardfork).block();
         let serial = execute_block_serial(&provider, &block).expect("valid block");
@@ -61,12 +57,11 @@ fn lazy_credits_match_serial() {
 
 #[test]
 fn plan_runs_chains_serially_and_wide_blocks_in_parallel() {
-    let provider = world();
+    let provider = world().clone();
     let counter = |i: usize| Action::Counter {
         load: (i % 4) as u8,
         store: (i % 4) as u8 + 4,
         add: 1,
-        starved: false,
     };
     // One sender: every transaction waits for the previous one's nonce.
     let chain = BlockSpec::new(
@@ -78,7 +73,7 @@ fn plan_runs_chains_serially_and_wide_blocks_in_parallel() {
     let wide = BlockSpec::new(
         Hardfork::Cancun,
         (0..60)
-            .map(|i| TxSpec::new(i % SENDERS, counter(i)))
+            .map(|i| TxSpec::new(i % RICH_SENDERS, counter(i)))
             .collect(),
     )
     .block();

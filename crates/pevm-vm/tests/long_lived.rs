@@ -3,11 +3,13 @@
 // A test, bench, example or binary crate sees every dependency of its package.
 #![allow(unused_crate_dependencies)]
 
-mod common;
-
 use std::num::NonZeroUsize;
 
-use common::{mixed_block, world, Action, BlockSpec, TxSpec, SENDERS};
+use pevm_testkit::{
+    mixed_block,
+    world::{world, RICH_SENDERS},
+    Action, BlockSpec, TxSpec,
+};
 use pevm_vm::{execute_block_serial, Block, Hardfork, InMemoryProvider, Pevm, Strategy};
 
 /// Hardforks the blocks cycle through.
@@ -34,7 +36,7 @@ fn assert_serial(pevm: &mut Pevm, provider: &InMemoryProvider, block: &Block, wh
 
 #[test]
 fn thousand_consecutive_blocks_match_serial_without_growing_memory() {
-    let provider = world();
+    let provider = world().clone();
     let blocks: Vec<Block> = (0..20)
         .map(|i| mixed_block(FORKS[i % FORKS.len()], 5 + i * 7).block())
         .collect();
@@ -58,7 +60,7 @@ fn thousand_consecutive_blocks_match_serial_without_growing_memory() {
 
 #[test]
 fn sixty_four_workers_on_any_machine_match_serial() {
-    let provider = world();
+    let provider = world().clone();
     let mut pevm = Pevm::new(NonZeroUsize::new(64).unwrap()).force(Strategy::BlockStm);
     for (i, hardfork) in FORKS.into_iter().enumerate() {
         let block = mixed_block(hardfork, 100 + i).block();
@@ -75,15 +77,14 @@ fn ten_thousand_conflicting_transactions_complete() {
                 load: 0,
                 store: 0,
                 add: 1,
-                starved: false,
             };
-            TxSpec::new(i % SENDERS, action)
+            TxSpec::new(i % RICH_SENDERS, action)
         })
         .collect();
     let mut spec = BlockSpec::new(Hardfork::Cancun, txs);
     spec.gas_limit = u64::MAX / 2;
     let block = spec.block();
-    let provider = world();
+    let provider = world().clone();
     for forced in [Some(Strategy::BlockStm), None] {
         let pevm = Pevm::new(NonZeroUsize::new(2).unwrap());
         let mut pevm = match forced {

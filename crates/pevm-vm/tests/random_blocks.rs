@@ -3,11 +3,9 @@
 // A test, bench, example or binary crate sees every dependency of its package.
 #![allow(unused_crate_dependencies)]
 
-mod common;
-
 use std::num::NonZeroUsize;
 
-use common::{block_spec, mixed_block, world, BlockSpec};
+use pevm_testkit::{block_spec, mixed_block, world::world, BlockSpec};
 use pevm_vm::{
     execute_block_serial, execute_transactions_serial, BlockOutput, ExecutionError, Hardfork, Pevm,
     Strategy, TxStatus,
@@ -19,7 +17,7 @@ fn assert_same_outcome(
     spec: &BlockSpec,
     threads: usize,
 ) -> Result<Result<BlockOutput, ExecutionError>, TestCaseError> {
-    let provider = world();
+    let provider = world().clone();
     let block = spec.block();
     let serial = execute_block_serial(&provider, &block);
     let threads = NonZeroUsize::new(threads).expect("at least one thread");
@@ -113,7 +111,7 @@ proptest! {
 
 #[test]
 fn mixed_blocks_match_serial_at_every_thread_count() {
-    let provider = world();
+    let provider = world().clone();
     for hardfork in [
         Hardfork::Frontier,
         Hardfork::SpuriousDragon,

@@ -4,26 +4,21 @@
 // A test, bench, example or binary crate sees every dependency of its package.
 #![allow(unused_crate_dependencies)]
 
-mod common;
-
 use std::num::NonZeroUsize;
 
-use common::{
-    recipients, sender, transfer_block_spec, world, Action, BlockSpec, TxSpec, EMPTY, FRESH,
-    SENDERS,
+use alloy_primitives::U256;
+use pevm_testkit::{
+    transfer_block_spec,
+    world::{index_of, sender, world, DESTRUCTIBLES, EMPTY, FRESH, RICH_SENDERS},
+    Action, BlockSpec, TxSpec,
 };
 use pevm_vm::{execute_block_serial, BlockStats, Hardfork, Pevm, Strategy};
 use proptest::{prelude::*, test_runner::TestCaseResult};
 
-/// Index of `address` in [`recipients`].
-fn recipient(address: alloy_primitives::Address) -> usize {
-    recipients().iter().position(|a| *a == address).unwrap()
-}
-
 /// Runs `spec` serially and with `pevm`, checks both give the same outcome, and returns the
 /// stats of a successful parallel run.
 fn same_as_serial(pevm: &mut Pevm, spec: &BlockSpec) -> Result<Option<BlockStats>, TestCaseError> {
-    let provider = world();
+    let provider = world().clone();
     let block = spec.block();
     let serial = execute_block_serial(&provider, &block);
     let parallel = pevm.execute_with_stats(&provider, &block);
@@ -40,28 +35,16 @@ fn transfers(threads: usize) -> Pevm {
 /// Transfers to a hot fresh address, chains between senders, zero-value transfers to empty
 /// accounts, and self-transfers.
 fn transfer_mix(hardfork: Hardfork, size: usize) -> BlockSpec {
-    let hot = recipient(FRESH[0]);
+    let hot = index_of(FRESH[0]);
     let txs = (0..size)
         .map(|i| {
             let action = match i % 7 {
-                1 => Action::Transfer {
-                    to: recipient(sender((i + 1) % SENDERS)),
-                    value: 1_000,
-                },
-                3 => Action::Transfer {
-                    to: recipient(EMPTY[i % 2]),
-                    value: 0,
-                },
-                5 => Action::Transfer {
-                    to: recipient(sender(i % SENDERS)),
-                    value: 7,
-                },
-                _ => Action::Transfer {
-                    to: hot,
-                    value: 1 + i as u64,
-                },
+                1 => Action::transfer(index_of(sender((i + 1) % RICH_SENDERS)), 1_000),
+                3 => Action::transfer(index_of(EMPTY[i % 2]), 0),
+                5 => Action::transfer(index_of(sender(i % RICH_SENDERS)), 7),
+                _ => Action::transfer(hot, 1 + i as u64),
             };
-            let mut tx = TxSpec::new(i % SENDERS, action);
+            let mut tx = TxSpec::new(i % RICH_SENDERS, action);
             tx.tip = (i % 3) as u8;
             tx.dynamic_fee = i % 2 == 0;
             tx
@@ -94,9 +77,9 @@ fn transfer_blocks_run_on_the_transfer_strategy() -> TestCaseResult {
 #[test]
 fn plan_picks_the_transfer_strategy_for_wide_transfer_blocks() -> TestCaseResult {
     // 400 transfers of five senders to one address: five chains, enough work for two workers.
-    let hot = recipient(FRESH[1]);
+    let hot = index_of(FRESH[1]);
     let txs = (0..400)
-        .map(|i| TxSpec::new(i % SENDERS, Action::Transfer { to: hot, value: 1 }))
+        .map(|i| TxSpec::new(i % RICH_SENDERS, Action::transfer(hot, 1)))
         .collect();
     let spec = BlockSpec::new(Hardfork::Cancun, txs);
     let stats = same_as_serial(&mut Pevm::new(NonZeroUsize::new(2).unwrap()), &spec)?;
@@ -110,9 +93,9 @@ fn plan_picks_the_transfer_strategy_for_wide_transfer_blocks() -> TestCaseResult
 fn a_transfer_to_code_sends_the_block_to_block_stm() -> TestCaseResult {
     let mut spec = transfer_mix(Hardfork::Cancun, 60);
     spec.txs[41].action = Action::Call {
-        target: 0,
+        target: index_of(DESTRUCTIBLES[0]),
         destroy_to: None,
-        value: 5,
+        value: U256::from(5),
     };
     for threads in [1, 2, 4] {
         let stats = same_as_serial(&mut transfers(threads), &spec)?.expect("valid");
@@ -133,7 +116,6 @@ fn large_blocks_are_analysed_on_the_workers() -> TestCaseResult {
         load: 0,
         store: 1,
         add: 1,
-        starved: false,
     };
     let stats = same_as_serial(&mut transfers(2), &spec)?.expect("valid");
     assert_eq!(stats.plan.strategy, Strategy::BlockStm);
