@@ -5,10 +5,11 @@
 //!
 //! Where things live: `chain/` (fork schedule, block and transaction environments, the steps
 //! around the transactions, receipts, state root), `state/` (the state provider, overlays),
-//! `exec/` (outputs, the serial executor, alloy-evm's reference), `lazy` (fees and credits
-//! paid without reading the account), `block_stm/` (the multi-version database, the VM, the
-//! fold, per-transaction outputs), `strategy/` (the plan, known dependencies, the transfer
-//! strategy), `pevm` (the front door) and `block_executor` (alloy-evm's `BlockExecutor`).
+//! `exec/` (outputs, the serial executor, alloy-evm's reference), `lazy/` (fees and credits
+//! paid without reading the account, and settled in one place), `block_stm/` (the
+//! multi-version database, the VM, the fold, per-transaction outputs), `strategy/` (the plan,
+//! known dependencies, the transfer strategy), `pevm` (the front door) and `block_executor`
+//! (alloy-evm's `BlockExecutor`).
 #![deny(missing_docs)]
 // The unit tests do not use every dev-dependency.
 #![cfg_attr(test, allow(unused_crate_dependencies))]

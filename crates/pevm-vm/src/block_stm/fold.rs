@@ -1,7 +1,7 @@
 //! The block output of a Block-STM run: results with cumulative gas, then the state diff folded
 //! from every transaction's writes and lazy payments, sharded by account.
 
-use alloy_primitives::{map::AddressSet, Address, U256};
+use alloy_primitives::Address;
 use pevm_core::Pool;
 
 use crate::{
@@ -9,10 +9,8 @@ use crate::{
         mv_db::BlockFacts,
         vm::{TxEffects, TxOutput},
     },
-    exec::{
-        outcome::BlockGas,
-        output::{apply_write, fee_write, AccountState},
-    },
+    exec::{outcome::BlockGas, output::apply_write},
+    lazy::{keep_lowest, Owing},
     strategy::stats::BlockStats,
     Block, BlockOutput, ExecutionError, StateDiff, StateProvider,
 };
@@ -66,9 +64,9 @@ pub(crate) fn fold_outputs<P: StateProvider>(
     let mut errors = Vec::new();
     for shard in folded {
         match shard {
-            Ok((mut diff, credited)) => {
+            Ok((mut diff, paid)) => {
                 state.append(&mut diff);
-                stats.lazy_accounts += credited;
+                stats.lazy_accounts += paid;
             }
             Err(error) => errors.push(error),
         }
@@ -86,13 +84,9 @@ fn shard_of(address: &Address, shards: usize) -> usize {
 }
 
 /// The state diff of the accounts of shard `shard` (of `shards`), from every transaction's
-/// effects in block order, and how many accounts in it took lazy credits; on a failed read,
-/// the transaction index it is charged to.
-///
-/// Non-zero fees owed to the beneficiary are summed and added once: at the end of the block,
-/// or dropped when a transaction writes the beneficiary (it read the account, owed fees
-/// included). A zero fee, which can touch an empty account, is applied in place, as is every
-/// lazy credit.
+/// effects in block order, and how many accounts in it took lazy payments; on a failed read,
+/// the transaction index it is charged to. What was owed to an account and not read by a
+/// later write is paid at the end (see [`Owing`]).
 fn fold_shard<P: StateProvider>(
     provider: &P,
     facts: BlockFacts,
@@ -101,84 +95,35 @@ fn fold_shard<P: StateProvider>(
     shards: usize,
 ) -> Result<(StateDiff, u64), (usize, ExecutionError)> {
     let mine = |address: &Address| shard_of(address, shards) == shard;
-    let beneficiary = facts.beneficiary;
+    let BlockFacts {
+        beneficiary,
+        eip161,
+    } = facts;
     let fees_here = mine(&beneficiary);
-    // Fees owed since the beneficiary's last write, and the first transaction that owes one
-    // (a failed read while adding them is charged to it, as serially).
-    let (mut owed_fees, mut owed_since) = (U256::ZERO, 0);
-    let mut credited = AddressSet::default();
+    let mut owing = Owing::default();
     let mut state = StateDiff::new();
-    let at = |index: usize| move |error| (index, error);
+    let (mut paid, mut first_error) = (0, None);
     for (index, effect) in effects.iter().enumerate() {
         for (address, write) in effect.writes.iter().filter(|(a, _)| mine(a)) {
-            if *address == beneficiary {
-                owed_fees = U256::ZERO;
+            match owing.settle_account(provider, beneficiary, *address, &mut state, eip161) {
+                Ok(owed) => paid += u64::from(owed),
+                Err(error) => keep_lowest(&mut first_error, error),
             }
             apply_write(state.entry(*address).or_default(), write);
         }
-        match effect.lazy_fee {
-            Some(fee) if fees_here && fee.is_zero() => {
-                if !owed_fees.is_zero() {
-                    pay(
-                        &mut state,
-                        provider,
-                        facts,
-                        owed_since,
-                        beneficiary,
-                        owed_fees,
-                    )
-                    .map_err(at(owed_since))?;
-                    owed_fees = U256::ZERO;
-                }
-                pay(&mut state, provider, facts, index, beneficiary, fee).map_err(at(index))?;
-            }
-            Some(fee) if fees_here => {
-                if owed_fees.is_zero() {
-                    owed_since = index;
-                }
-                owed_fees = owed_fees.saturating_add(fee);
-            }
-            _ => {}
+        if let Some(fee) = effect.lazy_fee.filter(|_| fees_here) {
+            owing.fee(index, fee);
         }
         if let Some((address, value)) = effect.lazy_credit.filter(|(a, _)| mine(a)) {
-            credited.insert(address);
-            pay(&mut state, provider, facts, index, address, value).map_err(at(index))?;
+            owing.credit(index, address, value);
         }
     }
-    if !owed_fees.is_zero() {
-        pay(
-            &mut state,
-            provider,
-            facts,
-            owed_since,
-            beneficiary,
-            owed_fees,
-        )
-        .map_err(at(owed_since))?;
-        credited.insert(beneficiary);
+    match owing.settle(provider, beneficiary, &mut state, eip161) {
+        Ok(owed) => paid += owed,
+        Err(error) => keep_lowest(&mut first_error, error),
     }
-    Ok((state, credited.len() as u64))
-}
-
-/// Adds `value` owed from transaction `index` on to `address`'s change, as revm's
-/// fee payment would; nothing for a zero `value` owed to a non-empty account.
-fn pay<P: StateProvider>(
-    state: &mut StateDiff,
-    provider: &P,
-    facts: BlockFacts,
-    index: usize,
-    address: Address,
-    value: U256,
-) -> Result<(), ExecutionError> {
-    let prev = match state.get(&address) {
-        Some(change) => change.info.clone(),
-        None => provider
-            .basic(address)
-            .map_err(|error| ExecutionError::Provider { index, error })?
-            .map(AccountState::from),
-    };
-    if let Some(write) = fee_write(prev.as_ref(), value, facts.eip161) {
-        apply_write(state.entry(address).or_default(), &write);
+    if let Some(error) = first_error {
+        return Err(error);
     }
-    Ok(())
+    Ok((state, paid))
 }

@@ -17,8 +17,8 @@ use revm::{
 };
 
 use crate::{
-    exec::output::{account_after, fee_write, AccountState},
-    lazy::{can_credit, LazyCredits},
+    exec::output::AccountState,
+    lazy::{account_paid, can_credit, LazyCredits},
     state::provider::account_info,
     Block, ExecutionError, ProviderError, StateProvider,
 };
@@ -202,10 +202,7 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
         location: Location,
     ) -> Result<Option<AccountState>, ReadError> {
         Ok(match self.read(location)? {
-            Some(LocationValue::Credit(value)) => {
-                let write = fee_write(account.as_ref(), value, self.facts.eip161);
-                account_after(account, write.as_ref())
-            }
+            Some(LocationValue::Credit(value)) => account_paid(account, value, self.facts.eip161),
             _ => account,
         })
     }

@@ -1,21 +1,19 @@
 //! Per-transaction revm outputs of a parallel run, as serial revm returns them. The fees and
 //! credits a transaction paid without reading the account (see [`crate::lazy`]) are missing
 //! from, or stale in, the state its execution returned; they are settled here, in block
-//! order, on the accounts as the transactions before left them.
+//! order, on the accounts as the transactions before left them (with
+//! [`crate::lazy`]'s rule for a payment into revm's state).
 
-use alloy_primitives::{
-    map::{AddressMap, AddressSet},
-    Address, U256,
-};
+use alloy_primitives::map::{AddressMap, AddressSet};
 use revm::{
     context::result::ResultAndState,
     primitives::hardfork::SpecId,
-    state::{Account, AccountInfo, EvmState, TransactionId},
+    state::{Account, AccountInfo},
 };
 
 use crate::{
-    block_stm::vm::TxOutput, exec::outcome::BlockGas, state::provider::account_info, Block,
-    ExecutionError, StateProvider,
+    block_stm::vm::TxOutput, exec::outcome::BlockGas, lazy::settle_in_evm_state,
+    state::provider::account_info, Block, ExecutionError, StateProvider,
 };
 
 /// Each transaction's revm result and state, from the outputs of a Block-STM run that kept
@@ -68,7 +66,7 @@ pub(crate) fn settle_tx_states<P: StateProvider>(
                     })
                     .map_err(|error| ExecutionError::Provider { index, error })?,
             };
-            settle_payment(&mut evm.state, to, value, before, eip161);
+            settle_in_evm_state(&mut evm.state, to, value, before, eip161);
         }
         for (address, account) in evm.state.iter().filter(|(a, _)| paid.contains(*a)) {
             if account.is_touched() {
@@ -78,33 +76,6 @@ pub(crate) fn settle_tx_states<P: StateProvider>(
         states.push(evm);
     }
     Ok(states)
-}
-
-/// Puts into `state` the account at `address` (`before`, as the transactions before left it)
-/// with `value` added, marked as revm's fee payment or transfer marks it: touched and, before
-/// EIP-161, an empty account kept (or materialised when it did not exist) as revm's journal
-/// leaves it.
-fn settle_payment(
-    state: &mut EvmState,
-    address: Address,
-    value: U256,
-    before: Option<AccountInfo>,
-    eip161: bool,
-) {
-    let mut account = match before {
-        Some(info) => Account::from(info),
-        None => Account::new_not_existing(TransactionId::ZERO),
-    };
-    account.info.balance = account.info.balance.saturating_add(value);
-    account.mark_touch();
-    if !eip161 && account.is_empty() {
-        if account.is_loaded_as_not_existing() {
-            account.mark_created();
-        } else {
-            account.unmark_touch();
-        }
-    }
-    state.insert(address, account);
 }
 
 /// A touched account as committing its transaction leaves it: `None` when destroyed or, under

@@ -23,7 +23,7 @@ use std::{
     sync::{Mutex, PoisonError},
 };
 
-use alloy_primitives::{map::AddressMap, U256};
+use alloy_primitives::map::AddressMap;
 use pevm_core::{ExecStats, Pool, TxIdx};
 use revm::{
     context::{result::EVMError, result::ExecResultAndState, ContextSetters},
@@ -35,11 +35,11 @@ use crate::{
     block_stm::mv_db::BlockFacts,
     exec::{
         outcome::{block_evm, tx_outcome, BlockEvm, BlockGas},
-        output::{account_after, apply_write, fee_write, AccountState},
+        output::apply_write,
     },
-    lazy::{take_credit, LazyBeneficiary},
-    AccountBasic, AccountChange, Block, BlockOutput, BlockStats, ExecutionError, ProviderError,
-    StateDiff, StateProvider, TxResult,
+    lazy::{take_credit, LazyBeneficiary, Owing},
+    AccountChange, Block, BlockOutput, BlockStats, ExecutionError, StateDiff, StateProvider,
+    TxResult,
 };
 
 use db::{Recipient, TransferDb, TransferDbError};
@@ -113,56 +113,34 @@ fn pay_owed<P: StateProvider>(
     failed: Option<(TxIdx, ExecutionError)>,
     state: &mut StateDiff,
 ) -> Result<BlockStats, ExecutionError> {
-    let eip161 = BlockFacts::new(block).eip161;
-    let engine = ExecStats {
-        executions: block.txs.len() as u64,
-        ..ExecStats::default()
-    };
-    let mut stats = BlockStats {
-        engine,
-        ..BlockStats::default()
-    };
-    let mut fees = Fees::default();
-    let mut credits = AddressMap::<Owed>::default();
+    let mut owing = Owing::default();
     for ran in ran {
-        fees.absorb(&ran.fees);
-        for (address, owed) in ran.credits {
-            credits.entry(address).or_insert(Owed::NONE).absorb(&owed);
-        }
+        owing.absorb(ran.owing);
     }
-    stats.lazy_fees = fees.count;
-    stats.lazy_credits = credits.values().map(|owed| owed.count).sum();
-    stats.lazy_accounts = credits.len() as u64 + u64::from(!fees.sum.is_zero());
+    let (lazy_fees, lazy_credits) = owing.counts();
+    let eip161 = BlockFacts::new(block).eip161;
     // The beneficiary and the credited recipients, which no transaction wrote.
-    let mut errors: Vec<(TxIdx, ExecutionError)> = failed.into_iter().collect();
-    let mut pay =
-        |address, change: Result<Option<AccountChange>, ProviderError>, first| match change {
-            Ok(change) => state.extend(change.map(|change| (address, change))),
-            Err(error) => errors.push((
-                first,
-                ExecutionError::Provider {
-                    index: first,
-                    error,
-                },
-            )),
-        };
-    if let Some(first) = fees.first {
-        let beneficiary = block.env.beneficiary;
-        let change = provider
-            .basic(beneficiary)
-            .map(|base| fees.change(base, eip161));
-        pay(beneficiary, change, first);
-    }
-    for (address, owed) in credits {
-        let change = provider
-            .basic(address)
-            .map(|base| owed.change(base, eip161));
-        pay(address, change, owed.first);
-    }
-    if let Some((_, error)) = errors.into_iter().min_by_key(|(index, _)| *index) {
+    let (paid, read_error) = match owing.settle(provider, block.env.beneficiary, state, eip161) {
+        Ok(paid) => (paid, None),
+        Err(error) => (0, Some(error)),
+    };
+    let error = failed
+        .into_iter()
+        .chain(read_error)
+        .min_by_key(|(index, _)| *index);
+    if let Some((_, error)) = error {
         return Err(error);
     }
-    Ok(stats)
+    Ok(BlockStats {
+        engine: ExecStats {
+            executions: block.txs.len() as u64,
+            ..ExecStats::default()
+        },
+        lazy_fees,
+        lazy_credits,
+        lazy_accounts: paid,
+        ..BlockStats::default()
+    })
 }
 
 /// What the workers did, merged: the results of their transactions and the changes of the
@@ -223,119 +201,6 @@ fn block_results(
     (results, failure.or(first_error))
 }
 
-/// What is owed to one account by the transactions that credited it without reading it.
-#[derive(Clone, Copy, Debug)]
-struct Owed {
-    /// The sum owed.
-    value: U256,
-    /// The first transaction that owed it.
-    first: TxIdx,
-    /// How many transactions owed it.
-    count: u64,
-}
-
-impl Owed {
-    /// Nothing owed.
-    const NONE: Self = Self {
-        value: U256::ZERO,
-        first: TxIdx::MAX,
-        count: 0,
-    };
-
-    /// Adds `value`, owed by transaction `index`.
-    fn add(&mut self, index: TxIdx, value: U256) {
-        self.value += value;
-        self.first = self.first.min(index);
-        self.count += 1;
-    }
-
-    /// Adds what `other` owes.
-    fn absorb(&mut self, other: &Self) {
-        self.value += other.value;
-        self.first = self.first.min(other.first);
-        self.count += other.count;
-    }
-
-    /// The account's change once paid, from the account as read. The credits are all
-    /// non-zero and their sum cannot overflow (see [`crate::lazy`]), so paying them at once
-    /// is paying them one by one.
-    fn change(&self, base: Option<AccountBasic>, eip161: bool) -> Option<AccountChange> {
-        paid(base, [self.value], eip161)
-    }
-}
-
-/// The fees owed to the beneficiary.
-#[derive(Clone, Copy, Debug, Default)]
-struct Fees {
-    /// Their sum.
-    sum: U256,
-    /// The first transaction that owed a fee (a failed read of the beneficiary is its).
-    first: Option<TxIdx>,
-    /// The first transactions that owed a zero fee, and a non-zero one.
-    first_zero: Option<TxIdx>,
-    first_non_zero: Option<TxIdx>,
-    /// How many transactions owed one.
-    count: u64,
-}
-
-impl Fees {
-    /// Adds the fee of transaction `index`.
-    fn add(&mut self, index: TxIdx, fee: U256) {
-        self.sum = self.sum.saturating_add(fee);
-        let first = |slot: &mut Option<TxIdx>| *slot = Some(slot.map_or(index, |f| f.min(index)));
-        first(&mut self.first);
-        first(if fee.is_zero() {
-            &mut self.first_zero
-        } else {
-            &mut self.first_non_zero
-        });
-        self.count += 1;
-    }
-
-    /// Adds the fees of `other`.
-    fn absorb(&mut self, other: &Self) {
-        self.sum = self.sum.saturating_add(other.sum);
-        let min = |a: Option<TxIdx>, b: Option<TxIdx>| a.into_iter().chain(b).min();
-        self.first = min(self.first, other.first);
-        self.first_zero = min(self.first_zero, other.first_zero);
-        self.first_non_zero = min(self.first_non_zero, other.first_non_zero);
-        self.count += other.count;
-    }
-
-    /// The beneficiary's change once paid, from its account as read. Only a zero fee paid
-    /// before any non-zero one can touch an empty account (later, its balance is not zero);
-    /// the non-zero fees add up.
-    fn change(&self, base: Option<AccountBasic>, eip161: bool) -> Option<AccountChange> {
-        let zero_first = match (self.first_zero, self.first_non_zero) {
-            (Some(zero), Some(non_zero)) => zero < non_zero,
-            (zero, _) => zero.is_some(),
-        };
-        let fees = [
-            zero_first.then_some(U256::ZERO),
-            Some(self.sum).filter(|sum| !sum.is_zero()),
-        ];
-        paid(base, fees.into_iter().flatten(), eip161)
-    }
-}
-
-/// The change of the account `base` once `payments` are paid into it one after another, as
-/// revm pays a fee; `None` when none changes it.
-fn paid(
-    base: Option<AccountBasic>,
-    payments: impl IntoIterator<Item = U256>,
-    eip161: bool,
-) -> Option<AccountChange> {
-    let mut account = base.map(AccountState::from);
-    let mut change = None;
-    for value in payments {
-        if let Some(write) = fee_write(account.as_ref(), value, eip161) {
-            apply_write(change.get_or_insert_with(AccountChange::default), &write);
-            account = account_after(account, Some(&write));
-        }
-    }
-    change
-}
-
 /// A transaction was not the plain transfer the analysis took it for.
 #[derive(Debug)]
 struct NotATransfer;
@@ -352,10 +217,8 @@ struct Ran {
     results: Vec<(TxIdx, TxResult)>,
     /// The failed transaction of each group that failed.
     errors: Vec<(TxIdx, ExecutionError)>,
-    /// The credits owed by its transactions, per recipient.
-    credits: AddressMap<Owed>,
-    /// The fees owed by its transactions.
-    fees: Fees,
+    /// The fees and credits owed by its transactions.
+    owing: Owing,
     /// The changes of the accounts its groups wrote, not merged yet (its database's while it
     /// runs).
     changes: AddressMap<AccountChange>,
@@ -430,10 +293,7 @@ impl<P: StateProvider> Worker<'_, P> {
             if let Some(value) =
                 take_credit(&mut writes, to, base.as_ref()).map_err(|_| NotATransfer)?
             {
-                ran.credits
-                    .entry(to)
-                    .or_insert(Owed::NONE)
-                    .add(index, value);
+                ran.owing.credit(index, to, value);
             }
         }
         let Some(fee) = handler.fee.get() else {
@@ -445,7 +305,7 @@ impl<P: StateProvider> Worker<'_, P> {
             }
             apply_write(db.changes.entry(*address).or_default(), write);
         }
-        ran.fees.add(index, fee);
+        ran.owing.fee(index, fee);
         ran.results.push((index, result));
         Ok(Ok(()))
     }

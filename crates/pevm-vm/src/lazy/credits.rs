@@ -1,80 +1,15 @@
-//! Lazy value transfers: a plain ETH transfer credits its recipient as a delta instead of a
-//! read-modify-write of the recipient's balance, so that many transfers to one address do not
-//! depend on each other. A transaction that really reads the recipient's account (a transfer
-//! from it, `BALANCE`, a call with value) adds up the credits owed to it since the account's
-//! last full write, and so depends on exactly those.
-
-use std::{cell::Cell, marker::PhantomData};
+//! The credit half of lazy payments: which transactions may credit their recipient as a
+//! delta, which accounts can take such a credit, and the credit a transaction made.
 
 use alloy_primitives::{map::AddressMap, Address, TxKind, U256};
 use pevm_core::TxIdx;
 use revm::{
-    context::{
-        result::{EVMError, HaltReason},
-        TxEnv,
-    },
-    context_interface::Transaction,
-    database_interface::DBErrorMarker,
-    handler::{post_execution, FrameResult, Handler},
+    context::TxEnv,
     precompile::{PrecompileSpecId, Precompiles},
     primitives::{hardfork::SpecId, KECCAK_EMPTY},
-    Database,
 };
 
-use crate::exec::{
-    outcome::BlockEvm,
-    output::{AccountState, AccountWrite},
-};
-
-/// revm's mainnet handler, except that a transaction that never touched the beneficiary's
-/// account does not load it to pay the fee: the fee is recorded as owed instead, so that fee
-/// payments do not make every transaction depend on the one before.
-pub(crate) struct LazyBeneficiary<DB> {
-    /// The fee owed by the transaction just run, if it did not touch the beneficiary.
-    pub(crate) fee: Cell<Option<U256>>,
-    _db: PhantomData<DB>,
-}
-
-impl<DB> Default for LazyBeneficiary<DB> {
-    fn default() -> Self {
-        Self {
-            fee: Cell::new(None),
-            _db: PhantomData,
-        }
-    }
-}
-
-impl<DB> Handler for LazyBeneficiary<DB>
-where
-    DB: Database,
-    DB::Error: DBErrorMarker + std::error::Error,
-{
-    type Evm = BlockEvm<DB>;
-    type Error = EVMError<DB::Error>;
-    type HaltReason = HaltReason;
-
-    fn reward_beneficiary(
-        &self,
-        evm: &mut Self::Evm,
-        exec_result: &mut FrameResult,
-    ) -> Result<(), Self::Error> {
-        let ctx = &mut evm.ctx;
-        let beneficiary = ctx.block.beneficiary;
-        if ctx.journaled_state.inner.state.contains_key(&beneficiary) {
-            return post_execution::reward_beneficiary(ctx, exec_result.gas()).map_err(From::from);
-        }
-        // The same fee revm's reward pays.
-        let basefee = ctx.block.basefee as u128;
-        let mut price = ctx.tx.effective_gas_price(basefee);
-        if ctx.cfg.spec.is_enabled_in(SpecId::LONDON) {
-            price = price.saturating_sub(basefee);
-        }
-        let gas = exec_result.gas();
-        let used = gas.used().saturating_sub(gas.reservoir()) as u128;
-        self.fee.set(Some(U256::from(price * used)));
-        Ok(())
-    }
-}
+use crate::exec::output::{AccountState, AccountWrite};
 
 /// Balances from this value (2^254) on are always read, never credited lazily: below it, no
 /// sum of a block's credits (each below [`LAZY_VALUE_LIMIT`]) can overflow, exactly as the

@@ -1,0 +1,381 @@
+//! Settling what was owed: the one rule for adding a lazy fee or credit to an account (as
+//! revm's fee payment writes it), the sums a block owes while it runs, and their payment into
+//! the block's state diff or into a transaction's revm state.
+
+use alloy_primitives::{map::AddressMap, Address, U256};
+use pevm_core::TxIdx;
+use revm::{
+    primitives::KECCAK_EMPTY,
+    state::{Account, AccountInfo, EvmState, TransactionId},
+};
+
+use crate::{
+    exec::output::{apply_write, AccountState, AccountWrite},
+    ExecutionError, StateDiff, StateProvider,
+};
+
+/// What paying `value` into the account `prev` (`None` if absent) writes, as revm's
+/// post-execution reward and journal finalisation would write it. `None` when nothing is
+/// written: a zero value to an existing account that stays (non-empty, or empty before
+/// EIP-161).
+pub(crate) fn payment_write(
+    prev: Option<&AccountState>,
+    value: U256,
+    eip161: bool,
+) -> Option<AccountWrite> {
+    let mut info = prev.cloned().unwrap_or(AccountState {
+        balance: U256::ZERO,
+        nonce: 0,
+        code_hash: KECCAK_EMPTY,
+        code: None,
+    });
+    info.balance = info.balance.saturating_add(value);
+    let empty = info.balance.is_zero() && info.nonce == 0 && info.code_hash == KECCAK_EMPTY;
+    let updated = |created| AccountWrite::Updated {
+        info: info.clone(),
+        info_changed: true,
+        code_changed: false,
+        created,
+        storage: Vec::new(),
+    };
+    match (empty, eip161, prev.is_some()) {
+        // A zero value leaves a non-empty account unchanged: nothing to write.
+        (false, _, _) => (!value.is_zero()).then(|| updated(false)),
+        (true, true, _) => Some(AccountWrite::Destroyed),
+        // Before EIP-161 a touched empty account is kept, and a new one materialised.
+        (true, false, true) => None,
+        (true, false, false) => Some(updated(true)),
+    }
+}
+
+/// The account `prev` with `value` paid into it (see [`payment_write`]).
+pub(crate) fn account_paid(
+    prev: Option<AccountState>,
+    value: U256,
+    eip161: bool,
+) -> Option<AccountState> {
+    match payment_write(prev.as_ref(), value, eip161) {
+        None => prev,
+        Some(AccountWrite::Destroyed) => None,
+        Some(AccountWrite::Updated { info, .. }) => Some(info),
+    }
+}
+
+/// Credits owed to one account by the transactions that did not read it.
+#[derive(Clone, Copy, Debug)]
+struct Owed {
+    /// Their sum: each is non-zero and the sum cannot overflow (see [`crate::lazy`]), so paying
+    /// it at once is paying them one by one.
+    value: U256,
+    /// The first transaction that owed (a failed read of the account is its).
+    first: TxIdx,
+}
+
+/// The fees owed to the beneficiary by the transactions that did not touch it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Fees {
+    /// Their sum.
+    sum: U256,
+    /// The first transaction that owed a fee (a failed read of the beneficiary is its).
+    first: Option<TxIdx>,
+    /// The first transactions that owed a zero fee, and a non-zero one.
+    first_zero: Option<TxIdx>,
+    first_non_zero: Option<TxIdx>,
+}
+
+impl Fees {
+    /// Adds the fee of transaction `index`.
+    fn add(&mut self, index: TxIdx, fee: U256) {
+        self.sum = self.sum.saturating_add(fee);
+        let first = |slot: &mut Option<TxIdx>| *slot = Some(slot.map_or(index, |f| f.min(index)));
+        first(&mut self.first);
+        first(if fee.is_zero() {
+            &mut self.first_zero
+        } else {
+            &mut self.first_non_zero
+        });
+    }
+
+    /// Adds the fees of `other`.
+    fn absorb(&mut self, other: &Self) {
+        self.sum = self.sum.saturating_add(other.sum);
+        let min = |a: Option<TxIdx>, b: Option<TxIdx>| a.into_iter().chain(b).min();
+        self.first = min(self.first, other.first);
+        self.first_zero = min(self.first_zero, other.first_zero);
+        self.first_non_zero = min(self.first_non_zero, other.first_non_zero);
+    }
+
+    /// The payments that settle the fees, in order. Only a zero fee paid before any non-zero
+    /// one can touch an empty account (later, its balance is not zero); the non-zero fees
+    /// add up.
+    fn payments(&self) -> impl Iterator<Item = U256> {
+        let zero_first = match (self.first_zero, self.first_non_zero) {
+            (Some(zero), Some(non_zero)) => zero < non_zero,
+            (zero, _) => zero.is_some(),
+        };
+        let sum = Some(self.sum).filter(|sum| !sum.is_zero());
+        zero_first.then_some(U256::ZERO).into_iter().chain(sum)
+    }
+}
+
+/// What a block (or one worker's or shard's part of it) owes lazily: fees to the beneficiary
+/// and credits to recipients, since each account's last write.
+#[derive(Debug, Default)]
+pub(crate) struct Owing {
+    fees: Fees,
+    credits: AddressMap<Owed>,
+    /// How many fees and credits were owed in all, paid by a later write or not.
+    counts: (u64, u64),
+}
+
+impl Owing {
+    /// How many fees and how many credits were owed in all (some of them later read and
+    /// written by a transaction).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        self.counts
+    }
+
+    /// Transaction `index` owes `fee` to the beneficiary.
+    pub(crate) fn fee(&mut self, index: TxIdx, fee: U256) {
+        self.fees.add(index, fee);
+        self.counts.0 += 1;
+    }
+
+    /// Transaction `index` owes `value` to `address`.
+    pub(crate) fn credit(&mut self, index: TxIdx, address: Address, value: U256) {
+        let owed = self.credits.entry(address).or_insert(Owed {
+            value: U256::ZERO,
+            first: index,
+        });
+        owed.value += value;
+        owed.first = owed.first.min(index);
+        self.counts.1 += 1;
+    }
+
+    /// Pays into `state` what is owed to `address` (the fees if it is the block's
+    /// `beneficiary`, else its credits), as [`Self::settle`] does; call it before a write of
+    /// the account, which read what was owed and so includes it, but whose change must follow
+    /// the payments' (a zero fee may first have touched an empty account). Returns whether
+    /// anything was owed.
+    pub(crate) fn settle_account<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        beneficiary: Address,
+        address: Address,
+        state: &mut StateDiff,
+        eip161: bool,
+    ) -> Result<bool, (TxIdx, ExecutionError)> {
+        let (first, payments) = if address == beneficiary {
+            let fees = std::mem::take(&mut self.fees);
+            let Some(first) = fees.first else {
+                return Ok(false);
+            };
+            (first, fees.payments().collect())
+        } else {
+            let Some(owed) = self.credits.remove(&address) else {
+                return Ok(false);
+            };
+            (owed.first, vec![owed.value])
+        };
+        pay(provider, address, first, payments, state, eip161)?;
+        Ok(true)
+    }
+
+    /// Adds what `other` owes.
+    pub(crate) fn absorb(&mut self, other: Self) {
+        self.fees.absorb(&other.fees);
+        for (address, owed) in other.credits {
+            let entry = self.credits.entry(address).or_insert(Owed {
+                value: U256::ZERO,
+                first: owed.first,
+            });
+            entry.value += owed.value;
+            entry.first = entry.first.min(owed.first);
+        }
+        self.counts.0 += other.counts.0;
+        self.counts.1 += other.counts.1;
+    }
+
+    /// Pays everything owed into `state`, each account as `state` (or else `provider`) has it,
+    /// and returns how many accounts were paid; a failed read is charged to the first
+    /// transaction that owed to the account, and the lowest such transaction's error is the
+    /// one returned. `eip161`: whether touched empty accounts are removed.
+    pub(crate) fn settle<P: StateProvider>(
+        mut self,
+        provider: &P,
+        beneficiary: Address,
+        state: &mut StateDiff,
+        eip161: bool,
+    ) -> Result<u64, (TxIdx, ExecutionError)> {
+        let mut accounts: Vec<Address> = self.credits.keys().copied().collect();
+        // Address order, so that which of two failed reads charged to one transaction is
+        // reported does not depend on hashing; a credit's read comes before a fee's, as in
+        // the transaction itself.
+        accounts.sort_unstable();
+        accounts.push(beneficiary);
+        let mut paid = 0;
+        let mut first_error = None;
+        for address in accounts {
+            match self.settle_account(provider, beneficiary, address, state, eip161) {
+                Ok(owed) => paid += u64::from(owed),
+                Err(error) => keep_lowest(&mut first_error, error),
+            }
+        }
+        first_error.map_or(Ok(paid), Err)
+    }
+}
+
+/// Keeps in `lowest` the error of the lowest transaction (the earlier one on a tie).
+pub(crate) fn keep_lowest(
+    lowest: &mut Option<(TxIdx, ExecutionError)>,
+    error: (TxIdx, ExecutionError),
+) {
+    if lowest.as_ref().is_none_or(|(index, _)| error.0 < *index) {
+        *lowest = Some(error);
+    }
+}
+
+/// Pays `payments`, owed since transaction `first`, one after another into the account at
+/// `address` as `state` (or else `provider`) has it.
+fn pay<P: StateProvider>(
+    provider: &P,
+    address: Address,
+    first: TxIdx,
+    payments: Vec<U256>,
+    state: &mut StateDiff,
+    eip161: bool,
+) -> Result<(), (TxIdx, ExecutionError)> {
+    let mut account = match state.get(&address) {
+        Some(change) => change.info.clone(),
+        None => provider
+            .basic(address)
+            .map_err(|error| {
+                (
+                    first,
+                    ExecutionError::Provider {
+                        index: first,
+                        error,
+                    },
+                )
+            })?
+            .map(AccountState::from),
+    };
+    for value in payments {
+        if let Some(write) = payment_write(account.as_ref(), value, eip161) {
+            apply_write(state.entry(address).or_default(), &write);
+            account = account_paid(account, value, eip161);
+        }
+    }
+    Ok(())
+}
+
+/// Puts into a transaction's revm `state` the account at `address` (`before`, as the
+/// transactions before left it) with `value` paid into it, marked as revm's fee payment or
+/// transfer marks it: touched and, before EIP-161, an empty account kept (or materialised
+/// when it did not exist) as revm's journal leaves it.
+pub(crate) fn settle_in_evm_state(
+    state: &mut EvmState,
+    address: Address,
+    value: U256,
+    before: Option<AccountInfo>,
+    eip161: bool,
+) {
+    let mut account = match before {
+        Some(info) => Account::from(info),
+        None => Account::new_not_existing(TransactionId::ZERO),
+    };
+    account.info.balance = account.info.balance.saturating_add(value);
+    account.mark_touch();
+    if !eip161 && account.is_empty() {
+        if account.is_loaded_as_not_existing() {
+            account.mark_created();
+        } else {
+            account.unmark_touch();
+        }
+    }
+    state.insert(address, account);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(balance: u64) -> AccountState {
+        AccountState {
+            balance: U256::from(balance),
+            nonce: 0,
+            code_hash: KECCAK_EMPTY,
+            code: None,
+        }
+    }
+
+    fn updated(balance: u64, created: bool) -> Option<AccountWrite> {
+        Some(AccountWrite::Updated {
+            info: account(balance),
+            info_changed: true,
+            code_changed: false,
+            created,
+            storage: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn payments_follow_revm_touch_rules() {
+        let fee = |prev: Option<u64>, fee: u64, eip161| {
+            payment_write(prev.map(account).as_ref(), U256::from(fee), eip161)
+        };
+        for eip161 in [false, true] {
+            assert_eq!(fee(Some(5), 3, eip161), updated(8, false));
+            assert_eq!(fee(None, 3, eip161), updated(3, false));
+            // A zero fee changes nothing in an account that stays.
+            assert_eq!(fee(Some(5), 0, eip161), None);
+        }
+        // A zero fee touches an empty account: EIP-161 removes it...
+        assert_eq!(fee(Some(0), 0, true), Some(AccountWrite::Destroyed));
+        assert_eq!(fee(None, 0, true), Some(AccountWrite::Destroyed));
+        // ...while before it an existing one stays and a missing one is created.
+        assert_eq!(fee(Some(0), 0, false), None);
+        assert_eq!(fee(None, 0, false), updated(0, true));
+    }
+
+    #[test]
+    fn owed_payments_settle_once_whatever_the_split() {
+        use crate::{InMemoryAccount, InMemoryProvider};
+        let beneficiary = Address::with_last_byte(0xbb);
+        let (x, y) = (Address::with_last_byte(1), Address::with_last_byte(2));
+        let mut provider = InMemoryProvider::default();
+        let funded = InMemoryAccount {
+            balance: U256::from(100),
+            ..InMemoryAccount::default()
+        };
+        provider.insert_account(x, funded);
+        // One part of the block owes a zero fee first, the other the non-zero ones and the
+        // credits; `y` is written by transaction 3, after the credit of transaction 2.
+        let (mut first, mut second) = (Owing::default(), Owing::default());
+        first.fee(0, U256::ZERO);
+        first.credit(4, x, U256::from(5));
+        second.fee(1, U256::from(7));
+        second.credit(1, x, U256::from(3));
+        second.credit(2, y, U256::from(9));
+        // Transaction 3 writes `y`, having read the credit.
+        let mut state = StateDiff::new();
+        let settled = second.settle_account(&provider, beneficiary, y, &mut state, true);
+        assert_eq!(settled.ok(), Some(true));
+        assert_eq!(
+            state[&y].info.as_ref().map(|a| a.balance),
+            Some(U256::from(9))
+        );
+        state.clear();
+        second.fee(5, U256::from(2));
+        first.absorb(second);
+        assert_eq!(first.counts(), (3, 3));
+        let paid = first.settle(&provider, beneficiary, &mut state, true);
+        assert_eq!(paid.ok(), Some(2));
+        let balance = |address| state[&address].info.as_ref().map(|a| a.balance);
+        assert_eq!(balance(x), Some(U256::from(108)));
+        // The zero fee touched the absent beneficiary before the others paid into it.
+        assert_eq!(balance(beneficiary), Some(U256::from(9)));
+        assert!(state[&beneficiary].storage_cleared);
+        assert!(!state.contains_key(&y));
+    }
+}
