@@ -118,7 +118,7 @@ impl Pevm {
         provider: &P,
         block: &Block,
     ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
-        let (mut plan, known, transfers) = self.plan(block);
+        let (mut plan, known, transfers) = self.plan(block, true);
         if let Some(transfers) = transfers.filter(|_| plan.strategy == Strategy::Transfers) {
             let ran = execute_transfers(
                 self.executor.pool(),
@@ -181,11 +181,8 @@ impl Pevm {
         provider: &P,
         block: &Block,
     ) -> Result<Vec<ResultAndState>, ExecutionError> {
-        let (mut plan, known, _) = self.plan(block);
-        if plan.strategy == Strategy::Transfers {
-            // The transfer groups keep no per-transaction state: Block-STM runs the block.
-            plan = self.engine_plan(block, &known);
-        }
+        // The transfer groups keep no per-transaction state: Block-STM runs the block.
+        let (plan, known, _) = self.plan(block, false);
         if plan.strategy == Strategy::Serial {
             return execute_transactions_serial(provider, block);
         }
@@ -218,8 +215,12 @@ impl Pevm {
 
     /// How `block` runs; the dependencies known of its first transactions (see
     /// [`PLAN_SAMPLE`]; none when its weights alone make it serial), and its transfer groups
-    /// when it is all plain transfers.
-    fn plan(&mut self, block: &Block) -> (Plan, Vec<Option<TxIdx>>, Option<TransferBlock>) {
+    /// when it is all plain transfers and `transfers` allows the transfer strategy.
+    fn plan(
+        &mut self,
+        block: &Block,
+        transfers: bool,
+    ) -> (Plan, Vec<Option<TxIdx>>, Option<TransferBlock>) {
         let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
         if self.forced.is_none() {
             let independent = Plan::independent(
@@ -235,18 +236,19 @@ impl Pevm {
         let known = self.hints.known_dependencies(sample, true);
         let engine = self.engine_plan(block, &known);
         let concurrency = self.concurrency();
-        let try_transfers = match self.forced {
-            // The known dependencies all link transactions of one group: their longest chain
-            // is no longer than the largest group, so a block they already show too
-            // dependent (a chain of transfers) is not analysed at all.
-            None => {
-                let chain = (engine.critical_gas / TRANSFER_WEIGHT) as usize;
-                engine.total_gas >= MIN_PARALLEL_GAS
-                    && Plan::transfers(block.txs.len(), chain, concurrency).strategy
-                        == Strategy::Transfers
-            }
-            Some(strategy) => strategy == Strategy::Transfers,
-        };
+        let try_transfers = transfers
+            && match self.forced {
+                // The known dependencies all link transactions of one group: their longest chain
+                // is no longer than the largest group, so a block they already show too
+                // dependent (a chain of transfers) is not analysed at all.
+                None => {
+                    let chain = (engine.critical_gas / TRANSFER_WEIGHT) as usize;
+                    engine.total_gas >= MIN_PARALLEL_GAS
+                        && Plan::transfers(block.txs.len(), chain, concurrency).strategy
+                            == Strategy::Transfers
+                }
+                Some(strategy) => strategy == Strategy::Transfers,
+            };
         let Some(transfers) = try_transfers
             .then(|| TransferBlock::new(&block.txs, block, self.executor.pool()))
             .flatten()
