@@ -53,92 +53,14 @@ pub fn workload(kind: &str, contracts: &Path, seed: u64) -> Result<Workload, Str
     let mut rng = Rng::new(seed);
     let mut builder = Builder::default();
     match kind {
-        "raw" => {
-            for i in 0..GIGAGAS / TRANSFER_GAS {
-                builder.transfer(account(i), account(1 << 32 | i), 1);
-            }
-        }
-        "raw-same-recipient" => {
-            for i in 0..GIGAGAS / TRANSFER_GAS {
-                builder.transfer(account(i), account(1 << 32), 1 + rng.below(1000));
-            }
-        }
-        "chain" => {
-            // Each transaction spends what the previous one sent.
-            builder.fund(account(0));
-            let mut value = U256::from(4_000u128 * 10u128.pow(18));
-            for i in 0..GIGAGAS / TRANSFER_GAS {
-                value -= U256::from(TRANSFER_GAS * GAS_PRICE as u64);
-                builder.send(
-                    account(i),
-                    TxKind::Call(account(i + 1)),
-                    value,
-                    TRANSFER_GAS,
-                    Bytes::new(),
-                );
-            }
-        }
-        "erc20" => {
-            let token = builder.erc20(contracts)?;
-            let n = GIGAGAS / ERC20_TRANSFER_GAS;
-            for i in 0..n {
-                let (from, to) = (account(i), account(1 << 32 | i));
-                builder.token_holder(token, to);
-                builder.token_transfer(token, from, to, 1 + rng.below(1000));
-            }
-        }
-        "hot10" | "hot30" | "hot100" => {
-            let percent: u64 = kind[3..].parse().unwrap_or(100);
-            let token = builder.erc20(contracts)?;
-            let hot: Vec<Address> = (0..4).map(|h| account(2 << 32 | h)).collect();
-            for &h in &hot {
-                builder.token_holder(token, h);
-            }
-            let mut gas = 0;
-            let mut i = 0;
-            while gas < GIGAGAS {
-                let from = account(i);
-                if rng.below(100) < percent {
-                    let to = hot[rng.below(hot.len() as u64) as usize];
-                    builder.token_transfer(token, from, to, 1 + rng.below(1000));
-                    gas += ERC20_TRANSFER_GAS;
-                } else if rng.below(2) == 0 {
-                    let to = account(1 << 32 | i);
-                    builder.token_holder(token, to);
-                    builder.token_transfer(token, from, to, 1 + rng.below(1000));
-                    gas += ERC20_TRANSFER_GAS;
-                } else {
-                    builder.transfer(from, account(1 << 32 | i), 1);
-                    gas += TRANSFER_GAS;
-                }
-                i += 1;
-            }
-        }
-        "uniswap" => {
-            // Independent clusters of 8 traders each: swaps within a cluster share its pool.
-            // Consecutive transactions go to different clusters, as in a real block.
-            let contracts = Contracts::load(contracts)?;
-            let traders_per_cluster = 8;
-            let clusters = GIGAGAS / UNISWAP_SWAP_GAS / (traders_per_cluster * SWAPS_PER_TRADER);
-            let mut singles = Vec::new();
-            for c in 0..clusters {
-                let traders: Vec<Address> = (0..traders_per_cluster)
-                    .map(|t| account(c << 16 | t))
-                    .collect();
-                let cluster = contracts.cluster(c, &traders);
-                builder.accounts.extend(cluster.accounts);
-                traders.iter().for_each(|&t| builder.fund(t));
-                singles.push((cluster.single_swap, traders));
-            }
-            for round in 0..SWAPS_PER_TRADER {
-                for t in 0..traders_per_cluster as usize {
-                    for (single_swap, traders) in &singles {
-                        let to = TxKind::Call(*single_swap);
-                        builder.send(traders[t], to, U256::ZERO, SWAP_GAS, swap_calldata(round));
-                    }
-                }
-            }
-        }
+        "raw" => raw(&mut builder, None),
+        "raw-same-recipient" => raw(&mut builder, Some(&mut rng)),
+        "chain" => chain(&mut builder),
+        "erc20" => erc20(&mut builder, contracts, &mut rng)?,
+        "hot10" => hot(&mut builder, contracts, 10, &mut rng)?,
+        "hot30" => hot(&mut builder, contracts, 30, &mut rng)?,
+        "hot100" => hot(&mut builder, contracts, 100, &mut rng)?,
+        "uniswap" => uniswap(&mut builder, contracts)?,
         other => {
             return Err(format!(
                 "unknown workload {other:?} (known: {})",
@@ -147,6 +69,108 @@ pub fn workload(kind: &str, contracts: &Path, seed: u64) -> Result<Workload, Str
         }
     }
     Ok(builder.finish(kind))
+}
+
+/// A gigagas of plain transfers of 1 wei between distinct accounts, or (with `rng`) of random
+/// values to one recipient.
+fn raw(builder: &mut Builder, rng: Option<&mut Rng>) {
+    match rng {
+        None => {
+            for i in 0..GIGAGAS / TRANSFER_GAS {
+                builder.transfer(account(i), account(1 << 32 | i), 1);
+            }
+        }
+        Some(rng) => {
+            for i in 0..GIGAGAS / TRANSFER_GAS {
+                builder.transfer(account(i), account(1 << 32), 1 + rng.below(1000));
+            }
+        }
+    }
+}
+
+/// A gigagas of transfers in which each transaction spends what the previous one sent.
+fn chain(builder: &mut Builder) {
+    builder.fund(account(0));
+    let mut value = U256::from(4_000u128 * 10u128.pow(18));
+    for i in 0..GIGAGAS / TRANSFER_GAS {
+        value -= U256::from(TRANSFER_GAS * GAS_PRICE as u64);
+        builder.send(
+            account(i),
+            TxKind::Call(account(i + 1)),
+            value,
+            TRANSFER_GAS,
+            Bytes::new(),
+        );
+    }
+}
+
+/// A gigagas of ERC-20 transfers between distinct holders.
+fn erc20(builder: &mut Builder, contracts: &Path, rng: &mut Rng) -> Result<(), String> {
+    let token = builder.erc20(contracts)?;
+    for i in 0..GIGAGAS / ERC20_TRANSFER_GAS {
+        let (from, to) = (account(i), account(1 << 32 | i));
+        builder.token_holder(token, to);
+        builder.token_transfer(token, from, to, 1 + rng.below(1000));
+    }
+    Ok(())
+}
+
+/// A gigagas of ERC-20 transfers, `percent` of them to one of 4 hot holders; the rest to
+/// distinct holders, or plain transfers.
+fn hot(builder: &mut Builder, contracts: &Path, percent: u64, rng: &mut Rng) -> Result<(), String> {
+    let token = builder.erc20(contracts)?;
+    let hot: Vec<Address> = (0..4).map(|h| account(2 << 32 | h)).collect();
+    for &h in &hot {
+        builder.token_holder(token, h);
+    }
+    let mut gas = 0;
+    let mut i = 0;
+    while gas < GIGAGAS {
+        let from = account(i);
+        if rng.below(100) < percent {
+            let to = hot[rng.below(hot.len() as u64) as usize];
+            builder.token_transfer(token, from, to, 1 + rng.below(1000));
+            gas += ERC20_TRANSFER_GAS;
+        } else if rng.below(2) == 0 {
+            let to = account(1 << 32 | i);
+            builder.token_holder(token, to);
+            builder.token_transfer(token, from, to, 1 + rng.below(1000));
+            gas += ERC20_TRANSFER_GAS;
+        } else {
+            builder.transfer(from, account(1 << 32 | i), 1);
+            gas += TRANSFER_GAS;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// A gigagas of Uniswap swaps by independent clusters of 8 traders each: swaps within a
+/// cluster share its pool. Consecutive transactions go to different clusters, as in a real
+/// block.
+fn uniswap(builder: &mut Builder, contracts: &Path) -> Result<(), String> {
+    let contracts = Contracts::load(contracts)?;
+    let traders_per_cluster = 8;
+    let clusters = GIGAGAS / UNISWAP_SWAP_GAS / (traders_per_cluster * SWAPS_PER_TRADER);
+    let mut singles = Vec::new();
+    for c in 0..clusters {
+        let traders: Vec<Address> = (0..traders_per_cluster)
+            .map(|t| account(c << 16 | t))
+            .collect();
+        let cluster = contracts.cluster(c, &traders);
+        builder.accounts.extend(cluster.accounts);
+        traders.iter().for_each(|&t| builder.fund(t));
+        singles.push((cluster.single_swap, traders));
+    }
+    for round in 0..SWAPS_PER_TRADER {
+        for t in 0..traders_per_cluster as usize {
+            for (single_swap, traders) in &singles {
+                let to = TxKind::Call(*single_swap);
+                builder.send(traders[t], to, U256::ZERO, SWAP_GAS, swap_calldata(round));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Accumulates accounts and transactions.

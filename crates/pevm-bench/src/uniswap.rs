@@ -70,67 +70,12 @@ impl Contracts {
         let (weth, token0, token1, factory, router, single_swap) =
             (base(1), base(2), base(3), base(4), base(5), base(6));
         let pool = pool_address(factory, token0, token1);
-        let contract = |hex: &str, swaps: &[(&str, Address)]| {
-            let mut code = hex.to_string();
-            for (placeholder, address) in swaps {
-                code = code.replace(placeholder, &hex::encode(address));
-            }
-            let code = Bytes::from(hex::decode(code).expect("contract hex"));
-            InMemoryAccount {
-                nonce: 1,
-                code: Some(Bytecode::new_raw(code)),
-                ..Default::default()
-            }
-        };
         let mut accounts = Vec::new();
-
-        // The tokens: the pool holds 111,111e18 of each; traders 1e18 and an allowance.
         for token in [token0, token1] {
-            let mut account = contract(&self.erc20, &[]);
-            let storage = &mut account.storage;
-            storage.insert(U256::from(2), U256::from(222_222u128 * 10u128.pow(18)));
-            storage.insert(U256::from(5), U256::from(18));
-            storage.insert(
-                mapping_slot(U256::ZERO, address_word(pool)),
-                U256::from(111_111u128 * 10u128.pow(18)),
-            );
-            for &trader in traders {
-                storage.insert(
-                    mapping_slot(U256::ZERO, address_word(trader)),
-                    U256::from(10u128.pow(18)),
-                );
-                let allowances = mapping_slot(U256::from(1), address_word(trader));
-                storage.insert(
-                    mapping_slot(allowances, address_word(single_swap)),
-                    U256::from(10u128.pow(18)),
-                );
-            }
-            accounts.push((token, account));
+            accounts.push((token, self.token(pool, single_swap, traders)));
         }
         accounts.push((weth, contract(&self.weth, &[])));
-
-        let mut factory_account = contract(
-            &self.factory,
-            &[("0b748751e6f8b1a38c9386a19d9f8966b3593a9e", factory)],
-        );
-        let storage = &mut factory_account.storage;
-        storage.insert(U256::from(3), address_word(base(7)));
-        for (fee, spacing) in [(500u64, 10u64), (3000, 60), (10000, 200)] {
-            storage.insert(
-                mapping_slot(U256::from(4), U256::from(fee)),
-                U256::from(spacing),
-            );
-        }
-        for (a, b) in [(token0, token1), (token1, token0)] {
-            let slot = mapping_slot(
-                mapping_slot(
-                    mapping_slot(U256::from(5), address_word(a)),
-                    address_word(b),
-                ),
-                U256::from(3000),
-            );
-            storage.insert(slot, address_word(pool));
-        }
+        let factory_account = self.factory(factory, [token0, token1], pool, base(7));
         accounts.push((factory, factory_account));
 
         let mut pool_account = contract(
@@ -173,6 +118,66 @@ impl Contracts {
             tokens: [token0, token1],
             accounts,
         }
+    }
+
+    /// A token of a cluster: the pool holds 111,111e18; each trader 1e18, with an allowance
+    /// for `single_swap`.
+    fn token(&self, pool: Address, single_swap: Address, traders: &[Address]) -> InMemoryAccount {
+        let mut account = contract(&self.erc20, &[]);
+        let storage = &mut account.storage;
+        storage.insert(U256::from(2), U256::from(222_222u128 * 10u128.pow(18)));
+        storage.insert(U256::from(5), U256::from(18));
+        storage.insert(
+            mapping_slot(U256::ZERO, address_word(pool)),
+            U256::from(111_111u128 * 10u128.pow(18)),
+        );
+        for &trader in traders {
+            storage.insert(
+                mapping_slot(U256::ZERO, address_word(trader)),
+                U256::from(10u128.pow(18)),
+            );
+            let allowances = mapping_slot(U256::from(1), address_word(trader));
+            storage.insert(
+                mapping_slot(allowances, address_word(single_swap)),
+                U256::from(10u128.pow(18)),
+            );
+        }
+        account
+    }
+
+    /// The factory at `address` (owner `owner`): the three fee tiers, and `pool` registered
+    /// for `tokens` at the 0.3% tier.
+    fn factory(
+        &self,
+        address: Address,
+        tokens: [Address; 2],
+        pool: Address,
+        owner: Address,
+    ) -> InMemoryAccount {
+        let mut account = contract(
+            &self.factory,
+            &[("0b748751e6f8b1a38c9386a19d9f8966b3593a9e", address)],
+        );
+        let storage = &mut account.storage;
+        storage.insert(U256::from(3), address_word(owner));
+        for (fee, spacing) in [(500u64, 10u64), (3000, 60), (10000, 200)] {
+            storage.insert(
+                mapping_slot(U256::from(4), U256::from(fee)),
+                U256::from(spacing),
+            );
+        }
+        let [token0, token1] = tokens;
+        for (a, b) in [(token0, token1), (token1, token0)] {
+            let slot = mapping_slot(
+                mapping_slot(
+                    mapping_slot(U256::from(5), address_word(a)),
+                    address_word(b),
+                ),
+                U256::from(3000),
+            );
+            storage.insert(slot, address_word(pool));
+        }
+        account
     }
 }
 
@@ -269,4 +274,19 @@ fn pool_state(storage: &mut std::collections::HashMap<U256, U256>, owner: Addres
     key.extend_from_slice(&600_000i32.to_be_bytes()[1..]);
     let position = mapping_slot(U256::from(7), U256::from_be_bytes(keccak256(key).0));
     storage.insert(position, U256::from(LIQUIDITY));
+}
+
+/// A contract (nonce 1) from the hex of its bytecode, with each placeholder address of
+/// `swaps` replaced by the given one.
+fn contract(hex: &str, swaps: &[(&str, Address)]) -> InMemoryAccount {
+    let mut code = hex.to_string();
+    for (placeholder, address) in swaps {
+        code = code.replace(placeholder, &hex::encode(address));
+    }
+    let code = Bytes::from(hex::decode(code).expect("contract hex"));
+    InMemoryAccount {
+        nonce: 1,
+        code: Some(Bytecode::new_raw(code)),
+        ..Default::default()
+    }
 }
