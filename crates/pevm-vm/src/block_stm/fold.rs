@@ -10,7 +10,7 @@ use crate::{
         vm::{TxEffects, TxOutput},
     },
     exec::{outcome::BlockGas, output::apply_write},
-    lazy::{keep_lowest, Owing},
+    lazy::{keep_lowest, pay, Owing},
     strategy::stats::BlockStats,
     Block, BlockOutput, ExecutionError, StateDiff, StateProvider,
 };
@@ -84,9 +84,10 @@ fn shard_of(address: &Address, shards: usize) -> usize {
 }
 
 /// The state diff of the accounts of shard `shard` (of `shards`), from every transaction's
-/// effects in block order, and how many accounts in it took lazy payments; on a failed read,
-/// the transaction index it is charged to. What was owed to an account and not read by a
-/// later write is paid at the end (see [`Owing`]).
+/// effects in block order, and how many accounts in it were read only to be paid lazily; on a
+/// failed read, the transaction index it is charged to. Lazy credits are paid in place; the
+/// fees owed to the beneficiary are added up and paid before its next write and at the end
+/// (see [`Owing`]).
 fn fold_shard<P: StateProvider>(
     provider: &P,
     facts: BlockFacts,
@@ -103,11 +104,18 @@ fn fold_shard<P: StateProvider>(
     let mut owing = Owing::default();
     let mut state = StateDiff::new();
     let (mut paid, mut first_error) = (0, None);
+    let mut record = |result| match result {
+        Ok(read) => paid += read,
+        Err(error) => keep_lowest(&mut first_error, error),
+    };
     for (index, effect) in effects.iter().enumerate() {
         for (address, write) in effect.writes.iter().filter(|(a, _)| mine(a)) {
-            match owing.settle_account(provider, beneficiary, *address, &mut state, eip161) {
-                Ok(owed) => paid += u64::from(owed),
-                Err(error) => keep_lowest(&mut first_error, error),
+            if *address == beneficiary {
+                record(
+                    owing
+                        .settle_fees(provider, beneficiary, &mut state, eip161)
+                        .map(u64::from),
+                );
             }
             apply_write(state.entry(*address).or_default(), write);
         }
@@ -115,13 +123,10 @@ fn fold_shard<P: StateProvider>(
             owing.fee(index, fee);
         }
         if let Some((address, value)) = effect.lazy_credit.filter(|(a, _)| mine(a)) {
-            owing.credit(index, address, value);
+            record(pay(provider, address, index, [value], &mut state, eip161).map(u64::from));
         }
     }
-    match owing.settle(provider, beneficiary, &mut state, eip161) {
-        Ok(owed) => paid += owed,
-        Err(error) => keep_lowest(&mut first_error, error),
-    }
+    record(owing.settle(provider, beneficiary, &mut state, eip161));
     if let Some(error) = first_error {
         return Err(error);
     }

@@ -152,33 +152,22 @@ impl Owing {
         self.counts.1 += 1;
     }
 
-    /// Pays into `state` what is owed to `address` (the fees if it is the block's
-    /// `beneficiary`, else its credits), as [`Self::settle`] does; call it before a write of
-    /// the account, which read what was owed and so includes it, but whose change must follow
-    /// the payments' (a zero fee may first have touched an empty account). Returns whether
-    /// anything was owed.
-    pub(crate) fn settle_account<P: StateProvider>(
+    /// Pays the fees owed so far into `state`, as [`Self::settle`] does; call it before a
+    /// write of the `beneficiary`, which read them and so includes them, but whose change must
+    /// follow theirs (a zero fee may first have touched an empty account). Returns whether the
+    /// beneficiary's account was read to pay them.
+    pub(crate) fn settle_fees<P: StateProvider>(
         &mut self,
         provider: &P,
         beneficiary: Address,
-        address: Address,
         state: &mut StateDiff,
         eip161: bool,
     ) -> Result<bool, (TxIdx, ExecutionError)> {
-        let (first, payments) = if address == beneficiary {
-            let fees = std::mem::take(&mut self.fees);
-            let Some(first) = fees.first else {
-                return Ok(false);
-            };
-            (first, fees.payments().collect())
-        } else {
-            let Some(owed) = self.credits.remove(&address) else {
-                return Ok(false);
-            };
-            (owed.first, vec![owed.value])
-        };
-        pay(provider, address, first, payments, state, eip161)?;
-        Ok(true)
+        let fees = std::mem::take(&mut self.fees);
+        match fees.first {
+            Some(first) => pay(provider, beneficiary, first, fees.payments(), state, eip161),
+            None => Ok(false),
+        }
     }
 
     /// Adds what `other` owes.
@@ -197,9 +186,9 @@ impl Owing {
     }
 
     /// Pays everything owed into `state`, each account as `state` (or else `provider`) has it,
-    /// and returns how many accounts were paid; a failed read is charged to the first
-    /// transaction that owed to the account, and the lowest such transaction's error is the
-    /// one returned. `eip161`: whether touched empty accounts are removed.
+    /// and returns how many accounts were read to be paid; a failed read is charged to the
+    /// first transaction that owed to the account, and the lowest such transaction's error is
+    /// the one returned. `eip161`: whether touched empty accounts are removed.
     pub(crate) fn settle<P: StateProvider>(
         mut self,
         provider: &P,
@@ -207,21 +196,22 @@ impl Owing {
         state: &mut StateDiff,
         eip161: bool,
     ) -> Result<u64, (TxIdx, ExecutionError)> {
-        let mut accounts: Vec<Address> = self.credits.keys().copied().collect();
+        let mut credits: Vec<_> = std::mem::take(&mut self.credits).into_iter().collect();
         // Address order, so that which of two failed reads charged to one transaction is
         // reported does not depend on hashing; a credit's read comes before a fee's, as in
         // the transaction itself.
-        accounts.sort_unstable();
-        accounts.push(beneficiary);
-        let mut paid = 0;
-        let mut first_error = None;
-        for address in accounts {
-            match self.settle_account(provider, beneficiary, address, state, eip161) {
-                Ok(owed) => paid += u64::from(owed),
-                Err(error) => keep_lowest(&mut first_error, error),
-            }
-        }
-        first_error.map_or(Ok(paid), Err)
+        credits.sort_unstable_by_key(|(address, _)| *address);
+        let payments = credits
+            .into_iter()
+            .map(|(address, owed)| pay(provider, address, owed.first, [owed.value], state, eip161));
+        let (mut read, mut first_error) = (0, None);
+        let mut record = |paid| match paid {
+            Ok(was_read) => read += u64::from(was_read),
+            Err(error) => keep_lowest(&mut first_error, error),
+        };
+        payments.for_each(&mut record);
+        record(self.settle_fees(provider, beneficiary, state, eip161));
+        first_error.map_or(Ok(read), Err)
     }
 }
 
@@ -236,37 +226,40 @@ pub(crate) fn keep_lowest(
 }
 
 /// Pays `payments`, owed since transaction `first`, one after another into the account at
-/// `address` as `state` (or else `provider`) has it.
-fn pay<P: StateProvider>(
+/// `address` as `state` (or else `provider`) has it. Returns whether the account was read
+/// from `provider` (nothing before changed it in `state`).
+pub(crate) fn pay<P: StateProvider>(
     provider: &P,
     address: Address,
     first: TxIdx,
-    payments: Vec<U256>,
+    payments: impl IntoIterator<Item = U256>,
     state: &mut StateDiff,
     eip161: bool,
-) -> Result<(), (TxIdx, ExecutionError)> {
-    let mut account = match state.get(&address) {
-        Some(change) => change.info.clone(),
-        None => provider
-            .basic(address)
-            .map_err(|error| {
-                (
-                    first,
-                    ExecutionError::Provider {
-                        index: first,
-                        error,
-                    },
-                )
-            })?
-            .map(AccountState::from),
+) -> Result<bool, (TxIdx, ExecutionError)> {
+    let (mut account, read) = match state.get(&address) {
+        Some(change) => (change.info.clone(), false),
+        None => {
+            let read = provider.basic(address).map_err(|error| {
+                let error = ExecutionError::Provider {
+                    index: first,
+                    error,
+                };
+                (first, error)
+            })?;
+            (read.map(AccountState::from), true)
+        }
     };
     for value in payments {
-        if let Some(write) = payment_write(account.as_ref(), value, eip161) {
-            apply_write(state.entry(address).or_default(), &write);
-            account = account_paid(account, value, eip161);
-        }
+        let Some(write) = payment_write(account.as_ref(), value, eip161) else {
+            continue;
+        };
+        apply_write(state.entry(address).or_default(), &write);
+        account = match write {
+            AccountWrite::Destroyed => None,
+            AccountWrite::Updated { info, .. } => Some(info),
+        };
     }
-    Ok(())
+    Ok(read)
 }
 
 /// Puts into a transaction's revm `state` the account at `address` (`before`, as the
@@ -350,32 +343,41 @@ mod tests {
         };
         provider.insert_account(x, funded);
         // One part of the block owes a zero fee first, the other the non-zero ones and the
-        // credits; `y` is written by transaction 3, after the credit of transaction 2.
+        // credits.
         let (mut first, mut second) = (Owing::default(), Owing::default());
         first.fee(0, U256::ZERO);
         first.credit(4, x, U256::from(5));
         second.fee(1, U256::from(7));
         second.credit(1, x, U256::from(3));
         second.credit(2, y, U256::from(9));
-        // Transaction 3 writes `y`, having read the credit.
+        second.credit(3, y, U256::from(1));
         let mut state = StateDiff::new();
-        let settled = second.settle_account(&provider, beneficiary, y, &mut state, true);
-        assert_eq!(settled.ok(), Some(true));
-        assert_eq!(
-            state[&y].info.as_ref().map(|a| a.balance),
-            Some(U256::from(9))
-        );
-        state.clear();
         second.fee(5, U256::from(2));
         first.absorb(second);
-        assert_eq!(first.counts(), (3, 3));
+        assert_eq!(first.counts(), (3, 4));
         let paid = first.settle(&provider, beneficiary, &mut state, true);
-        assert_eq!(paid.ok(), Some(2));
+        assert_eq!(paid.ok(), Some(3));
         let balance = |address| state[&address].info.as_ref().map(|a| a.balance);
         assert_eq!(balance(x), Some(U256::from(108)));
         // The zero fee touched the absent beneficiary before the others paid into it.
         assert_eq!(balance(beneficiary), Some(U256::from(9)));
         assert!(state[&beneficiary].storage_cleared);
-        assert!(!state.contains_key(&y));
+        assert_eq!(balance(y), Some(U256::from(10)));
+    }
+
+    #[test]
+    fn fees_before_a_write_of_the_beneficiary_are_paid_first() {
+        let beneficiary = Address::with_last_byte(0xbb);
+        let provider = crate::InMemoryProvider::default();
+        let mut owing = Owing::default();
+        owing.fee(0, U256::ZERO);
+        let mut state = StateDiff::new();
+        let read = owing.settle_fees(&provider, beneficiary, &mut state, true);
+        assert_eq!(read.ok(), Some(true));
+        // EIP-161 removes the touched empty account: its storage is wiped before the write.
+        assert!(state[&beneficiary].storage_cleared);
+        assert_eq!(state[&beneficiary].info, None);
+        let read = owing.settle_fees(&provider, beneficiary, &mut state, true);
+        assert_eq!(read.ok(), Some(false), "nothing owed any more");
     }
 }

@@ -15,6 +15,7 @@ pub struct BlockStats {
     pub lazy_fees: u64,
     /// Transactions whose value was credited to the recipient as a delta.
     pub lazy_credits: u64,
-    /// Accounts whose owed fees and credits were added up into the state diff.
+    /// Accounts read only to pay them the fees and credits owed (no transaction wrote them
+    /// before).
     pub lazy_accounts: u64,
 }
