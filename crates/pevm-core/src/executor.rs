@@ -3,12 +3,11 @@
 
 use std::any::Any;
 use std::fmt;
-use std::hash::Hash;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 
-use crate::{lock, ExecOutcome, MvMemory, Pool, Scheduler, Task, TxIdx, Version, Vm};
+use crate::{lock, ExecOutcome, MvKey, MvMemory, Pool, Scheduler, Task, TxIdx, Version, Vm};
 
 /// Why a block could not be executed.
 #[derive(Debug)]
@@ -125,7 +124,7 @@ impl<K, V> fmt::Debug for Executor<K, V> {
 
 impl<K, V> Executor<K, V>
 where
-    K: Eq + Hash + Clone + Send + Sync,
+    K: MvKey,
     V: Clone + Send + Sync,
 {
     /// An executor with `concurrency` workers (see [`Pool::new`]).

@@ -35,7 +35,7 @@ pub use analysis::DependencyGraph;
 #[cfg(not(loom))]
 pub use executor::{BlockResult, ExecStats, ExecuteError, Executor};
 #[cfg(not(loom))]
-pub use mv_memory::{MvMemory, MvRead, ReadOrigin, ReadSet, WriteSet};
+pub use mv_memory::{MvKey, MvMemory, MvRead, ReadOrigin, ReadSet, WriteSet};
 #[cfg(not(loom))]
 pub use pool::Pool;
 pub use scheduler::{Scheduler, Task};

@@ -38,6 +38,19 @@ pub type ReadSet<K> = Vec<(K, ReadOrigin)>;
 /// Writes of one incarnation.
 pub type WriteSet<K, V> = Vec<(K, V)>;
 
+/// A key of the multi-version memory.
+pub trait MvKey: Eq + Hash + Clone + Send + Sync {
+    /// The one transaction that can write this key, when the key itself says so (a payment
+    /// that transaction owes, say). Its versions then live with that transaction rather than
+    /// in the shared map: writing and reading them hashes nothing, and the map holds only
+    /// keys that several transactions may write.
+    fn owner(&self) -> Option<TxIdx> {
+        None
+    }
+}
+
+impl MvKey for u64 {}
+
 /// A write recorded for one key by one transaction.
 enum Entry<V> {
     /// Value written by the given incarnation.
@@ -96,13 +109,19 @@ pub struct MvMemory<K, V> {
     data: DashMap<K, Versions<V>, RandomState>,
     /// Per transaction: the read set of its last recorded incarnation.
     last_reads: Vec<Mutex<ReadSet<K>>>,
-    /// Per transaction: the keys its last recorded incarnation wrote.
+    /// Per transaction: the keys of the shared map its last recorded incarnation wrote.
     last_writes: Vec<Mutex<Vec<K>>>,
+    /// Per transaction: the keys only it can write (see [`MvKey::owner`]) that its last
+    /// recorded incarnation wrote, with their values.
+    owned: Vec<Mutex<OwnedWrites<K, V>>>,
 }
+
+/// The writes of one transaction to the keys only it can write.
+type OwnedWrites<K, V> = Vec<(K, Entry<V>)>;
 
 impl<K, V> MvMemory<K, V>
 where
-    K: Eq + Hash + Clone + Send + Sync,
+    K: MvKey,
     V: Clone + Send + Sync,
 {
     /// Creates an empty memory for a block of `block_size` transactions.
@@ -111,6 +130,7 @@ where
             data: DashMap::with_hasher(RandomState::new()),
             last_reads: (0..block_size).map(|_| Mutex::default()).collect(),
             last_writes: (0..block_size).map(|_| Mutex::default()).collect(),
+            owned: (0..block_size).map(|_| Mutex::default()).collect(),
         }
     }
 
@@ -119,14 +139,19 @@ where
         self.data.clear();
         self.last_reads.truncate(block_size);
         self.last_writes.truncate(block_size);
+        self.owned.truncate(block_size);
         for slot in &mut self.last_reads {
             lock_mut(slot).clear();
         }
         for slot in &mut self.last_writes {
             lock_mut(slot).clear();
         }
+        for slot in &mut self.owned {
+            lock_mut(slot).clear();
+        }
         self.last_reads.resize_with(block_size, Mutex::default);
         self.last_writes.resize_with(block_size, Mutex::default);
+        self.owned.resize_with(block_size, Mutex::default);
     }
 
     /// Reads `key` as transaction `tx_idx` sees it: the latest write of a lower transaction.
@@ -148,16 +173,17 @@ where
     /// wrote and this one did not. A key written twice keeps its last value.
     ///
     /// Returns true when it wrote a key the previous incarnation did not write.
-    pub fn record(&self, version: Version, reads: ReadSet<K>, writes: WriteSet<K, V>) -> bool {
+    pub fn record(&self, version: Version, reads: ReadSet<K>, mut writes: WriteSet<K, V>) -> bool {
         let Version {
             tx_idx,
             incarnation,
         } = version;
+        let wrote_new_owned = self.record_owned(version, &mut writes);
         let mut last_writes = lock(&self.last_writes[tx_idx]);
         if last_writes.is_empty() {
             // Nothing recorded before (a first incarnation, the common case): every key is
             // new, and the slot's allocation, kept from earlier blocks, takes them.
-            let wrote_new_location = !writes.is_empty();
+            let wrote_new_location = wrote_new_owned || !writes.is_empty();
             last_writes.extend(writes.iter().map(|(key, _)| key.clone()));
             drop(last_writes);
             self.insert_all(tx_idx, incarnation, writes);
@@ -171,12 +197,45 @@ where
                 versions.remove(tx_idx);
             }
         }
-        let wrote_new_location = difference(&new_keys, &last_writes).next().is_some();
+        let wrote_new_location =
+            wrote_new_owned || difference(&new_keys, &last_writes).next().is_some();
         *last_writes = new_keys;
         drop(last_writes);
 
         *lock(&self.last_reads[tx_idx]) = reads;
         wrote_new_location
+    }
+
+    /// Takes the keys only `version`'s transaction can write out of `writes` and makes them
+    /// its owned writes, replacing its previous incarnation's; returns whether one of them
+    /// was not written by the previous incarnation.
+    ///
+    /// # Panics
+    /// When a key's owner is another transaction: the VM broke [`MvKey::owner`]'s contract.
+    fn record_owned(&self, version: Version, writes: &mut WriteSet<K, V>) -> bool {
+        let mut owned = lock(&self.owned[version.tx_idx]);
+        if owned.is_empty() && writes.iter().all(|(key, _)| key.owner().is_none()) {
+            return false;
+        }
+        let previous: Vec<K> = owned.drain(..).map(|(key, _)| key).collect();
+        let mut wrote_new = false;
+        for (key, value) in writes.extract_if(.., |(key, _)| key.owner().is_some()) {
+            assert_eq!(
+                key.owner(),
+                Some(version.tx_idx),
+                "a transaction wrote a key another one owns"
+            );
+            wrote_new |= !previous.contains(&key);
+            let entry = Entry::Data {
+                incarnation: version.incarnation,
+                value,
+            };
+            match owned.iter_mut().find(|(written, _)| *written == key) {
+                Some(slot) => slot.1 = entry,
+                None => owned.push((key, entry)),
+            }
+        }
+        wrote_new
     }
 
     /// Stores `writes` as incarnation `incarnation` of `tx_idx`.
@@ -196,6 +255,9 @@ where
                 versions.insert(tx_idx, Entry::Estimate);
             }
         }
+        for (_, entry) in lock(&self.owned[tx_idx]).iter_mut() {
+            *entry = Entry::Estimate;
+        }
     }
 
     /// Re-reads every key of `tx_idx`'s last read set and returns whether each read still
@@ -209,7 +271,9 @@ where
     /// Keys written by `tx_idx`'s last incarnation (for critical-path analysis and final
     /// state collection).
     pub fn written_keys(&self, tx_idx: TxIdx) -> Vec<K> {
-        lock(&self.last_writes[tx_idx]).clone()
+        let mut keys = lock(&self.last_writes[tx_idx]).clone();
+        keys.extend(lock(&self.owned[tx_idx]).iter().map(|(key, _)| key.clone()));
+        keys
     }
 
     /// The transactions whose writes `tx_idx`'s last incarnation read: its dependencies, in
@@ -230,9 +294,16 @@ where
     /// Final value of `key` after the whole block (latest write of any transaction); None
     /// if no transaction wrote it, or (only possible mid-block) the latest write is an ESTIMATE.
     pub fn final_value(&self, key: &K) -> Option<V> {
-        match self.data.get(key)?.last()? {
-            (_, Entry::Data { value, .. }) => Some(value.clone()),
-            (_, Entry::Estimate) => None,
+        let value = |entry: &Entry<V>| match entry {
+            Entry::Data { value, .. } => Some(value.clone()),
+            Entry::Estimate => None,
+        };
+        match key.owner() {
+            Some(owner) => {
+                let owned = lock(self.owned.get(owner)?);
+                value(&owned.iter().find(|(written, _)| written == key)?.1)
+            }
+            None => value(&self.data.get(key)?.last()?.1),
         }
     }
 
@@ -255,6 +326,14 @@ where
         tx_idx: TxIdx,
         f: impl FnOnce(TxIdx, &Entry<V>) -> R,
     ) -> Option<R> {
+        if let Some(owner) = key.owner() {
+            if owner >= tx_idx {
+                return None;
+            }
+            let owned = lock(&self.owned[owner]);
+            let (_, entry) = owned.iter().find(|(written, _)| written == key)?;
+            return Some(f(owner, entry));
+        }
         let versions = self.data.get(key)?;
         let (writer, entry) = versions.latest_below(tx_idx)?;
         Some(f(*writer, entry))
@@ -372,5 +451,79 @@ mod tests {
         assert!(mv.validate_read_set(2));
         mv.record(Version::new(1, 0), vec![], vec![(9, 0)]);
         assert!(!mv.validate_read_set(2));
+    }
+
+    /// A key whose owner is its number divided by 100 (none below 100).
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    struct Owned(u64);
+
+    impl MvKey for Owned {
+        fn owner(&self) -> Option<TxIdx> {
+            (self.0 >= 100).then_some(self.0 as TxIdx / 100)
+        }
+    }
+
+    #[test]
+    fn owned_keys_live_with_their_writer() {
+        let mv = MvMemory::<Owned, u64>::new(4);
+        // Transaction 1 writes its own key 100 and the shared key 7.
+        assert!(mv.record(
+            Version::new(1, 0),
+            vec![],
+            vec![(Owned(100), 1), (Owned(7), 2)]
+        ));
+        assert!(mv.data.get(&Owned(100)).is_none(), "not in the shared map");
+        assert_eq!(mv.read(&Owned(100), 1), MvRead::Base);
+        assert_eq!(
+            mv.read(&Owned(100), 3),
+            MvRead::Value(Version::new(1, 0), 1)
+        );
+        assert_eq!(mv.final_value(&Owned(100)), Some(1));
+        let mut keys = mv.written_keys(1);
+        keys.sort_by_key(|key| key.0);
+        assert_eq!(keys, [Owned(7), Owned(100)]);
+        mv.record(
+            Version::new(3, 0),
+            vec![(Owned(100), ReadOrigin::Tx(Version::new(1, 0)))],
+            vec![],
+        );
+        assert!(mv.validate_read_set(3));
+        // An ESTIMATE blocks the reader and fails its validation.
+        mv.convert_writes_to_estimates(1);
+        assert_eq!(mv.read(&Owned(100), 3), MvRead::Estimate(1));
+        assert!(!mv.validate_read_set(3));
+        // The next incarnation writes the same owned key (nothing new), then a new one.
+        assert!(!mv.record(
+            Version::new(1, 1),
+            vec![],
+            vec![(Owned(100), 5), (Owned(7), 2)]
+        ));
+        assert_eq!(
+            mv.read(&Owned(100), 2),
+            MvRead::Value(Version::new(1, 1), 5)
+        );
+        assert!(!mv.validate_read_set(3));
+        assert!(mv.record(Version::new(1, 2), vec![], vec![(Owned(101), 6)]));
+        assert_eq!(
+            mv.read(&Owned(100), 2),
+            MvRead::Base,
+            "stale owned key removed"
+        );
+        assert_eq!(
+            mv.read(&Owned(7), 2),
+            MvRead::Base,
+            "stale shared key removed"
+        );
+        assert_eq!(
+            mv.read(&Owned(101), 2),
+            MvRead::Value(Version::new(1, 2), 6)
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "a transaction wrote a key another one owns")]
+    fn writing_another_transactions_key_is_a_bug() {
+        let mv = MvMemory::<Owned, u64>::new(4);
+        mv.record(Version::new(2, 0), vec![], vec![(Owned(100), 1)]);
     }
 }

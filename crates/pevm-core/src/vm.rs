@@ -1,8 +1,6 @@
 //! The interface a virtual machine implements to run on the engine.
 
-use std::hash::Hash;
-
-use crate::{MvMemory, ReadSet, TxIdx, Version, WriteSet};
+use crate::{MvKey, MvMemory, ReadSet, TxIdx, Version, WriteSet};
 
 /// Outcome of executing one incarnation.
 #[derive(Debug)]
@@ -28,7 +26,7 @@ pub enum ExecOutcome<K, V, O, E> {
 /// A virtual machine that executes the transactions of a block.
 pub trait Vm: Sync {
     /// A location of state.
-    type Key: Eq + Hash + Clone + Send + Sync;
+    type Key: MvKey;
     /// A value stored at a location.
     type Value: Clone + Send + Sync;
     /// What executing a transaction produces.

@@ -7,7 +7,7 @@ use std::fmt;
 use smallvec::SmallVec;
 
 use alloy_primitives::{Address, B256, U256};
-use pevm_core::{MvMemory, MvRead, ReadOrigin, ReadSet, TxIdx};
+use pevm_core::{MvKey, MvMemory, MvRead, ReadOrigin, ReadSet, TxIdx};
 use revm::{
     bytecode::Bytecode,
     database_interface::DBErrorMarker,
@@ -36,6 +36,16 @@ pub(crate) enum Location {
     LazyFee(TxIdx),
     /// The value transaction `TxIdx` credited to the address without reading its account.
     LazyCredit(Address, TxIdx),
+}
+
+impl MvKey for Location {
+    /// A lazy fee or credit is written only by the transaction that owes it.
+    fn owner(&self) -> Option<TxIdx> {
+        match self {
+            Self::LazyFee(tx) | Self::LazyCredit(_, tx) => Some(*tx),
+            Self::Basic(_) | Self::Storage(..) | Self::StorageReset(_) => None,
+        }
+    }
 }
 
 /// The value a transaction wrote to a [`Location`].
