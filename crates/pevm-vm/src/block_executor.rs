@@ -9,7 +9,9 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use alloy_consensus::{Transaction, TransactionEnvelope, TxReceipt};
+use alloy_consensus::{
+    transaction::Recovered, Transaction, TransactionEnvelope, TxEnvelope, TxReceipt,
+};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_evm::{
     block::{
@@ -20,25 +22,22 @@ use alloy_evm::{
         receipt_builder::{AlloyReceiptBuilder, ReceiptBuilder},
         EthBlockExecutionCtx, EthBlockExecutor, EthTxResult,
     },
-    precompiles::PrecompilesMap,
-    Database, EthEvm, EthEvmFactory, Evm, FromRecoveredTx, FromTxWithEncoded, RecoveredTx,
+    Database, EthEvmFactory, Evm, FromRecoveredTx, FromTxWithEncoded, RecoveredTx,
 };
 use alloy_primitives::{Address, Log, B256, U256};
 use revm::{
     bytecode::Bytecode,
     context::TxEnv,
     database::{states::block_hash_cache::BlockHashCache, CacheState, State},
-    inspector::NoOpInspector,
     primitives::{StorageKey, StorageValue},
     state::AccountInfo,
     DatabaseRef,
 };
 
-use crate::{Block, ChainSpec, Pevm};
-
-/// The EVM a [`ParallelBlockExecutor`] runs on: alloy-evm's Ethereum EVM (as
-/// [`EthEvmFactory`] builds it, without an inspector) over revm's `State`.
-pub type StateEvm<'a, DB> = EthEvm<&'a mut State<DB>, NoOpInspector, PrecompilesMap>;
+use crate::{
+    exec::reference::{run_over_state, ReferenceOutput},
+    Block, BlockContext, ChainSpec, Pevm, StateEvm, StateProvider,
+};
 
 /// Makes [`ParallelBlockExecutor`]s: alloy-evm's Ethereum block executor factory whose
 /// blocks run on one shared [`Pevm`].
@@ -291,4 +290,19 @@ impl<DB: DatabaseRef> DatabaseRef for StateView<'_, DB> {
             None => self.database.block_hash_ref(number),
         }
     }
+}
+
+/// [`execute_block_reference`](crate::execute_block_reference), but with the executor a client embedding the engine gets from
+/// `factory`: the [`ParallelBlockExecutor`], driven through
+/// alloy-evm's `BlockExecutor` trait alone.
+pub fn execute_block_embedded<'t, P: StateProvider>(
+    factory: &ParallelBlockExecutorFactory,
+    provider: &P,
+    block: &Block,
+    ctx: BlockContext<'_>,
+    txs: impl IntoIterator<Item = Recovered<&'t TxEnvelope>>,
+) -> Result<ReferenceOutput, String> {
+    run_over_state(provider, factory.chain(), block, txs, |evm, txs| {
+        factory.create_executor(evm, ctx).execute_block(txs)
+    })
 }

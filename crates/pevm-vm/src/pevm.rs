@@ -11,7 +11,7 @@ use revm::context::result::ResultAndState;
 use crate::{
     block_stm::{
         fold::{fold_outputs, SHARDED_FOLD_MIN_TXS},
-        mv_db::{BlockFacts, Location, LocationValue},
+        mv_db::{Location, LocationValue},
         tx_states::settle_tx_states,
         vm::{engine_error, EvmVm, TxOutput},
     },
@@ -147,26 +147,20 @@ impl Pevm {
             return Ok((output, stats));
         }
         let (outputs, engine) = self.run_engine(provider, block, plan, known, false)?;
-        let mut stats = BlockStats {
-            plan,
-            engine,
-            ..BlockStats::default()
-        };
         // Waking the workers again costs more than folding a small block alone.
         let shards = if block.txs.len() >= SHARDED_FOLD_MIN_TXS {
             plan.workers
         } else {
             1
         };
-        let output = fold_outputs(
-            self.executor.pool(),
-            shards,
-            provider,
-            block,
-            BlockFacts::new(block),
-            outputs,
-            &mut stats,
-        )?;
+        let (output, lazy) = fold_outputs(self.executor.pool(), shards, provider, block, outputs)?;
+        let stats = BlockStats {
+            plan,
+            engine,
+            lazy_fees: lazy.fees,
+            lazy_credits: lazy.credits,
+            lazy_accounts: lazy.accounts,
+        };
         Ok((output, stats))
     }
 

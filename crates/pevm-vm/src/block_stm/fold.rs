@@ -5,13 +5,11 @@ use alloy_primitives::Address;
 use pevm_core::Pool;
 
 use crate::{
-    block_stm::{
-        mv_db::BlockFacts,
-        vm::{TxEffects, TxOutput},
-    },
-    exec::{outcome::BlockGas, output::apply_write},
-    lazy::{keep_lowest, pay, Owing},
-    strategy::stats::BlockStats,
+    block_stm::vm::{TxEffects, TxOutput},
+    chain::block::BlockFacts,
+    exec::outcome::BlockGas,
+    lazy::{keep_lowest, pay, LazyCounts, Owing},
+    state::diff::apply_write,
     Block, BlockOutput, ExecutionError, StateDiff, StateProvider,
 };
 
@@ -22,16 +20,16 @@ pub(crate) const SHARDED_FOLD_MIN_TXS: usize = 4096;
 /// order, then the state diff, folded by `shards` workers of `pool` that each take the
 /// accounts of one shard (see [`fold_shard`]). The error is the one of the lowest
 /// transaction, as serially: a failed transaction, a block gas overrun, or a failed read
-/// while folding.
+/// while folding. Also returns how many lazy payments the block made.
 pub(crate) fn fold_outputs<P: StateProvider>(
     pool: &Pool,
     shards: usize,
     provider: &P,
     block: &Block,
-    facts: BlockFacts,
     outputs: Vec<Result<TxOutput, ExecutionError>>,
-    stats: &mut BlockStats,
-) -> Result<BlockOutput, ExecutionError> {
+) -> Result<(BlockOutput, LazyCounts), ExecutionError> {
+    let facts = BlockFacts::new(block);
+    let mut counts = LazyCounts::default();
     let mut results = Vec::with_capacity(outputs.len());
     let mut effects = Vec::with_capacity(outputs.len());
     let mut failed = None;
@@ -50,8 +48,8 @@ pub(crate) fn fold_outputs<P: StateProvider>(
             }
         };
         gas.add(&mut result);
-        stats.lazy_fees += u64::from(effect.lazy_fee.is_some());
-        stats.lazy_credits += u64::from(effect.lazy_credit.is_some());
+        counts.fees += u64::from(effect.lazy_fee.is_some());
+        counts.credits += u64::from(effect.lazy_credit.is_some());
         results.push(result);
         effects.push(effect);
     }
@@ -66,7 +64,7 @@ pub(crate) fn fold_outputs<P: StateProvider>(
         match shard {
             Ok((mut diff, paid)) => {
                 state.append(&mut diff);
-                stats.lazy_accounts += paid;
+                counts.accounts += paid;
             }
             Err(error) => errors.push(error),
         }
@@ -74,7 +72,7 @@ pub(crate) fn fold_outputs<P: StateProvider>(
     let first_error = errors.into_iter().min_by_key(|(index, _)| *index);
     match first_error.map(|(_, error)| error).or(failed) {
         Some(error) => Err(error),
-        None => Ok(BlockOutput::new(results, state)),
+        None => Ok((BlockOutput::new(results, state), counts)),
     }
 }
 

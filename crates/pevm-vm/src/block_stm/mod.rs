@@ -6,5 +6,3 @@ pub(crate) mod fold;
 pub(crate) mod mv_db;
 pub(crate) mod tx_states;
 pub(crate) mod vm;
-
-pub use vm::analyze_block;

@@ -11,16 +11,17 @@ use pevm_core::{MvKey, MvMemory, MvRead, ReadOrigin, ReadSet, TxIdx};
 use revm::{
     bytecode::Bytecode,
     database_interface::DBErrorMarker,
-    primitives::{hardfork::SpecId, StorageKey, StorageValue},
+    primitives::{StorageKey, StorageValue},
     state::AccountInfo,
     Database,
 };
 
 use crate::{
-    exec::output::AccountState,
+    chain::block::BlockFacts,
     lazy::{account_paid, can_credit, LazyCredits},
+    state::diff::AccountState,
     state::provider::account_info,
-    Block, ExecutionError, ProviderError, StateProvider,
+    ExecutionError, ProviderError, StateProvider,
 };
 
 /// A place in the EVM state that transactions read and write.
@@ -93,25 +94,6 @@ impl From<ReadError> for ExecutionError {
                 index: 0,
                 message: format!("blocked on tx {tx}"),
             },
-        }
-    }
-}
-
-/// The block-wide facts an [`MvDb`] needs besides the memory and the provider.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BlockFacts {
-    /// The fee recipient, whose account is materialised only when really read.
-    pub(crate) beneficiary: Address,
-    /// Whether EIP-161 (removal of touched empty accounts) applies.
-    pub(crate) eip161: bool,
-}
-
-impl BlockFacts {
-    /// The facts of `block`.
-    pub(crate) fn new(block: &Block) -> Self {
-        Self {
-            beneficiary: block.env.beneficiary,
-            eip161: block.cfg.spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
         }
     }
 }

@@ -1,12 +1,10 @@
 //! A block's transactions as a Block-STM [`pevm_core::Vm`]: each incarnation runs revm
 //! over the multi-version memory and reports its reads, writes and output.
 
-use std::{convert::Infallible, time::Duration};
+use std::convert::Infallible;
 
 use alloy_primitives::{Address, U256};
-use pevm_core::{
-    DependencyGraph, ExecOutcome, ExecuteError, Executor, TxIdx, Version, Vm, WriteSet,
-};
+use pevm_core::{ExecOutcome, ExecuteError, TxIdx, Version, Vm, WriteSet};
 use revm::{
     context::{
         result::{EVMError, ExecResultAndState, ResultAndState},
@@ -17,14 +15,11 @@ use revm::{
 };
 
 use crate::{
-    block_stm::mv_db::{BlockFacts, EvmMemory, Location, LocationValue, MvDb, ReadError},
-    exec::{
-        outcome::{block_evm, tx_outcome, BlockEvm, TxOutcome},
-        output::AccountWrite,
-        serial::execute_block_serial_timed,
-    },
+    block_stm::mv_db::{EvmMemory, Location, LocationValue, MvDb, ReadError},
+    chain::block::BlockFacts,
+    exec::outcome::{block_evm, tx_outcome, BlockEvm, TxOutcome},
     lazy::{take_credit, LazyBeneficiary, LazyCredits},
-    strategy::hints::Hints,
+    state::diff::AccountWrite,
     Block, ExecutionError, StateProvider, TxResult,
 };
 
@@ -175,32 +170,6 @@ pub(crate) fn engine_error(error: ExecuteError<Infallible>) -> ExecutionError {
             message,
         },
     }
-}
-
-/// The critical-path analysis of `block`: each transaction's dependencies (the transactions
-/// whose writes its final execution read, lazy fees included) weighted by its serial
-/// execution time in seconds.
-pub fn analyze_block<P: StateProvider>(
-    provider: &P,
-    block: &Block,
-) -> Result<DependencyGraph, ExecutionError> {
-    let (_, times) = execute_block_serial_timed(provider, block)?;
-    let vm = EvmVm::new(
-        provider,
-        block,
-        Hints::default().known_dependencies(&block.txs, true),
-        false,
-    );
-    let mut executor = Executor::new(1);
-    executor
-        .execute(&vm, block.txs.len())
-        .map_err(engine_error)?;
-    let memory = executor.memory();
-    let deps = (0..block.txs.len())
-        .map(|tx| memory.dependencies(tx))
-        .collect();
-    let costs = times.iter().map(Duration::as_secs_f64).collect();
-    Ok(DependencyGraph::new(deps, costs))
 }
 
 /// The memory writes of transaction `tx_idx`: its account writes, the fee it owes the

@@ -5,7 +5,10 @@ use alloy_consensus::{BlockHeader, Header, TxEnvelope};
 use alloy_evm::{EvmEnv, FromRecoveredTx};
 use alloy_primitives::Address;
 use alloy_rpc_types_eth::{Block as RpcBlock, BlockTransactions, Transaction as RpcTransaction};
-use revm::context::{BlockEnv, CfgEnv, TxEnv};
+use revm::{
+    context::{BlockEnv, CfgEnv, TxEnv},
+    primitives::hardfork::SpecId,
+};
 
 use crate::{ChainSpec, Hardfork};
 
@@ -112,6 +115,26 @@ pub fn tx_env(tx: &RpcTransaction) -> TxEnv {
 /// than on every execution of the transaction.
 pub fn signed_tx_env(envelope: &TxEnvelope, sender: Address) -> TxEnv {
     TxEnv::from_recovered_tx(envelope, sender)
+}
+
+/// The block-wide facts that lazy payments follow: who is paid the fees, and whether a touched
+/// empty account is removed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BlockFacts {
+    /// The fee recipient, whose account is materialised only when really read.
+    pub(crate) beneficiary: Address,
+    /// Whether EIP-161 (removal of touched empty accounts) applies.
+    pub(crate) eip161: bool,
+}
+
+impl BlockFacts {
+    /// The facts of `block`.
+    pub(crate) fn new(block: &Block) -> Self {
+        Self {
+            beneficiary: block.env.beneficiary,
+            eip161: block.cfg.spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use revm::{
 };
 
 use crate::{
-    exec::output::{account_writes, AccountWrite},
+    state::diff::{account_writes, AccountWrite},
     Block, ExecutionError, TxResult,
 };
 

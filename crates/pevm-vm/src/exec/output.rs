@@ -1,16 +1,12 @@
-//! What executing a block produces: per-transaction results and the block's state diff,
-//! identical in type (and, by the engine's promise, in value) for serial and parallel runs.
-
-use std::collections::BTreeMap;
+//! What executing a block produces: per-transaction results, the block's state diff (see
+//! [`crate::state::diff`]) and requests, identical in type (and, by the engine's promise, in
+//! value) for serial and parallel runs.
 
 use alloy_eips::eip7685::Requests;
-use alloy_primitives::{keccak256, Address, Log, B256, U256};
-use revm::{
-    bytecode::Bytecode,
-    context::result::{ExecutionResult, HaltReason},
-    primitives::KECCAK_EMPTY,
-    state::{EvmState, EvmStorageSlot},
-};
+use alloy_primitives::{keccak256, Address, Log, B256};
+use revm::context::result::{ExecutionResult, HaltReason};
+
+use crate::StateDiff;
 
 /// How a transaction ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,36 +62,6 @@ impl TxResult {
         self.status == TxStatus::Success
     }
 }
-
-/// An account's fields after the block.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountState {
-    /// Balance in wei.
-    pub balance: U256,
-    /// Nonce.
-    pub nonce: u64,
-    /// Keccak-256 of the code.
-    pub code_hash: B256,
-    /// The code, when the block changed it (deployment, EIP-7702 delegation); otherwise the
-    /// state provider has it under `code_hash`.
-    pub code: Option<Bytecode>,
-}
-
-/// How the block changed one account.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AccountChange {
-    /// The account after the block; `None` when it no longer exists (self-destructed, or
-    /// emptied and removed under EIP-161).
-    pub info: Option<AccountState>,
-    /// Whether the account's earlier storage was wiped during the block (destruction or
-    /// creation); `storage` then holds every slot written since.
-    pub storage_cleared: bool,
-    /// Final values of the storage slots the block changed.
-    pub storage: BTreeMap<U256, U256>,
-}
-
-/// The block's effect on the state, by address, in address order.
-pub type StateDiff = BTreeMap<Address, AccountChange>;
 
 /// Everything a block's execution produces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -171,113 +137,5 @@ impl BlockOutput {
             buf.extend(request);
         }
         keccak256(buf)
-    }
-}
-
-/// What one transaction did to one account.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum AccountWrite {
-    /// Self-destructed, or touched while empty and removed (EIP-161).
-    Destroyed,
-    /// Changed, possibly newly created (storage wiped first). `info.code` holds the account's
-    /// code whenever it has some; `info_changed` says whether this transaction changed its
-    /// balance, nonce or code, and `code_changed` whether it changed the code.
-    Updated {
-        info: AccountState,
-        info_changed: bool,
-        code_changed: bool,
-        created: bool,
-        storage: Vec<(U256, U256)>,
-    },
-}
-
-/// The accounts one transaction changed, from revm's post-transaction state.
-pub(crate) fn account_writes(state: &EvmState) -> Vec<(Address, AccountWrite)> {
-    let mut writes = Vec::with_capacity(state.len());
-    for (&address, account) in state {
-        if !account.is_touched() {
-            continue;
-        }
-        if account.is_selfdestructed() || (account.is_empty() && !account.is_created()) {
-            writes.push((address, AccountWrite::Destroyed));
-            continue;
-        }
-        let created = account.is_created();
-        let original = account.original_info();
-        let unchanged = original.balance == account.info.balance
-            && original.nonce == account.info.nonce
-            && original.code_hash == account.info.code_hash;
-        if unchanged && !created && !account.storage.values().any(EvmStorageSlot::is_changed) {
-            // Touched, but nothing to write.
-            continue;
-        }
-        let storage = account
-            .storage
-            .iter()
-            .filter(|(_, slot)| slot.is_changed())
-            .map(|(key, slot)| (*key, slot.present_value))
-            .collect();
-        let original_code_hash = original.code_hash;
-        let info = &account.info;
-        let code_changed = info.code_hash != original_code_hash;
-        let code = info.code.clone().filter(|_| info.code_hash != KECCAK_EMPTY);
-        let state = AccountState {
-            balance: info.balance,
-            nonce: info.nonce,
-            code_hash: info.code_hash,
-            code,
-        };
-        writes.push((
-            address,
-            AccountWrite::Updated {
-                info: state,
-                info_changed: !unchanged,
-                code_changed,
-                created,
-                storage,
-            },
-        ));
-    }
-    writes
-}
-
-/// Folds one transaction's writes into the block's state diff.
-pub(crate) fn apply_writes(diff: &mut StateDiff, writes: &[(Address, AccountWrite)]) {
-    for (address, write) in writes {
-        apply_write(diff.entry(*address).or_default(), write);
-    }
-}
-
-/// Folds one transaction's write of an account into the account's change over the block.
-pub(crate) fn apply_write(change: &mut AccountChange, write: &AccountWrite) {
-    match write {
-        AccountWrite::Destroyed => {
-            change.info = None;
-            change.storage_cleared = true;
-            change.storage.clear();
-        }
-        AccountWrite::Updated {
-            info,
-            code_changed,
-            created,
-            storage,
-            ..
-        } => {
-            if *created {
-                change.storage_cleared = true;
-                change.storage.clear();
-            }
-            let mut info = info.clone();
-            if !code_changed {
-                // Keep code only where the block itself deployed it.
-                info.code = change
-                    .info
-                    .as_ref()
-                    .filter(|previous| previous.code_hash == info.code_hash)
-                    .and_then(|previous| previous.code.clone());
-            }
-            change.info = Some(info);
-            change.storage.extend(storage.iter().copied());
-        }
     }
 }

@@ -11,7 +11,8 @@ use alloy_eips::eip7685::Requests;
 use alloy_evm::{
     block::{BlockExecutionError, BlockExecutionResult, BlockExecutor},
     eth::{receipt_builder::AlloyReceiptBuilder, EthBlockExecutor},
-    EvmEnv, EvmFactory,
+    precompiles::PrecompilesMap,
+    EthEvm, EvmEnv, EvmFactory,
 };
 use alloy_primitives::{Address, U256};
 use revm::database::{
@@ -19,13 +20,13 @@ use revm::database::{
     BundleState, State,
 };
 use revm::database_interface::WrapDatabaseRef;
+use revm::inspector::NoOpInspector;
 use revm::primitives::KECCAK_EMPTY;
 
 use crate::{
-    chain::{hooks::check_request_contracts, receipts::receipt},
+    exec::{hooks::check_request_contracts, receipts::receipt},
     state::serial_db::SerialDb,
-    Block, BlockContext, BlockOutput, ChainSpec, ParallelBlockExecutorFactory, StateEvm,
-    StateProvider,
+    Block, BlockContext, BlockOutput, ChainSpec, StateProvider,
 };
 
 /// What an alloy-evm block executor produced for a block over revm's `State`: what a client
@@ -129,7 +130,12 @@ fn bundle_difference(ours: &BundleState, theirs: &BundleState) -> Option<String>
 }
 
 /// The client's database in these runs: the provider, read through revm's `State`.
-type ClientDb<'p, P> = WrapDatabaseRef<SerialDb<'p, P>>;
+pub(crate) type ClientDb<'p, P> = WrapDatabaseRef<SerialDb<'p, P>>;
+
+/// The EVM an alloy-evm block executor over revm's `State` runs on (and so the
+/// [`ParallelBlockExecutor`](crate::ParallelBlockExecutor)): alloy-evm's Ethereum EVM, as
+/// `EthEvmFactory` builds it, without an inspector.
+pub type StateEvm<'a, DB> = EthEvm<&'a mut State<DB>, NoOpInspector, PrecompilesMap>;
 
 /// Runs `block`'s transactions `txs` (the signed transactions with their senders) on `chain`
 /// through alloy-evm's `EthBlockExecutor` over revm's `State` on `provider`, with the pre- and
@@ -146,24 +152,9 @@ pub fn execute_block_reference<'t, P: StateProvider>(
     })
 }
 
-/// [`execute_block_reference`], but with the executor a client embedding the engine gets from
-/// `factory`: the [`ParallelBlockExecutor`](crate::ParallelBlockExecutor), driven through
-/// alloy-evm's `BlockExecutor` trait alone.
-pub fn execute_block_embedded<'t, P: StateProvider>(
-    factory: &ParallelBlockExecutorFactory,
-    provider: &P,
-    block: &Block,
-    ctx: BlockContext<'_>,
-    txs: impl IntoIterator<Item = Recovered<&'t TxEnvelope>>,
-) -> Result<ReferenceOutput, String> {
-    run_over_state(provider, factory.chain(), block, txs, |evm, txs| {
-        factory.create_executor(evm, ctx).execute_block(txs)
-    })
-}
-
 /// Runs `block` with `execute` (an executor's `execute_block` on the EVM given) over a fresh
 /// revm `State` on `provider` that keeps reverts, and takes its bundle.
-fn run_over_state<'t, P: StateProvider>(
+pub(crate) fn run_over_state<'t, P: StateProvider>(
     provider: &P,
     chain: &ChainSpec,
     block: &Block,

@@ -8,11 +8,8 @@ use revm::{
 };
 
 use crate::{
-    exec::{
-        outcome::{block_evm, tx_outcome, BlockGas, TxOutcome},
-        output::apply_writes,
-    },
-    state::serial_db::SerialDb,
+    exec::outcome::{block_evm, tx_outcome, BlockGas, TxOutcome},
+    state::{diff::apply_writes, serial_db::SerialDb},
     Block, BlockOutput, ExecutionError, StateProvider,
 };
 

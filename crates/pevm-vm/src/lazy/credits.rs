@@ -9,7 +9,7 @@ use revm::{
     primitives::{hardfork::SpecId, KECCAK_EMPTY},
 };
 
-use crate::exec::output::{AccountState, AccountWrite};
+use crate::state::diff::{AccountState, AccountWrite};
 
 /// Balances from this value (2^254) on are always read, never credited lazily: below it, no
 /// sum of a block's credits (each below [`LAZY_VALUE_LIMIT`]) can overflow, exactly as the

@@ -10,7 +10,7 @@ use revm::{
 };
 
 use crate::{
-    exec::output::{apply_write, AccountState, AccountWrite},
+    state::diff::{apply_write, AccountState, AccountWrite},
     ExecutionError, StateDiff, StateProvider,
 };
 
@@ -59,6 +59,17 @@ pub(crate) fn account_paid(
         Some(AccountWrite::Destroyed) => None,
         Some(AccountWrite::Updated { info, .. }) => Some(info),
     }
+}
+
+/// How many lazy payments a block made (reported in [`crate::BlockStats`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LazyCounts {
+    /// Transactions that owed their fee.
+    pub(crate) fees: u64,
+    /// Transactions that credited their recipient lazily.
+    pub(crate) credits: u64,
+    /// Accounts read only to be paid.
+    pub(crate) accounts: u64,
 }
 
 /// Credits owed to one account by the transactions that did not read it.

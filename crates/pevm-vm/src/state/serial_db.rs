@@ -10,7 +10,7 @@ use revm::{
 };
 
 use crate::{
-    exec::output::{account_writes, apply_writes},
+    state::diff::{account_writes, apply_writes},
     state::provider::account_info,
     ProviderError, StateDiff, StateProvider,
 };

@@ -1,6 +1,7 @@
 //! How a block runs: the cost-aware plan, the dependencies known before execution, the
-//! transfer strategy, and what a run did.
+//! transfer strategy, what a run did, and the critical-path analysis.
 
+pub(crate) mod analysis;
 pub(crate) mod hints;
 pub(crate) mod plan;
 pub(crate) mod stats;

@@ -13,7 +13,7 @@ use revm::{
 };
 
 use crate::{
-    exec::output::AccountState, lazy::can_credit, state::provider::account_info, AccountChange,
+    lazy::can_credit, state::diff::AccountState, state::provider::account_info, AccountChange,
     ExecutionError, ProviderError, StateProvider,
 };
 

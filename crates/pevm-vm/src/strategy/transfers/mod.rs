@@ -32,12 +32,10 @@ use revm::{
 };
 
 use crate::{
-    block_stm::mv_db::BlockFacts,
-    exec::{
-        outcome::{block_evm, tx_outcome, BlockEvm, BlockGas},
-        output::apply_write,
-    },
+    chain::block::BlockFacts,
+    exec::outcome::{block_evm, tx_outcome, BlockEvm, BlockGas},
     lazy::{take_credit, LazyBeneficiary, Owing},
+    state::diff::apply_write,
     AccountChange, Block, BlockOutput, BlockStats, ExecutionError, StateDiff, StateProvider,
     TxResult,
 };

@@ -27,7 +27,7 @@ use revm::{primitives::KECCAK_EMPTY, Database};
 pub use alloy_evm::eth::EthBlockExecutionCtx as BlockContext;
 
 use crate::{
-    chain::receipts::receipt, state::serial_db::SerialDb, Block, BlockOutput, ChainSpec,
+    exec::receipts::receipt, state::serial_db::SerialDb, Block, BlockOutput, ChainSpec,
     ExecutionError, OverlayProvider, StateDiff, StateProvider,
 };
 
