@@ -217,7 +217,8 @@ where
         if owned.is_empty() && writes.iter().all(|(key, _)| key.owner().is_none()) {
             return false;
         }
-        let previous: Vec<K> = owned.drain(..).map(|(key, _)| key).collect();
+        // Inline: a transaction owns a key or two, and this runs once per incarnation.
+        let previous: SmallVec<[K; 2]> = owned.drain(..).map(|(key, _)| key).collect();
         let mut wrote_new = false;
         for (key, value) in writes.extract_if(.., |(key, _)| key.owner().is_some()) {
             assert_eq!(

@@ -7,13 +7,12 @@
 use alloy_primitives::map::{AddressMap, AddressSet};
 use revm::{
     context::result::ResultAndState,
-    primitives::hardfork::SpecId,
     state::{Account, AccountInfo},
 };
 
 use crate::{
-    block_stm::vm::TxOutput, exec::outcome::BlockGas, lazy::settle_in_evm_state,
-    state::provider::account_info, Block, ExecutionError, StateProvider,
+    block_stm::vm::TxOutput, chain::block::BlockFacts, exec::outcome::BlockGas,
+    lazy::settle_in_evm_state, state::provider::account_info, Block, ExecutionError, StateProvider,
 };
 
 /// Each transaction's revm result and state, from the outputs of a Block-STM run that kept
@@ -24,8 +23,10 @@ pub(crate) fn settle_tx_states<P: StateProvider>(
     block: &Block,
     outputs: Vec<Result<TxOutput, ExecutionError>>,
 ) -> Result<Vec<ResultAndState>, ExecutionError> {
-    let beneficiary = block.env.beneficiary;
-    let eip161 = block.cfg.spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
+    let BlockFacts {
+        beneficiary,
+        eip161,
+    } = BlockFacts::new(block);
     // The accounts paid lazily, and each one's latest value after a transaction touched it.
     let mut paid: AddressSet = outputs
         .iter()

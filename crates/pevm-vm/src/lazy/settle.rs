@@ -154,13 +154,18 @@ impl Owing {
 
     /// Transaction `index` owes `value` to `address`.
     pub(crate) fn credit(&mut self, index: TxIdx, address: Address, value: U256) {
+        self.owe(address, index, value);
+        self.counts.1 += 1;
+    }
+
+    /// Adds `value`, owed to `address` since transaction `first`.
+    fn owe(&mut self, address: Address, first: TxIdx, value: U256) {
         let owed = self.credits.entry(address).or_insert(Owed {
             value: U256::ZERO,
-            first: index,
+            first,
         });
         owed.value += value;
-        owed.first = owed.first.min(index);
-        self.counts.1 += 1;
+        owed.first = owed.first.min(first);
     }
 
     /// Pays the fees owed so far into `state`, as [`Self::settle`] does; call it before a
@@ -185,12 +190,7 @@ impl Owing {
     pub(crate) fn absorb(&mut self, other: Self) {
         self.fees.absorb(&other.fees);
         for (address, owed) in other.credits {
-            let entry = self.credits.entry(address).or_insert(Owed {
-                value: U256::ZERO,
-                first: owed.first,
-            });
-            entry.value += owed.value;
-            entry.first = entry.first.min(owed.first);
+            self.owe(address, owed.first, owed.value);
         }
         self.counts.0 += other.counts.0;
         self.counts.1 += other.counts.1;
