@@ -26,6 +26,9 @@ if [ -d "$data/mainnet" ]; then
   target/release/pevm-bench replay "$data/mainnet" --threads 1,2,4,8 --always-parallel
   # Frontier to Osaka and the blob-parameter forks; only EIP-7610 tests may fail (named so).
   target/release/pevm-bench blockchain-tests "$data/eest/blockchain_tests" --threads 8
+  # Amsterdam (devnet): serial, parallel and alloy-evm agree on every test, and every block
+  # access list equals the header's; only named revm/alloy-evm draft gaps may fail.
+  target/release/pevm-bench blockchain-tests "$data/eest/blockchain_tests_devnet" --threads 8
   target/release/pevm-bench blockchain-tests "$data/ethereum-tests/BlockchainTests" --threads 2
   # Every gigagas workload (ERC-20 and Uniswap bytecode from $data/contracts), planned and on
   # each strategy: `bench` fails when a parallel output differs from serial.

@@ -30,7 +30,7 @@ use revm::{
     context::TxEnv,
     database::{states::block_hash_cache::BlockHashCache, CacheState, State},
     primitives::{StorageKey, StorageValue},
-    state::AccountInfo,
+    state::{bal::BlockAccessIndex, AccountInfo},
     DatabaseRef,
 };
 
@@ -196,19 +196,24 @@ where
             cfg: evm.cfg_env().clone(),
             env: evm.block().clone(),
             txs: envs,
+            // The client's `State` builds the access list from the states committed to it.
+            access_list: false,
         };
         let state: &State<DB> = evm.db();
-        // Amsterdam's two-dimensional block gas (EIP-8037) is alloy-evm's alone to check.
-        let amsterdam = evm.cfg_env().enable_amsterdam_eip8037;
-        let view = StateView::of(state).filter(|_| !amsterdam);
+        let view = StateView::of(state);
         let executed = view.and_then(|view| {
             let mut pevm = self.pevm.lock().unwrap_or_else(PoisonError::into_inner);
             pevm.execute_transactions(&view, &block).ok()
         });
         match executed {
             Some(outputs) => {
-                for (tx, result) in signed.iter().zip(outputs) {
+                for (index, (tx, result)) in signed.iter().zip(outputs).enumerate() {
                     let tx = tx.tx();
+                    // Each transaction's part of the access list (EIP-7928) at its index.
+                    self.inner
+                        .evm_mut()
+                        .db_mut()
+                        .set_bal_index(BlockAccessIndex::new(index as u64 + 1));
                     self.inner.commit_transaction(EthTxResult {
                         result,
                         blob_gas_used: tx.blob_gas_used().unwrap_or_default(),
@@ -217,11 +222,15 @@ where
                 }
             }
             None => {
-                for (env, tx) in block.txs.into_iter().zip(signed) {
+                for (index, (env, tx)) in block.txs.into_iter().zip(signed).enumerate() {
+                    let bal_index = BlockAccessIndex::new(index as u64 + 1);
+                    self.inner.evm_mut().db_mut().set_bal_index(bal_index);
                     self.inner.execute_transaction((env, tx))?;
                 }
             }
         }
+        let post_block = BlockAccessIndex::new(self.inner.receipts().len() as u64 + 1);
+        self.inner.evm_mut().db_mut().set_bal_index(post_block);
         self.inner.apply_post_execution_changes()
     }
 }

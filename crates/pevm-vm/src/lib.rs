@@ -35,6 +35,7 @@ pub use chain::{
 };
 pub use error::ExecutionError;
 pub use exec::{
+    access_list::{access_list_hash, first_access_list_difference, BlockAccessList},
     hooks::{block_context, execute_block_with_hooks, merge_diff, BlockContext, REQUEST_CONTRACTS},
     output::{BlockOutput, TxResult, TxStatus},
     receipts::{logs_bloom, receipts_root, HeaderMismatch},

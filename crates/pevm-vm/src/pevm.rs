@@ -15,7 +15,7 @@ use crate::{
         tx_states::settle_tx_states,
         vm::{engine_error, EvmVm, TxOutput},
     },
-    exec::serial::{execute_block_serial, execute_transactions_serial},
+    exec::serial::{execute_block_serial, execute_transactions_serial, output_of_states},
     strategy::{
         hints::Hints,
         plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
@@ -118,7 +118,8 @@ impl Pevm {
         provider: &P,
         block: &Block,
     ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
-        let (mut plan, known, transfers) = self.plan(block, true);
+        // The transfer groups keep no per-transaction state to build an access list from.
+        let (mut plan, known, transfers) = self.plan(block, !block.access_list);
         if let Some(transfers) = transfers.filter(|_| plan.strategy == Strategy::Transfers) {
             let ran = execute_transfers(
                 self.executor.pool(),
@@ -146,7 +147,26 @@ impl Pevm {
             };
             return Ok((output, stats));
         }
-        let (outputs, engine) = self.run_engine(provider, block, plan, known, false)?;
+        // The access list is built from each transaction's revm state, as serially.
+        let keep = block.access_list;
+        let (outputs, engine) = self.run_engine(provider, block, plan, known, keep)?;
+        if keep {
+            let effects = outputs.iter().flatten().map(|output| &output.effects);
+            let (lazy_fees, lazy_credits) = effects.fold((0, 0), |(fees, credits), e| {
+                let (fee, credit) = (e.lazy_fee.is_some(), e.lazy_credit.is_some());
+                (fees + u64::from(fee), credits + u64::from(credit))
+            });
+            let states = settle_tx_states(provider, block, outputs)?;
+            let output = output_of_states(block, states)?;
+            let stats = BlockStats {
+                plan,
+                engine,
+                lazy_fees,
+                lazy_credits,
+                ..BlockStats::default()
+            };
+            return Ok((output, stats));
+        }
         // Waking the workers again costs more than folding a small block alone.
         let shards = if block.txs.len() >= SHARDED_FOLD_MIN_TXS {
             plan.workers

@@ -9,7 +9,7 @@ use std::{
 };
 
 use alloy_primitives::{Address, Bytes, B256, U256, U64};
-use pevm_vm::{revm::bytecode::Bytecode, InMemoryAccount, InMemoryProvider};
+use pevm_vm::{revm::bytecode::Bytecode, BlockAccessList, InMemoryAccount, InMemoryProvider};
 use serde::Deserialize;
 
 /// One test: a genesis state, blocks to import, and the expected state after them.
@@ -79,6 +79,8 @@ pub(super) struct TestBlock {
     pub rlp: Bytes,
     /// Why the block must be rejected, when it must.
     pub expect_exception: Option<String>,
+    /// The block's access list (EIP-7928), from Amsterdam on.
+    pub block_access_list: Option<BlockAccessList>,
 }
 
 /// The tests of one file, by name.

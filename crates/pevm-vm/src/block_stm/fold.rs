@@ -97,6 +97,7 @@ fn fold_shard<P: StateProvider>(
     let BlockFacts {
         beneficiary,
         eip161,
+        ..
     } = facts;
     let fees_here = mine(&beneficiary);
     let mut owing = Owing::default();

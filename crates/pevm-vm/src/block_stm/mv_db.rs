@@ -222,7 +222,7 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
             return Ok(account);
         }
         if let Some((to, shown @ None)) = &mut self.lazy_recipient {
-            if *to == address && can_credit(account.as_ref()) {
+            if *to == address && can_credit(account.as_ref(), self.facts.empty_costs) {
                 // The transfer only adds to this balance: show the account without the
                 // credits owed to it, and record the increase as one more credit.
                 *shown = Some(account.clone());

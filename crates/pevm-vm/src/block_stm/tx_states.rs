@@ -26,6 +26,7 @@ pub(crate) fn settle_tx_states<P: StateProvider>(
     let BlockFacts {
         beneficiary,
         eip161,
+        ..
     } = BlockFacts::new(block);
     // The accounts paid lazily, and each one's latest value after a transaction touched it.
     let mut paid: AddressSet = outputs

@@ -117,6 +117,7 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
             other => tx_outcome::<ReadError>(
                 index,
                 tx.tx_type,
+                evm.ctx.cfg.enable_amsterdam_eip8037,
                 other.map(|result| ExecResultAndState::new(result, state)),
                 self.keep,
             ),

@@ -23,6 +23,9 @@ pub struct Block {
     pub env: BlockEnv,
     /// Transactions in block order.
     pub txs: Vec<TxEnv>,
+    /// Whether executing the block returns its access list (EIP-7928): from Amsterdam on, where
+    /// the header commits to it, always; before, when asked.
+    pub access_list: bool,
 }
 
 /// Why an RPC block could not be turned into a [`Block`].
@@ -53,6 +56,7 @@ impl Block {
         };
         let (hardfork, cfg, _) = rules(chain, &header);
         Self {
+            access_list: hardfork >= Hardfork::Amsterdam,
             hardfork,
             cfg,
             env,
@@ -88,6 +92,7 @@ impl Block {
             return Err(BlockConversionError::MissingExcessBlobGas(hardfork.name()));
         }
         Ok(Self {
+            access_list: hardfork >= Hardfork::Amsterdam,
             hardfork,
             cfg,
             env,
@@ -117,14 +122,16 @@ pub fn signed_tx_env(envelope: &TxEnvelope, sender: Address) -> TxEnv {
     TxEnv::from_recovered_tx(envelope, sender)
 }
 
-/// The block-wide facts that lazy payments follow: who is paid the fees, and whether a touched
-/// empty account is removed.
+/// The block-wide facts that lazy payments follow: who is paid the fees, whether a touched
+/// empty account is removed, and whether a transfer to an empty account costs more.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BlockFacts {
     /// The fee recipient, whose account is materialised only when really read.
     pub(crate) beneficiary: Address,
     /// Whether EIP-161 (removal of touched empty accounts) applies.
     pub(crate) eip161: bool,
+    /// Whether a transfer to an empty account costs state gas (EIP-8037, Amsterdam on).
+    pub(crate) empty_costs: bool,
 }
 
 impl BlockFacts {
@@ -133,6 +140,7 @@ impl BlockFacts {
         Self {
             beneficiary: block.env.beneficiary,
             eip161: block.cfg.spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
+            empty_costs: block.cfg.enable_amsterdam_eip8037,
         }
     }
 }

@@ -27,8 +27,12 @@ use revm::{primitives::KECCAK_EMPTY, Database};
 pub use alloy_evm::eth::EthBlockExecutionCtx as BlockContext;
 
 use crate::{
-    exec::receipts::receipt, state::serial_db::SerialDb, Block, BlockOutput, ChainSpec,
-    ExecutionError, OverlayProvider, StateDiff, StateProvider,
+    exec::{
+        access_list::{join, AccessListBuilder},
+        receipts::receipt,
+    },
+    state::serial_db::SerialDb,
+    Block, BlockOutput, ChainSpec, ExecutionError, OverlayProvider, StateDiff, StateProvider,
 };
 
 /// Executes `block` on `chain` with `execute` (serial or parallel) between the steps
@@ -48,14 +52,22 @@ where
     P: StateProvider,
     F: FnOnce(&OverlayProvider<'_, P>, &Block) -> Result<BlockOutput, ExecutionError>,
 {
-    let evm = alloy_evm::EthEvmFactory::default().create_evm(
-        SerialDb::new(provider),
-        EvmEnv::new(block.cfg.clone(), block.env.clone()),
-    );
+    // The steps' parts of the access list: the pre-block ones at index 0, the post-block ones
+    // after the last transaction.
+    let recorder = |index: u64| {
+        block
+            .access_list
+            .then(|| (index, AccessListBuilder::default()))
+    };
+    let mut db = SerialDb::new(provider);
+    db.access_list = recorder(0);
+    let evm = alloy_evm::EthEvmFactory::default()
+        .create_evm(db, EvmEnv::new(block.cfg.clone(), block.env.clone()));
     let mut executor = EthBlockExecutor::new(evm, ctx, chain, AlloyReceiptBuilder::default());
     executor
         .apply_pre_execution_changes()
         .map_err(|e| block_step_error("pre-block system call", e))?;
+    let pre_block = executor.evm.db_mut().access_list.take();
     let output = execute(
         &OverlayProvider::new(provider, &executor.evm.db().diff),
         block,
@@ -63,15 +75,27 @@ where
     // The deposits (EIP-6110) are read from the receipts; the block's gas is the results'.
     executor.receipts = output.results.iter().map(receipt).collect();
     merge_diff(&mut executor.evm.db_mut().diff, output.state);
+    executor.evm.db_mut().access_list = recorder(output.results.len() as u64 + 1);
     check_request_contracts(chain, block, executor.evm.db_mut())?;
     let (evm, result) = executor
         .finish()
         .map_err(|e| block_step_error("post-block changes", e))?;
-    let (db, _) = evm.finish();
+    let (mut db, _) = evm.finish();
+    let post_block = db.access_list.take();
+    let access_list = block.access_list.then(|| {
+        let steps = [pre_block, post_block].map(|step| step.map(|(_, list)| list.finish()));
+        let [pre_block, post_block] = steps;
+        join(
+            [pre_block, output.access_list, post_block]
+                .into_iter()
+                .flatten(),
+        )
+    });
     Ok(BlockOutput {
         results: output.results,
         state: db.diff,
         requests: result.requests,
+        access_list,
     })
 }
 
@@ -89,7 +113,7 @@ pub fn block_context<'a>(
         withdrawals: withdrawals.map(Cow::Borrowed),
         extra_data: header.extra_data.clone(),
         tx_count_hint: None,
-        slot_number: None,
+        slot_number: header.slot_number,
     }
 }
 

@@ -8,6 +8,7 @@ use revm::{
         result::{EVMError, InvalidTransaction, ResultAndState},
         BlockEnv, CfgEnv, TxEnv,
     },
+    context_interface::Cfg,
     handler::MainnetEvm,
     Context, Database, Journal, MainBuilder, MainContext,
 };
@@ -30,9 +31,23 @@ pub(crate) fn block_evm<DB: Database>(db: DB, block: &Block) -> BlockEvm<DB> {
 }
 
 /// The gas a block's transactions have used so far, in block order.
+///
+/// Before Amsterdam one number: the gas each transaction used after refunds. From Amsterdam on
+/// (EIP-7778, EIP-8037) two: the regular gas before refunds and the state gas, each within the
+/// block's gas limit, and the block uses the larger; receipts still add up the gas after refunds.
 pub(crate) struct BlockGas {
     limit: u64,
-    used: u64,
+    /// revm's per-transaction gas cap (EIP-7825), which bounds the regular gas a transaction
+    /// can use.
+    tx_cap: u64,
+    /// Whether the block counts regular and state gas apart (EIP-8037).
+    two_dimensional: bool,
+    /// Gas after refunds, for the receipts.
+    cumulative: u64,
+    /// The regular gas (the gas after refunds before Amsterdam).
+    regular: u64,
+    /// The state gas (zero before Amsterdam).
+    state: u64,
 }
 
 impl BlockGas {
@@ -40,28 +55,43 @@ impl BlockGas {
     pub(crate) fn new(block: &Block) -> Self {
         Self {
             limit: block.env.gas_limit,
-            used: 0,
+            tx_cap: block.cfg.tx_gas_limit_cap(),
+            two_dimensional: block.cfg.enable_amsterdam_eip8037,
+            cumulative: 0,
+            regular: 0,
+            state: 0,
         }
     }
 
     /// Fails when transaction `index`, of `gas_limit`, does not fit in what the block has
-    /// left.
+    /// left: its gas limit (at most the cap from Amsterdam on) in the regular gas left, and
+    /// from Amsterdam on its whole gas limit in the state gas left.
     pub(crate) fn admit(&self, index: usize, gas_limit: u64) -> Result<(), ExecutionError> {
-        let available = self.limit.saturating_sub(self.used);
-        if gas_limit > available {
-            return Err(ExecutionError::BlockGasExceeded {
-                index,
-                gas_limit,
-                available,
-            });
+        let fits = |needed: u64, used: u64| {
+            let available = self.limit.saturating_sub(used);
+            if needed > available {
+                return Err(ExecutionError::BlockGasExceeded {
+                    index,
+                    gas_limit,
+                    available,
+                });
+            }
+            Ok(())
+        };
+        if !self.two_dimensional {
+            return fits(gas_limit, self.cumulative);
         }
-        Ok(())
+        fits(gas_limit.min(self.tx_cap), self.regular)?;
+        fits(gas_limit, self.state)
     }
 
-    /// Adds `result`'s gas, and gives it the block's gas up to and including it.
+    /// Adds `result`'s gas, and gives it the block's gas (after refunds) up to and including
+    /// it.
     pub(crate) fn add(&mut self, result: &mut TxResult) {
-        self.used += result.gas_used;
-        result.cumulative_gas_used = self.used;
+        self.cumulative += result.gas_used;
+        self.regular += result.block_gas_used;
+        self.state += result.state_gas_used;
+        result.cumulative_gas_used = self.cumulative;
     }
 }
 
@@ -76,10 +106,11 @@ pub(crate) struct TxOutcome {
 }
 
 /// The outcome of transaction `index` (revm's own output kept with `keep`), or the error
-/// that stops the block.
+/// that stops the block; `two_dimensional` when the block counts state gas apart (EIP-8037).
 pub(crate) fn tx_outcome<E: Into<ExecutionError> + std::fmt::Display>(
     index: usize,
     tx_type: u8,
+    two_dimensional: bool,
     outcome: Result<ResultAndState, EVMError<E, InvalidTransaction>>,
     keep: bool,
 ) -> Result<TxOutcome, ExecutionError> {
@@ -87,9 +118,12 @@ pub(crate) fn tx_outcome<E: Into<ExecutionError> + std::fmt::Display>(
         Ok(output) => {
             let writes = account_writes(&output.state);
             let (result, evm) = if keep {
-                (TxResult::new(tx_type, output.result.clone()), Some(output))
+                (
+                    TxResult::new(tx_type, output.result.clone(), two_dimensional),
+                    Some(output),
+                )
             } else {
-                (TxResult::new(tx_type, output.result), None)
+                (TxResult::new(tx_type, output.result, two_dimensional), None)
             };
             Ok(TxOutcome {
                 result,

@@ -6,7 +6,7 @@ use alloy_eips::eip7685::Requests;
 use alloy_primitives::{keccak256, Address, Log, B256};
 use revm::context::result::{ExecutionResult, HaltReason};
 
-use crate::StateDiff;
+use crate::{access_list_hash, BlockAccessList, StateDiff};
 
 /// How a transaction ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,8 +26,13 @@ pub struct TxResult {
     pub tx_type: u8,
     /// Success, revert or halt.
     pub status: TxStatus,
-    /// Gas used by this transaction, after refunds.
+    /// Gas used by this transaction, after refunds: what its sender pays for.
     pub gas_used: u64,
+    /// The gas it counts against the block's limit: `gas_used` before Amsterdam, from
+    /// Amsterdam on its regular gas before refunds (EIP-7778, EIP-8037).
+    pub block_gas_used: u64,
+    /// The state gas it counts against the block's limit (EIP-8037; zero before Amsterdam).
+    pub state_gas_used: u64,
     /// Gas used by the block up to and including this transaction.
     pub cumulative_gas_used: u64,
     /// Logs emitted (empty unless successful).
@@ -37,10 +42,17 @@ pub struct TxResult {
 }
 
 impl TxResult {
-    /// The result of a transaction of `tx_type` from revm's execution result;
-    /// `cumulative_gas_used` is set by the block executor.
-    pub(crate) fn new(tx_type: u8, result: ExecutionResult) -> Self {
-        let gas_used = result.tx_gas_used();
+    /// The result of a transaction of `tx_type` from revm's execution result, in a block that
+    /// counts state gas apart or not (`two_dimensional`, EIP-8037); `cumulative_gas_used` is
+    /// set by the block executor.
+    pub(crate) fn new(tx_type: u8, result: ExecutionResult, two_dimensional: bool) -> Self {
+        let gas = result.gas();
+        let gas_used = gas.tx_gas_used();
+        let (block_gas_used, state_gas_used) = if two_dimensional {
+            (gas.block_regular_gas_used(), gas.block_state_gas_used())
+        } else {
+            (gas_used, 0)
+        };
         let created_address = result.created_address();
         let (status, logs) = match result {
             ExecutionResult::Success { logs, .. } => (TxStatus::Success, logs),
@@ -51,6 +63,8 @@ impl TxResult {
             tx_type,
             status,
             gas_used,
+            block_gas_used,
+            state_gas_used,
             cumulative_gas_used: 0,
             logs,
             created_address,
@@ -73,6 +87,10 @@ pub struct BlockOutput {
     /// The block's EIP-7685 requests (deposits, withdrawals, consolidations), from Prague on;
     /// empty when only the transactions ran.
     pub requests: Requests,
+    /// The block's access list (EIP-7928) where the block asks for it (see
+    /// [`Block::access_list`](crate::Block::access_list)); only the transactions' part when
+    /// only the transactions ran.
+    pub access_list: Option<BlockAccessList>,
 }
 
 impl BlockOutput {
@@ -82,12 +100,15 @@ impl BlockOutput {
             results,
             state,
             requests: Requests::default(),
+            access_list: None,
         }
     }
 
-    /// Gas used by the whole block.
+    /// Gas used by the whole block: the gas after refunds before Amsterdam, from Amsterdam on
+    /// the larger of the regular and the state gas (EIP-8037).
     pub fn gas_used(&self) -> u64 {
-        self.results.last().map_or(0, |r| r.cumulative_gas_used)
+        let sum = |gas: fn(&TxResult) -> u64| self.results.iter().map(gas).sum::<u64>();
+        sum(|r| r.block_gas_used).max(sum(|r| r.state_gas_used))
     }
 
     /// A keccak-256 digest of every result and every state change: equal digests mean equal
@@ -102,6 +123,8 @@ impl BlockOutput {
                 TxStatus::Halt(reason) => buf.extend(format!("halt:{reason:?}").bytes()),
             }
             buf.extend(r.gas_used.to_be_bytes());
+            buf.extend(r.block_gas_used.to_be_bytes());
+            buf.extend(r.state_gas_used.to_be_bytes());
             buf.extend(r.cumulative_gas_used.to_be_bytes());
             buf.extend(r.created_address.unwrap_or_default());
             for log in &r.logs {
@@ -135,6 +158,9 @@ impl BlockOutput {
         for request in self.requests.iter() {
             buf.extend((request.len() as u64).to_be_bytes());
             buf.extend(request);
+        }
+        if let Some(list) = &self.access_list {
+            buf.extend(access_list_hash(list));
         }
         keccak256(buf)
     }

@@ -1,9 +1,10 @@
 //! Receipts, the receipts root and logs bloom, and the check against a block header.
 
 use alloy_consensus::{proofs::calculate_receipt_root, Eip658Value, Receipt, ReceiptEnvelope};
+use alloy_eips::eip7928::{total_bal_items, ITEM_COST};
 use alloy_primitives::{Bloom, B256};
 
-use crate::{BlockOutput, Hardfork, TxResult};
+use crate::{access_list_hash, BlockOutput, Hardfork, TxResult};
 
 /// The EIP-2718 receipt of a transaction result (Byzantium status encoding).
 pub(crate) fn receipt(result: &TxResult) -> ReceiptEnvelope {
@@ -64,6 +65,21 @@ pub enum HeaderMismatch {
         /// The executed value.
         actual: B256,
     },
+    /// The block's access list has more items (accounts and slots) than its gas limit allows
+    /// at 2,000 gas each (EIP-7928).
+    #[error("the block access list has {items} items, more than its gas limit allows")]
+    AccessListTooLarge {
+        /// Accounts and slots in the list.
+        items: u64,
+    },
+    /// The block access list hash differs (EIP-7928, Amsterdam on).
+    #[error("blockAccessListHash: header {expected}, executed {actual}")]
+    AccessListHash {
+        /// The header's value.
+        expected: B256,
+        /// The hash of the executed block's access list.
+        actual: B256,
+    },
     /// The EIP-7685 requests hash differs (Prague on).
     #[error("requestsHash: header {expected}, executed {actual}")]
     RequestsHash {
@@ -76,8 +92,8 @@ pub enum HeaderMismatch {
 
 impl BlockOutput {
     /// Checks gas used, logs bloom, (from Byzantium on, where receipts carry a status instead
-    /// of a state root) the receipts root, and (where the header has one, from Prague on) the
-    /// requests hash against a block header.
+    /// of a state root) the receipts root, and where the header has them the requests hash
+    /// (Prague on) and the access list's hash and size (Amsterdam on) against a block header.
     pub fn check_header(
         &self,
         hardfork: Hardfork,
@@ -110,6 +126,17 @@ impl BlockOutput {
             let actual = self.requests.requests_hash();
             if actual != expected {
                 return Err(HeaderMismatch::RequestsHash { expected, actual });
+            }
+        }
+        if let Some(expected) = header.block_access_list_hash {
+            let list = self.access_list.as_deref().unwrap_or_default();
+            let items = total_bal_items(list);
+            if items.saturating_mul(ITEM_COST as u64) > header.gas_limit {
+                return Err(HeaderMismatch::AccessListTooLarge { items });
+            }
+            let actual = access_list_hash(list);
+            if actual != expected {
+                return Err(HeaderMismatch::AccessListHash { expected, actual });
             }
         }
         Ok(())

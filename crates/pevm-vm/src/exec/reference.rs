@@ -12,7 +12,7 @@ use alloy_evm::{
     block::{BlockExecutionError, BlockExecutionResult, BlockExecutor},
     eth::{receipt_builder::AlloyReceiptBuilder, EthBlockExecutor},
     precompiles::PrecompilesMap,
-    EthEvm, EvmEnv, EvmFactory,
+    EthEvm, Evm, EvmEnv, EvmFactory,
 };
 use alloy_primitives::{Address, U256};
 use revm::database::{
@@ -22,11 +22,15 @@ use revm::database::{
 use revm::database_interface::WrapDatabaseRef;
 use revm::inspector::NoOpInspector;
 use revm::primitives::KECCAK_EMPTY;
+use revm::state::bal::BlockAccessIndex;
 
 use crate::{
-    exec::{hooks::check_request_contracts, receipts::receipt},
+    exec::{
+        access_list::first_access_list_difference, hooks::check_request_contracts,
+        receipts::receipt,
+    },
     state::serial_db::SerialDb,
-    Block, BlockContext, BlockOutput, ChainSpec, StateProvider,
+    Block, BlockAccessList, BlockContext, BlockOutput, ChainSpec, StateProvider,
 };
 
 /// What an alloy-evm block executor produced for a block over revm's `State`: what a client
@@ -41,6 +45,8 @@ pub struct ReferenceOutput {
     pub gas_used: u64,
     /// revm's bundle of the block's changes, with reverts.
     pub bundle: BundleState,
+    /// The access list revm's `State` built (EIP-7928), where the block asks for one.
+    pub access_list: Option<BlockAccessList>,
 }
 
 impl ReferenceOutput {
@@ -70,7 +76,23 @@ impl ReferenceOutput {
         if self.requests != other.requests {
             return Some("requests differ".to_string());
         }
+        if let Some(difference) = access_list_difference(&self.access_list, &other.access_list) {
+            return Some(difference);
+        }
         bundle_difference(&self.bundle, &other.bundle)
+    }
+}
+
+/// The first difference between two optional access lists.
+fn access_list_difference(
+    ours: &Option<BlockAccessList>,
+    theirs: &Option<BlockAccessList>,
+) -> Option<String> {
+    match (ours, theirs) {
+        (Some(ours), Some(theirs)) => first_access_list_difference(ours, theirs),
+        (None, None) => None,
+        (Some(_), None) => Some("access list missing from the other".to_string()),
+        (None, Some(_)) => Some("access list missing from this one".to_string()),
     }
 }
 
@@ -148,7 +170,23 @@ pub fn execute_block_reference<'t, P: StateProvider>(
     txs: impl IntoIterator<Item = Recovered<&'t TxEnvelope>>,
 ) -> Result<ReferenceOutput, String> {
     run_over_state(provider, chain, block, txs, |evm, txs| {
-        EthBlockExecutor::new(evm, ctx, chain, AlloyReceiptBuilder::default()).execute_block(txs)
+        let mut executor = EthBlockExecutor::new(evm, ctx, chain, AlloyReceiptBuilder::default());
+        executor.apply_pre_execution_changes()?;
+        // Each step's index in the access list (EIP-7928): 0 before, `i + 1` for transaction
+        // `i`, the next one after.
+        let count = txs.len() as u64;
+        for (index, tx) in (1..).zip(txs) {
+            executor
+                .evm
+                .db_mut()
+                .set_bal_index(BlockAccessIndex::new(index));
+            executor.execute_transaction(tx)?;
+        }
+        executor
+            .evm
+            .db_mut()
+            .set_bal_index(BlockAccessIndex::new(count + 1));
+        executor.apply_post_execution_changes()
     })
 }
 
@@ -168,6 +206,7 @@ pub(crate) fn run_over_state<'t, P: StateProvider>(
     let mut state = State::builder()
         .with_database_ref(SerialDb::new(provider))
         .with_bundle_update()
+        .with_bal_builder_if(block.access_list)
         .build();
     let evm = alloy_evm::EthEvmFactory::default().create_evm(
         &mut state,
@@ -181,6 +220,7 @@ pub(crate) fn run_over_state<'t, P: StateProvider>(
         receipts: result.receipts,
         requests: result.requests,
         gas_used: result.gas_used,
+        access_list: state.take_built_alloy_bal(),
         bundle: state.take_bundle(),
     })
 }
@@ -240,6 +280,10 @@ impl BlockOutput {
                 self.requests.requests_hash(),
                 reference.requests.requests_hash()
             ));
+        }
+        if let Some(difference) = access_list_difference(&self.access_list, &reference.access_list)
+        {
+            return Some(format!("{difference} (the other: the reference)"));
         }
         self.state_difference(&reference.bundle, provider)
     }

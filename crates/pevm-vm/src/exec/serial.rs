@@ -3,14 +3,20 @@
 use std::time::{Duration, Instant};
 
 use revm::{
-    context::{result::ResultAndState, ContextTr},
+    context::{
+        result::{EVMError, InvalidTransaction, ResultAndState},
+        ContextTr,
+    },
     ExecuteEvm,
 };
 
 use crate::{
-    exec::outcome::{block_evm, tx_outcome, BlockGas, TxOutcome},
+    exec::{
+        access_list::AccessListBuilder,
+        outcome::{block_evm, tx_outcome, BlockGas, TxOutcome},
+    },
     state::{diff::apply_writes, serial_db::SerialDb},
-    Block, BlockOutput, ExecutionError, StateProvider,
+    Block, BlockOutput, ExecutionError, ProviderError, StateDiff, StateProvider, TxResult,
 };
 
 /// Executes `block` on top of `provider`, one transaction after another.
@@ -52,24 +58,87 @@ fn run_serial<P: StateProvider>(
     mut on_tx: impl FnMut(usize, Duration),
 ) -> Result<(BlockOutput, Vec<ResultAndState>), ExecutionError> {
     let mut evm = block_evm(SerialDb::new(provider), block);
-    let mut results = Vec::with_capacity(block.txs.len());
     let mut kept = Vec::with_capacity(if keep { block.txs.len() } else { 0 });
-    let mut gas = BlockGas::new(block);
+    let mut in_order = InOrder::new(block);
     for (index, tx) in block.txs.iter().enumerate() {
         let start = Instant::now();
-        gas.admit(index, tx.gas_limit)?;
+        in_order.gas.admit(index, tx.gas_limit)?;
         let outcome = evm.transact(tx.clone());
-        let TxOutcome {
-            mut result,
-            writes,
-            evm: revm_output,
-        } = tx_outcome(index, tx.tx_type, outcome, keep)?;
-        gas.add(&mut result);
-        apply_writes(&mut evm.ctx.db_mut().diff, &writes);
-        results.push(result);
-        kept.extend(revm_output);
+        let diff = &mut evm.ctx.db_mut().diff;
+        kept.extend(in_order.push(diff, index, tx.tx_type, outcome, keep)?);
         on_tx(index, start.elapsed());
     }
     let state = std::mem::take(&mut evm.ctx.db_mut().diff);
-    Ok((BlockOutput::new(results, state), kept))
+    Ok((in_order.finish(state), kept))
+}
+
+/// A block's output built from its transactions' revm outputs taken in block order: the
+/// serial executor's, and the parallel one's where the block asks for its access list.
+pub(crate) struct InOrder {
+    /// The block's gas so far.
+    pub(crate) gas: BlockGas,
+    results: Vec<TxResult>,
+    two_dimensional: bool,
+    /// The transactions' part of the access list, where the block asks for it.
+    access_list: Option<AccessListBuilder>,
+}
+
+impl InOrder {
+    /// Nothing taken yet of `block`.
+    pub(crate) fn new(block: &Block) -> Self {
+        Self {
+            gas: BlockGas::new(block),
+            results: Vec::with_capacity(block.txs.len()),
+            two_dimensional: block.cfg.enable_amsterdam_eip8037,
+            access_list: block.access_list.then(AccessListBuilder::default),
+        }
+    }
+
+    /// Takes the revm outcome of transaction `index` (of `tx_type`, admitted already): its
+    /// result and gas, its writes into `diff` and its part of the access list; returns revm's
+    /// output with `keep`.
+    pub(crate) fn push<E: Into<ExecutionError> + std::fmt::Display>(
+        &mut self,
+        diff: &mut StateDiff,
+        index: usize,
+        tx_type: u8,
+        outcome: Result<ResultAndState, EVMError<E, InvalidTransaction>>,
+        keep: bool,
+    ) -> Result<Option<ResultAndState>, ExecutionError> {
+        if let (Some(list), Ok(output)) = (&mut self.access_list, &outcome) {
+            list.record(index as u64 + 1, &output.state);
+        }
+        let TxOutcome {
+            mut result,
+            writes,
+            evm,
+        } = tx_outcome(index, tx_type, self.two_dimensional, outcome, keep)?;
+        self.gas.add(&mut result);
+        apply_writes(diff, &writes);
+        self.results.push(result);
+        Ok(evm)
+    }
+
+    /// The output: the results taken, the block's changes `state`.
+    pub(crate) fn finish(self, state: StateDiff) -> BlockOutput {
+        BlockOutput {
+            access_list: self.access_list.map(AccessListBuilder::finish),
+            ..BlockOutput::new(self.results, state)
+        }
+    }
+}
+
+/// The output of a block from each transaction's revm result and state, in block order, all
+/// admitted already (as a parallel run that kept them returns them).
+pub(crate) fn output_of_states(
+    block: &Block,
+    states: Vec<ResultAndState>,
+) -> Result<BlockOutput, ExecutionError> {
+    let mut in_order = InOrder::new(block);
+    let mut diff = StateDiff::new();
+    for (index, (tx, state)) in block.txs.iter().zip(states).enumerate() {
+        let outcome = Ok::<_, EVMError<ProviderError>>(state);
+        in_order.push(&mut diff, index, tx.tx_type, outcome, false)?;
+    }
+    Ok(in_order.finish(diff))
 }

@@ -92,9 +92,17 @@ impl LazyCredits {
 
 /// Whether `account` (as the transactions before left it) can take a lazy credit: it has no
 /// code, so a transfer to it runs nothing that could see its balance, and its balance is far
-/// from overflowing.
-pub(crate) fn can_credit(account: Option<&AccountState>) -> bool {
-    account.is_none_or(|a| a.code_hash == KECCAK_EMPTY && a.balance < LAZY_BALANCE_LIMIT)
+/// from overflowing. Where a transfer to an empty account costs more gas (`empty_costs`: state
+/// gas for the new account from Amsterdam on, EIP-8037), it must also be non-empty, which the
+/// credits before it cannot change: without them it would be shown empty when it is not.
+pub(crate) fn can_credit(account: Option<&AccountState>, empty_costs: bool) -> bool {
+    match account {
+        None => !empty_costs,
+        Some(a) => {
+            let empty = a.balance.is_zero() && a.nonce == 0;
+            a.code_hash == KECCAK_EMPTY && a.balance < LAZY_BALANCE_LIMIT && !(empty_costs && empty)
+        }
+    }
 }
 
 /// The credit a transaction made to the lazily credited `recipient`, taking its write of
@@ -179,13 +187,31 @@ mod tests {
             code_hash,
             code: None,
         };
-        assert!(can_credit(None));
-        assert!(can_credit(Some(&account(U256::from(9), KECCAK_EMPTY))));
-        assert!(!can_credit(Some(&account(
-            LAZY_BALANCE_LIMIT,
-            KECCAK_EMPTY
-        ))));
-        assert!(!can_credit(Some(&account(U256::ZERO, [1; 32].into()))));
+        assert!(can_credit(None, false));
+        assert!(can_credit(
+            Some(&account(U256::from(9), KECCAK_EMPTY)),
+            false
+        ));
+        assert!(!can_credit(
+            Some(&account(LAZY_BALANCE_LIMIT, KECCAK_EMPTY)),
+            false
+        ));
+        assert!(!can_credit(
+            Some(&account(U256::ZERO, [1; 32].into())),
+            false
+        ));
+        // From Amsterdam on, only an account that exists and is not empty.
+        assert!(!can_credit(None, true));
+        assert!(can_credit(
+            Some(&account(U256::from(9), KECCAK_EMPTY)),
+            true
+        ));
+        let empty = AccountState {
+            nonce: 0,
+            ..account(U256::ZERO, KECCAK_EMPTY)
+        };
+        assert!(can_credit(Some(&empty), false));
+        assert!(!can_credit(Some(&empty), true));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use revm::{
 };
 
 use crate::{
+    exec::access_list::AccessListBuilder,
     state::diff::{account_writes, apply_writes},
     state::provider::account_info,
     ProviderError, StateDiff, StateProvider,
@@ -22,6 +23,8 @@ pub(crate) struct SerialDb<'a, P> {
     provider: &'a P,
     /// The writes so far.
     pub(crate) diff: StateDiff,
+    /// Where commits are recorded into an access list: the index of the step committing.
+    pub(crate) access_list: Option<(u64, AccessListBuilder)>,
 }
 
 impl<'a, P> SerialDb<'a, P> {
@@ -30,6 +33,7 @@ impl<'a, P> SerialDb<'a, P> {
         Self {
             provider,
             diff: StateDiff::new(),
+            access_list: None,
         }
     }
 }
@@ -44,6 +48,9 @@ impl<P> std::fmt::Debug for SerialDb<'_, P> {
 
 impl<P: StateProvider> DatabaseCommit for SerialDb<'_, P> {
     fn commit(&mut self, changes: AddressMap<Account>) {
+        if let Some((index, list)) = &mut self.access_list {
+            list.record(*index, &changes);
+        }
         apply_writes(&mut self.diff, &account_writes(&changes));
     }
 }

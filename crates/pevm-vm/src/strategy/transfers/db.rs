@@ -63,6 +63,8 @@ impl From<TransferDbError> for ExecutionError {
 pub(super) struct TransferDb<'a, P> {
     pub(super) provider: &'a P,
     pub(super) recipient: Option<Recipient>,
+    /// Whether a transfer to an empty account costs more (see [`can_credit`]).
+    pub(super) empty_costs: bool,
     /// The changes of the accounts the worker's transactions wrote since they were last
     /// merged (only the current group's own accounts are ever read).
     pub(super) changes: AddressMap<AccountChange>,
@@ -82,7 +84,7 @@ impl<P: StateProvider> Database for TransferDb<'_, P> {
         };
         if let Some(recipient) = self.recipient.as_mut().filter(|r| r.address == address) {
             let codeless = account.as_ref().is_none_or(|a| a.code_hash == KECCAK_EMPTY);
-            if !codeless || (recipient.credit && !can_credit(account.as_ref())) {
+            if !codeless || (recipient.credit && !can_credit(account.as_ref(), self.empty_costs)) {
                 return Err(TransferDbError::NotATransfer);
             }
             recipient.shown = Some(account.clone());

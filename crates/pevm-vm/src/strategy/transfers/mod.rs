@@ -60,6 +60,7 @@ pub(crate) fn execute_transfers<P: StateProvider>(
             TransferDb {
                 provider,
                 recipient: None,
+                empty_costs: block.cfg.enable_amsterdam_eip8037,
                 changes: AddressMap::default(),
             },
             block,
@@ -279,6 +280,7 @@ impl<P: StateProvider> Worker<'_, P> {
             other => tx_outcome(
                 index,
                 tx.tx_type,
+                block.cfg.enable_amsterdam_eip8037,
                 other.map(|result| ExecResultAndState::new(result, state)),
                 false,
             ),
