@@ -55,6 +55,14 @@ pub enum ExecutionError {
         /// The panic message.
         message: String,
     },
+    /// The access list a block was run with (EIP-7928) is wrong or incomplete for it.
+    #[error("tx {index}: the block access list {message}")]
+    AccessList {
+        /// Index of the transaction that read or wrote what the list does not have.
+        index: usize,
+        /// What is missing or different.
+        message: String,
+    },
     /// A block-level step around the transactions failed (a system call, a balance change).
     #[error("{message}")]
     Block {
@@ -84,6 +92,7 @@ impl ExecutionError {
     pub(crate) fn at_tx(self, index: usize) -> Self {
         match self {
             Self::Provider { error, .. } => Self::Provider { index, error },
+            Self::AccessList { message, .. } => Self::AccessList { index, message },
             other => other,
         }
     }

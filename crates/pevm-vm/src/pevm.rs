@@ -20,9 +20,10 @@ use crate::{
         hints::Hints,
         plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
         stats::BlockStats,
+        listed::execute_listed,
         transfers::{execute_transfers, TransferBlock},
     },
-    Block, BlockOutput, ExecutionError, Hardfork, StateProvider,
+    Block, BlockAccessList, BlockOutput, ExecutionError, Hardfork, StateProvider,
 };
 
 /// A long-lived parallel block executor: configured once with its worker count, it runs
@@ -182,6 +183,22 @@ impl Pevm {
             lazy_accounts: lazy.accounts,
         };
         Ok((output, stats))
+    }
+
+    /// Executes `block` on top of `provider` with its access list `list` (EIP-7928: an
+    /// Amsterdam block's own, or the one an earlier run of the block returned), every
+    /// transaction at once on the workers: each reads what the ones before it left from the
+    /// list, so none waits and none runs twice. The output is
+    /// [`execute_block_serial`](crate::execute_block_serial)'s; a list that is wrong or lacks
+    /// what a transaction read is an [`ExecutionError::AccessList`] naming the transaction.
+    pub fn execute_with_access_list<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        block: &Block,
+        list: &BlockAccessList,
+    ) -> Result<BlockOutput, ExecutionError> {
+        let workers = self.concurrency();
+        execute_listed(self.executor.pool(), workers, provider, block, list)
     }
 
     /// Executes `block` on top of `provider`, returning revm's result and state of each

@@ -27,7 +27,7 @@ use pevm_vm::{
     },
     block_context, execute_block_embedded, execute_block_reference, execute_block_serial,
     execute_block_with_hooks, first_access_list_difference, signed_tx_env, Block, BlockAccessList,
-    BlockContext, BlockOutput, ChainSpec, Hardfork, HeaderMismatch, InMemoryProvider,
+    BlockContext, BlockOutput, ChainSpec, ExecutionError, Hardfork, HeaderMismatch, InMemoryProvider,
     ParallelBlockExecutorFactory, Pevm, Strategy,
 };
 
@@ -141,7 +141,7 @@ pub(super) fn import(
     let withdrawals = body.withdrawals.as_ref().map(|w| w.as_slice());
     let ctx = block_context(header, &body.ommers, withdrawals);
 
-    let output = execute_checked(&head.state, chain, &block, ctx, &signed, threads)?;
+    let output = execute_checked(&head.state, chain, &block, ctx, &signed, listed, threads)?;
     let mut gap = None;
     if let Err(mismatch) = output.check_header(hardfork, header) {
         let mut message = mismatch.to_string();
@@ -214,14 +214,17 @@ fn recover_senders(
 }
 
 /// `block` (its transactions `signed`, its steps `ctx`) on `state`, executed serially, in
-/// parallel on `threads`, by alloy-evm's reference executor and by the engine through
-/// alloy-evm's `BlockExecutor`: the serial output when all agree.
+/// parallel on `threads` (on Block-STM, and with the block's own access list `listed` where it
+/// has one), by alloy-evm's reference executor and by the engine through alloy-evm's
+/// `BlockExecutor`: the serial output when all agree. A block whose list is wrong for its
+/// transactions is rejected.
 fn execute_checked(
     state: &InMemoryProvider,
     chain: &ChainSpec,
     block: &Block,
     ctx: BlockContext<'_>,
     signed: &[Recovered<&TxEnvelope>],
+    listed: Option<&BlockAccessList>,
     threads: NonZeroUsize,
 ) -> Result<BlockOutput, ImportError> {
     let rejected = ImportError::Rejected;
@@ -234,6 +237,23 @@ fn execute_checked(
     if serial != parallel {
         let difference = first_difference(&serial, &parallel);
         return Err(ImportError::ParallelMismatch(difference));
+    }
+    if let Some(list) = listed {
+        let with_list = execute_block_with_hooks(state, chain, block, ctx.clone(), |p, b| {
+            Pevm::new(threads).execute_with_access_list(p, b, list)
+        });
+        match with_list {
+            Err(error @ ExecutionError::AccessList { .. }) => {
+                return Err(rejected(error.to_string()))
+            }
+            with_list if with_list != serial => {
+                let difference = first_difference(&serial, &with_list);
+                return Err(ImportError::ParallelMismatch(format!(
+                    "with the block's access list: {difference}"
+                )));
+            }
+            _ => {}
+        }
     }
     let reference =
         execute_block_reference(state, chain, block, ctx.clone(), signed.iter().copied());

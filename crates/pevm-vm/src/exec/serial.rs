@@ -84,13 +84,18 @@ pub(crate) struct InOrder {
 }
 
 impl InOrder {
-    /// Nothing taken yet of `block`.
+    /// Nothing taken yet of `block`; the access list built where the block asks for it.
     pub(crate) fn new(block: &Block) -> Self {
+        Self::with_access_list(block, block.access_list)
+    }
+
+    /// Nothing taken yet of `block`; the access list built with `access_list`.
+    pub(crate) fn with_access_list(block: &Block, access_list: bool) -> Self {
         Self {
             gas: BlockGas::new(block),
             results: Vec::with_capacity(block.txs.len()),
             two_dimensional: block.cfg.enable_amsterdam_eip8037,
-            access_list: block.access_list.then(AccessListBuilder::default),
+            access_list: access_list.then(AccessListBuilder::default),
         }
     }
 
