@@ -49,6 +49,11 @@ enum Command {
         /// block whose signer differs from its `from`.
         #[arg(long)]
         verify_senders: bool,
+        /// Also build each block's access list (EIP-7928, any fork), check it against the one
+        /// revm's `State` builds under alloy-evm's executor, and time the block run with it
+        /// (every transaction at once, none twice) against serial.
+        #[arg(long)]
+        bal: bool,
     },
 
     /// Replay blockchain tests (ethereum/tests `BlockchainTests`, execution-spec
@@ -110,12 +115,16 @@ fn main() -> ExitCode {
             always_parallel,
             strategy,
             verify_senders,
+            bal,
         } => replay_command(
             paths,
             json,
             &threads.unwrap_or_else(default_threads),
             forced_strategy(always_parallel, strategy),
-            verify_senders,
+            replay::Checks {
+                verify_senders,
+                bal,
+            },
         ),
         Command::BlockchainTests {
             paths,
@@ -173,7 +182,7 @@ fn replay_command(
     json: bool,
     threads: &[NonZeroUsize],
     forced: Option<Strategy>,
-    verify_senders: bool,
+    checks: replay::Checks,
 ) -> ExitCode {
     let start = Instant::now();
     let mut engines = replay::engines(threads, forced);
@@ -196,7 +205,7 @@ fn replay_command(
         match block_dirs(path) {
             Ok(dirs) => dirs
                 .iter()
-                .for_each(|dir| report(replay::replay_dir(dir, &mut engines, verify_senders))),
+                .for_each(|dir| report(replay::replay_dir(dir, &mut engines, checks))),
             Err(e) => report(Row {
                 block: path.display().to_string(),
                 error: Some(e.to_string()),

@@ -11,9 +11,9 @@ use std::{
 use alloy_hardforks::EthereumHardforks;
 use pevm_vm::{
     execute_block_embedded, execute_block_reference, execute_block_serial,
-    execute_block_with_hooks, revm::primitives::KECCAK_EMPTY, Block, BlockOutput, BlockStats,
-    ChainSpec, ExecutionError, HeaderMismatch, InMemoryProvider, ParallelBlockExecutorFactory,
-    Pevm, StateProvider, Strategy, REQUEST_CONTRACTS,
+    execute_block_with_hooks, first_access_list_difference, revm::primitives::KECCAK_EMPTY, Block,
+    BlockOutput, BlockStats, ChainSpec, ExecutionError, HeaderMismatch, InMemoryProvider,
+    ParallelBlockExecutorFactory, Pevm, StateProvider, Strategy, REQUEST_CONTRACTS,
 };
 use serde_json::{json, Value};
 
@@ -48,6 +48,14 @@ pub struct Row {
     pub error: Option<String>,
     /// The strategy the engines were forced to (`--strategy`), if any.
     pub forced: Option<Strategy>,
+    /// Whether the block's access list equalled the one revm's `State` builds (`--bal`);
+    /// `None` when not compared.
+    pub bal_match: Option<bool>,
+    /// Per thread count: the block run with its access list (`--bal`): time, and whether its
+    /// output equalled serial.
+    pub listed: BTreeMap<usize, Parallel>,
+    /// Serial time of the transactions, timed alongside the runs with the access list.
+    pub listed_serial: Duration,
 }
 
 impl Row {
@@ -56,7 +64,9 @@ impl Row {
         self.error.is_none()
             && self.header_match != Some(false)
             && self.reference_match != Some(false)
+            && self.bal_match != Some(false)
             && self.parallel_match()
+            && self.listed.values().all(|p| p.matches)
     }
 
     /// Whether every parallel run matched the serial one.
@@ -170,6 +180,24 @@ impl Row {
             let rate = |d: &Duration| (self.txs as f64 / d.as_secs_f64().max(1e-9)).round();
             row["senders_per_s"] = per_thread(&|d| json!(rate(d)));
         }
+        if !self.listed.is_empty() {
+            let per_thread = |f: &dyn Fn(&Parallel) -> Value| -> Value {
+                self.listed
+                    .iter()
+                    .map(|(t, p)| (t.to_string(), f(p)))
+                    .collect()
+            };
+            let serial = self.listed_serial.as_secs_f64();
+            row["bal_match"] = json!(self.bal_match);
+            row["bal_listed_match"] = json!(self.listed.values().all(|p| p.matches));
+            row["bal_re_executions"] = per_thread(&|p| json!(p.stats.engine.re_executions));
+            row["bal_ms"] = per_thread(&|p| json!(ms(p.elapsed)));
+            row["bal_serial_ms"] = json!(ms(self.listed_serial));
+            row["bal_speedup"] = per_thread(&|p| {
+                let speedup = serial / p.elapsed.as_secs_f64().max(1e-9);
+                json!((speedup * 1e3).round() / 1e3)
+            });
+        }
         if let Some(error) = &self.error {
             row["error"] = json!(error);
         }
@@ -259,9 +287,19 @@ pub fn engines(threads: &[NonZeroUsize], forced: Option<Strategy>) -> Engines {
         .collect()
 }
 
-/// Replays the block folder `dir`: serially, then in parallel on each of `engines`; with
-/// `verify_senders`, first recovers every transaction's sender on each engine's workers.
-pub fn replay_dir(dir: &Path, engines: &mut Engines, verify_senders: bool) -> Row {
+/// The optional checks of [`replay_dir`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Checks {
+    /// Recover every transaction's sender on each engine's workers.
+    pub verify_senders: bool,
+    /// Build the block's access list, compare it with the reference's, and run and time the
+    /// block with it.
+    pub bal: bool,
+}
+
+/// Replays the block folder `dir`: serially, then in parallel on each of `engines`, with the
+/// optional `checks`.
+pub fn replay_dir(dir: &Path, engines: &mut Engines, checks: Checks) -> Row {
     let fixture = match Fixture::load(dir) {
         Ok(fixture) => fixture,
         Err(e) => {
@@ -284,7 +322,7 @@ pub fn replay_dir(dir: &Path, engines: &mut Engines, verify_senders: bool) -> Ro
         &fixture.provider,
         engines,
     );
-    if verify_senders {
+    if checks.verify_senders {
         for (t, engine) in engines.iter() {
             let rpc_block = &fixture.rpc_block;
             let (verified, elapsed) =
@@ -307,7 +345,7 @@ pub fn replay_dir(dir: &Path, engines: &mut Engines, verify_senders: bool) -> Ro
             None
         }
         None => {
-            let full = full_serial(&fixture);
+            let full = full_serial(&fixture, &fixture.block);
             let most = engines
                 .iter()
                 .map(|(t, _)| *t)
@@ -335,7 +373,120 @@ pub fn replay_dir(dir: &Path, engines: &mut Engines, verify_senders: bool) -> Ro
         row.error
             .get_or_insert(format!("header mismatch: {mismatch}"));
     }
+    if checks.bal {
+        with_access_list(&fixture, full.is_some(), engines, &mut row);
+    }
     row
+}
+
+/// The `--bal` checks of a fixture's block: its access list built serially (with the steps
+/// around the transactions where `whole` says their system contracts are present) and
+/// compared with the one revm's `State` builds under alloy-evm's executor; the block run with
+/// it on each engine, equal to serial and timed against it (the transactions alone).
+fn with_access_list(fixture: &Fixture, whole: bool, engines: &mut Engines, row: &mut Row) {
+    let provider = &fixture.provider;
+    let listing = Block {
+        access_list: true,
+        ..fixture.block.clone()
+    };
+    let full = if whole {
+        full_serial(fixture, &listing)
+    } else {
+        execute_block_serial(provider, &listing)
+    };
+    let list = match &full {
+        Ok(output) => output.access_list.clone().unwrap_or_default(),
+        Err(e) => {
+            row.error
+                .get_or_insert(format!("with its access list: {e}"));
+            return;
+        }
+    };
+    if whole {
+        let reference = execute_block_reference(
+            provider,
+            &ChainSpec::mainnet(),
+            &listing,
+            fixture.context(),
+            fixture.signed_txs(),
+        );
+        let difference = match &reference {
+            Ok(reference) => match &reference.access_list {
+                Some(theirs) => first_access_list_difference(&list, theirs),
+                None => Some("the reference built no access list".to_string()),
+            },
+            Err(e) => Some(format!("the reference failed: {e}")),
+        };
+        row.bal_match = Some(difference.is_none());
+        if let Some(difference) = difference {
+            row.error.get_or_insert(format!(
+                "access list differs from revm's State: {difference}"
+            ));
+        }
+    }
+    // The whole block with its list equals the whole block run serially.
+    for (t, engine) in engines.iter_mut() {
+        let listed = if whole {
+            execute_block_with_hooks(
+                provider,
+                &ChainSpec::mainnet(),
+                &listing,
+                fixture.context(),
+                |p, b| {
+                    let listed = engine.execute_with_access_list(p, b, &list);
+                    listed.map(|(output, _)| output)
+                },
+            )
+        } else {
+            let listed = engine.execute_with_access_list(provider, &listing, &list);
+            listed.map(|(output, _)| output)
+        };
+        let matches = listed == full;
+        // Re-executions of the transactions alone with the list.
+        let stats = engine
+            .execute_with_access_list(provider, &fixture.block, &list)
+            .map(|(_, stats)| stats)
+            .unwrap_or_default();
+        if !matches {
+            let difference = first_difference(&full, &listed);
+            row.error.get_or_insert(format!(
+                "with its access list at {t} threads, differs from serial: {difference}"
+            ));
+        }
+        let stats = BlockStats {
+            engine: stats,
+            ..BlockStats::default()
+        };
+        row.listed.insert(
+            t.get(),
+            Parallel {
+                matches,
+                stats,
+                ..Parallel::default()
+            },
+        );
+    }
+    // The transactions alone, timed: serial and with the list, interleaved.
+    let block = &fixture.block;
+    let mut serial_times = Vec::with_capacity(MIN_ROUNDS);
+    let mut listed_times = vec![Vec::with_capacity(MIN_ROUNDS); engines.len()];
+    let mut serial_total = Duration::ZERO;
+    while serial_times.len() < MIN_ROUNDS
+        || (serial_total < TIMED_SERIAL && serial_times.len() < MAX_ROUNDS)
+    {
+        let elapsed = timed(|| execute_block_serial(provider, block)).1;
+        serial_total += elapsed;
+        serial_times.push(elapsed);
+        for ((_, engine), times) in engines.iter_mut().zip(&mut listed_times) {
+            times.push(timed(|| engine.execute_with_access_list(provider, block, &list)).1);
+        }
+    }
+    row.listed_serial = median(&mut serial_times);
+    for ((t, _), mut times) in engines.iter().zip(listed_times) {
+        if let Some(listed) = row.listed.get_mut(&t.get()) {
+            listed.elapsed = median(&mut times);
+        }
+    }
 }
 
 /// Why a fixture's block cannot be run with its pre- and post-block steps: a request
@@ -361,9 +512,10 @@ pub fn missing_system_contract(fixture: &Fixture) -> Option<String> {
     ))
 }
 
-/// The fixture's block run serially with its pre- and post-block steps (alloy-evm's).
-pub fn full_serial(fixture: &Fixture) -> Result<BlockOutput, ExecutionError> {
-    let (provider, block) = (&fixture.provider, &fixture.block);
+/// The fixture's block (`block`: its own, or a copy asking for more) run serially with its
+/// pre- and post-block steps (alloy-evm's).
+pub fn full_serial(fixture: &Fixture, block: &Block) -> Result<BlockOutput, ExecutionError> {
+    let provider = &fixture.provider;
     execute_block_with_hooks(
         provider,
         &ChainSpec::mainnet(),

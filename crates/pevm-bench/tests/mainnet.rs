@@ -45,7 +45,7 @@ fn mainnet_blocks_match_headers_and_serial_at_every_thread_count() {
         let fixture = Fixture::load(&dir).unwrap_or_else(|e| panic!("{e}"));
         let number = fixture.number();
         let (provider, block) = (&fixture.provider, &fixture.block);
-        let serial = full_serial(&fixture);
+        let serial = full_serial(&fixture, &fixture.block);
         let output = serial
             .as_ref()
             .unwrap_or_else(|e| panic!("block {number}: {e}"));

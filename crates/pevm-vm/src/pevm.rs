@@ -15,12 +15,13 @@ use crate::{
         tx_states::settle_tx_states,
         vm::{engine_error, EvmVm, TxOutput},
     },
+    chain::block::BlockFacts,
     exec::serial::{execute_block_serial, execute_transactions_serial, output_of_states},
     strategy::{
         hints::Hints,
+        listed::{check_changes, execute_listed},
         plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
         stats::BlockStats,
-        listed::execute_listed,
         transfers::{execute_transfers, TransferBlock},
     },
     Block, BlockAccessList, BlockOutput, ExecutionError, Hardfork, StateProvider,
@@ -191,14 +192,33 @@ impl Pevm {
     /// list, so none waits and none runs twice. The output is
     /// [`execute_block_serial`](crate::execute_block_serial)'s; a list that is wrong or lacks
     /// what a transaction read is an [`ExecutionError::AccessList`] naming the transaction.
+    ///
+    /// Before Spurious Dragon (EIP-161) an account can exist empty, which a list cannot show:
+    /// such a block runs as [`Self::execute`] runs it, and the list is checked after.
     pub fn execute_with_access_list<P: StateProvider>(
         &mut self,
         provider: &P,
         block: &Block,
         list: &BlockAccessList,
-    ) -> Result<BlockOutput, ExecutionError> {
+    ) -> Result<(BlockOutput, ExecStats), ExecutionError> {
+        if !BlockFacts::new(block).eip161 {
+            let listing = Block {
+                access_list: true,
+                ..block.clone()
+            };
+            let (mut output, stats) = self.execute_with_stats(provider, &listing)?;
+            let emitted = output.access_list.take().unwrap_or_default();
+            check_changes(list, &emitted, block.txs.len())?;
+            output.access_list = block.access_list.then_some(emitted);
+            return Ok((output, stats.engine));
+        }
         let workers = self.concurrency();
-        execute_listed(self.executor.pool(), workers, provider, block, list)
+        let output = execute_listed(self.executor.pool(), workers, provider, block, list)?;
+        let stats = ExecStats {
+            executions: block.txs.len() as u64,
+            ..ExecStats::default()
+        };
+        Ok((output, stats))
     }
 
     /// Executes `block` on top of `provider`, returning revm's result and state of each

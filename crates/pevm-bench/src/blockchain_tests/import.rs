@@ -27,8 +27,8 @@ use pevm_vm::{
     },
     block_context, execute_block_embedded, execute_block_reference, execute_block_serial,
     execute_block_with_hooks, first_access_list_difference, signed_tx_env, Block, BlockAccessList,
-    BlockContext, BlockOutput, ChainSpec, ExecutionError, Hardfork, HeaderMismatch, InMemoryProvider,
-    ParallelBlockExecutorFactory, Pevm, Strategy,
+    BlockContext, BlockOutput, ChainSpec, ExecutionError, Hardfork, HeaderMismatch,
+    InMemoryProvider, ParallelBlockExecutorFactory, Pevm, Strategy,
 };
 
 use crate::replay::first_difference;
@@ -240,7 +240,8 @@ fn execute_checked(
     }
     if let Some(list) = listed {
         let with_list = execute_block_with_hooks(state, chain, block, ctx.clone(), |p, b| {
-            Pevm::new(threads).execute_with_access_list(p, b, list)
+            let listed = Pevm::new(threads).execute_with_access_list(p, b, list);
+            listed.map(|(output, _)| output)
         });
         match with_list {
             Err(error @ ExecutionError::AccessList { .. }) => {

@@ -27,7 +27,8 @@ use crate::{
 };
 
 /// One transaction's revm outcome over the list.
-type Outcome = Result<ResultAndState, EVMError<EvmDatabaseError<ProviderError>, InvalidTransaction>>;
+type Outcome =
+    Result<ResultAndState, EVMError<EvmDatabaseError<ProviderError>, InvalidTransaction>>;
 
 /// Executes `block`'s transactions on `provider` (the state before them) with `list`, the
 /// block's access list, on up to `workers` workers of `pool`. The output is the serial one,
@@ -112,17 +113,33 @@ fn tx_changes(list: &[AccountChanges], txs: usize) -> BTreeMap<(u64, Address, Fi
             }
         };
         for c in &account.balance_changes {
-            put(c.block_access_index, Field::Balance, Value::Word(c.post_balance));
+            put(
+                c.block_access_index,
+                Field::Balance,
+                Value::Word(c.post_balance),
+            );
         }
         for c in &account.nonce_changes {
-            put(c.block_access_index, Field::Nonce, Value::Nonce(c.new_nonce));
+            put(
+                c.block_access_index,
+                Field::Nonce,
+                Value::Nonce(c.new_nonce),
+            );
         }
         for c in &account.code_changes {
-            put(c.block_access_index, Field::Code, Value::CodeHash(keccak256(&c.new_code)));
+            put(
+                c.block_access_index,
+                Field::Code,
+                Value::CodeHash(keccak256(&c.new_code)),
+            );
         }
         for slot in &account.storage_changes {
             for c in &slot.changes {
-                put(c.block_access_index, Field::Slot(slot.slot), Value::Word(c.new_value));
+                put(
+                    c.block_access_index,
+                    Field::Slot(slot.slot),
+                    Value::Word(c.new_value),
+                );
             }
         }
     }
@@ -130,8 +147,8 @@ fn tx_changes(list: &[AccountChanges], txs: usize) -> BTreeMap<(u64, Address, Fi
 }
 
 /// Fails where the changes the transactions made (`emitted`) are not the ones `given` lists
-/// for them, naming the first transaction, account and field that differ.
-fn check_changes(
+/// for them (`txs` transactions), naming the first transaction, account and field that differ.
+pub(crate) fn check_changes(
     given: &[AccountChanges],
     emitted: &[AccountChanges],
     txs: usize,
