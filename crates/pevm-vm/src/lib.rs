@@ -52,8 +52,8 @@ pub use state::{
 pub use strategy::{
     analysis::analyze_block,
     plan::{
-        Plan, Strategy, BLOCK_COST, CALL_WEIGHT_CAP, ENGINE_COST, MIN_PARALLEL_GAS, PLAN_SAMPLE,
-        TRANSFER_COST,
+        read_gas, Cost, Plan, Strategy, BLOCK_COST, CALL_WEIGHT_CAP, ENGINE_COST, MIN_PARALLEL_GAS,
+        PLAN_SAMPLE, TRANSFER_COST,
     },
     stats::BlockStats,
 };

@@ -1,7 +1,7 @@
 //! The front door: [`Pevm`], a long-lived executor that plans each block and runs it on the
 //! serial executor, the transfer strategy or Block-STM.
 
-use std::num::NonZeroUsize;
+use std::{num::NonZeroUsize, time::Instant};
 
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_rpc_types_eth::{Block as RpcBlock, BlockTransactions};
@@ -20,12 +20,15 @@ use crate::{
     strategy::{
         hints::Hints,
         listed::{check_changes, execute_listed},
-        plan::{Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
+        plan::{read_gas, Cost, Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
         stats::BlockStats,
         transfers::{execute_transfers, TransferBlock},
     },
     Block, BlockAccessList, BlockOutput, ExecutionError, Hardfork, StateProvider,
 };
+
+/// How many reads the plan times to learn what the state's reads cost.
+const READ_PROBES: usize = 8;
 
 /// A long-lived parallel block executor: configured once with its worker count, it runs
 /// block after block on the same worker threads and the same multi-version memory.
@@ -121,7 +124,8 @@ impl Pevm {
         block: &Block,
     ) -> Result<(BlockOutput, BlockStats), ExecutionError> {
         // The transfer groups keep no per-transaction state to build an access list from.
-        let (mut plan, known, transfers) = self.plan(block, !block.access_list);
+        let cost = self.cost(provider, block);
+        let (mut plan, known, transfers) = self.plan(block, !block.access_list, cost);
         if let Some(transfers) = transfers.filter(|_| plan.strategy == Strategy::Transfers) {
             let ran = execute_transfers(
                 self.executor.pool(),
@@ -134,7 +138,7 @@ impl Pevm {
                 return Ok((output, BlockStats { plan, ..stats }));
             }
             // A recipient had code after all.
-            plan = self.engine_plan(block, &known);
+            plan = self.engine_plan(block, &known, cost);
         }
         if plan.strategy == Strategy::Serial {
             let output = execute_block_serial(provider, block)?;
@@ -151,7 +155,7 @@ impl Pevm {
         }
         // The access list is built from each transaction's revm state, as serially.
         let keep = block.access_list;
-        let (outputs, engine) = self.run_engine(provider, block, plan, known, keep)?;
+        let (outputs, engine) = self.run_engine(provider, block, plan, known, cost, keep)?;
         if keep {
             let effects = outputs.iter().flatten().map(|output| &output.effects);
             let (lazy_fees, lazy_credits) = effects.fold((0, 0), |(fees, credits), e| {
@@ -169,8 +173,9 @@ impl Pevm {
             };
             return Ok((output, stats));
         }
-        // Waking the workers again costs more than folding a small block alone.
-        let shards = if block.txs.len() >= SHARDED_FOLD_MIN_TXS {
+        // Waking the workers again costs more than folding a small block alone, unless the
+        // accounts paid lazily are slow to read.
+        let shards = if block.txs.len() >= SHARDED_FOLD_MIN_TXS || cost.read_gas > 0 {
             plan.workers
         } else {
             1
@@ -233,22 +238,28 @@ impl Pevm {
         block: &Block,
     ) -> Result<Vec<ResultAndState>, ExecutionError> {
         // The transfer groups keep no per-transaction state: Block-STM runs the block.
-        let (plan, known, _) = self.plan(block, false);
+        let cost = self.cost(provider, block);
+        let (plan, known, _) = self.plan(block, false, cost);
         if plan.strategy == Strategy::Serial {
             return execute_transactions_serial(provider, block);
         }
-        let (outputs, _) = self.run_engine(provider, block, plan, known, true)?;
+        let (outputs, _) = self.run_engine(provider, block, plan, known, cost, true)?;
         settle_tx_states(provider, block, outputs)
     }
 
     /// Runs `block` on Block-STM as `plan` says, `known` holding the dependencies known of
     /// its first transactions; with `keep`, each output keeps revm's own.
+    ///
+    /// Where `cost` says the state's reads are slow, transfers credit their recipients as
+    /// they run: a lazy credit reads its recipient twice (to see that it can take one, then
+    /// to pay it), which costs more there than the conflicts of a shared recipient.
     fn run_engine<P: StateProvider>(
         &mut self,
         provider: &P,
         block: &Block,
         plan: Plan,
         mut known: Vec<Option<TxIdx>>,
+        cost: Cost,
         keep: bool,
     ) -> Result<(Vec<Result<TxOutput, ExecutionError>>, ExecStats), ExecutionError> {
         if known.len() < block.txs.len() {
@@ -256,7 +267,7 @@ impl Pevm {
             let tokens = self.hints.linked_holders();
             known = self.hints.known_dependencies(&block.txs, tokens);
         }
-        let vm = EvmVm::new(provider, block, known, keep);
+        let vm = EvmVm::new(provider, block, known, keep, cost.read_gas == 0);
         let run = self
             .executor
             .execute_on(&vm, block.txs.len(), plan.workers)
@@ -271,21 +282,18 @@ impl Pevm {
         &mut self,
         block: &Block,
         transfers: bool,
+        cost: Cost,
     ) -> (Plan, Vec<Option<TxIdx>>, Option<TransferBlock>) {
         let sample = &block.txs[..block.txs.len().min(PLAN_SAMPLE)];
         if self.forced.is_none() {
-            let independent = Plan::independent(
-                sample,
-                block.env.beneficiary,
-                self.concurrency(),
-                block.txs.len(),
-            );
+            let independent =
+                Plan::independent(sample, block.env.beneficiary, cost, block.txs.len());
             if independent.strategy == Strategy::Serial {
                 return (independent, Vec::new(), None);
             }
         }
         let known = self.hints.known_dependencies(sample, true);
-        let engine = self.engine_plan(block, &known);
+        let engine = self.engine_plan(block, &known, cost);
         let concurrency = self.concurrency();
         let try_transfers = transfers
             && match self.forced {
@@ -293,9 +301,10 @@ impl Pevm {
                 // is no longer than the largest group, so a block they already show too
                 // dependent (a chain of transfers) is not analysed at all.
                 None => {
-                    let chain = (engine.critical_gas / TRANSFER_WEIGHT) as usize;
+                    let weight = TRANSFER_WEIGHT.saturating_add(cost.read_gas);
+                    let chain = (engine.critical_gas / weight) as usize;
                     engine.total_gas >= MIN_PARALLEL_GAS
-                        && Plan::transfers(block.txs.len(), chain, concurrency).strategy
+                        && Plan::transfers(block.txs.len(), chain, cost).strategy
                             == Strategy::Transfers
                 }
                 Some(strategy) => strategy == Strategy::Transfers,
@@ -306,7 +315,7 @@ impl Pevm {
         else {
             return (engine, known, None);
         };
-        let mut plan = Plan::transfers(block.txs.len(), transfers.largest_group(), concurrency);
+        let mut plan = Plan::transfers(block.txs.len(), transfers.largest_group(), cost);
         if self.forced.is_some() {
             plan.strategy = Strategy::Transfers;
             plan.workers = concurrency;
@@ -314,12 +323,36 @@ impl Pevm {
         (plan, known, Some(transfers))
     }
 
+    /// What running `block` over `provider` can use: this executor's workers, and what
+    /// `provider`'s reads cost: the median time of reads of the first transactions' senders
+    /// (which the block reads anyway), timed as it is about to run (a median, so that one
+    /// preemption of this thread does not make memory look slow).
+    fn cost<P: StateProvider>(&self, provider: &P, block: &Block) -> Cost {
+        let mut times: Vec<u64> = block
+            .txs
+            .iter()
+            .take(READ_PROBES)
+            .map(|tx| {
+                let start = Instant::now();
+                // A failing read fails the block's run just the same; here it only costs time.
+                let _ = provider.basic(tx.caller);
+                start.elapsed().as_nanos() as u64
+            })
+            .collect();
+        times.sort_unstable();
+        let read_ns = times.get(times.len() / 2).copied().unwrap_or(0);
+        Cost {
+            concurrency: self.concurrency(),
+            read_gas: read_gas(read_ns),
+        }
+    }
+
     /// The plan of `block` on Block-STM (or serially), from its first transactions and the
     /// dependencies `known` of them; when forced, on every worker (Block-STM for a block
     /// forced to transfers but not all plain transfers).
-    fn engine_plan(&self, block: &Block, known: &[Option<TxIdx>]) -> Plan {
+    fn engine_plan(&self, block: &Block, known: &[Option<TxIdx>], cost: Cost) -> Plan {
         let sample = &block.txs[..known.len()];
-        let plan = Plan::new(sample, known, self.concurrency(), block.txs.len());
+        let plan = Plan::new(sample, known, cost, block.txs.len());
         match self.forced {
             Some(strategy @ (Strategy::Serial | Strategy::BlockStm)) => Plan {
                 strategy,

@@ -58,17 +58,26 @@ pub(crate) struct EvmVm<'a, P> {
 }
 
 impl<'a, P: StateProvider> EvmVm<'a, P> {
+    /// The VM of `block` over `provider`, with the dependencies known before it runs; `keep`
+    /// keeps each transaction's revm output, and `lazy_credits` lets transfers credit their
+    /// recipients lazily (see [`crate::lazy`]).
     pub(crate) fn new(
         provider: &'a P,
         block: &'a Block,
         known_dependencies: Vec<Option<TxIdx>>,
         keep: bool,
+        lazy_credits: bool,
     ) -> Self {
+        let lazy = if lazy_credits {
+            LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec)
+        } else {
+            LazyCredits::default()
+        };
         Self {
             provider,
             block,
             facts: BlockFacts::new(block),
-            lazy: LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec),
+            lazy,
             known_dependencies,
             keep,
         }

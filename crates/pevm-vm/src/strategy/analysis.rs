@@ -25,6 +25,7 @@ pub fn analyze_block<P: StateProvider>(
         block,
         Hints::default().known_dependencies(&block.txs, true),
         false,
+        true,
     );
     let mut executor = Executor::new(1);
     executor

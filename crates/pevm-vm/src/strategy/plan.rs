@@ -98,6 +98,45 @@ impl std::str::FromStr for Strategy {
     }
 }
 
+/// What running a block can use and what its reads cost: the input of every plan beside the
+/// transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cost {
+    /// The most workers the block may run on.
+    pub concurrency: usize,
+    /// What the state's reads cost each transaction beyond reads from memory, in gas of the
+    /// serial executor's speed (see [`read_gas`]): a slow store makes every transaction
+    /// heavier, and parallel workers overlap its waits.
+    pub read_gas: u64,
+}
+
+impl Cost {
+    /// Up to `concurrency` workers over state in memory.
+    pub fn in_memory(concurrency: usize) -> Self {
+        Self {
+            concurrency,
+            read_gas: 0,
+        }
+    }
+}
+
+/// A read from memory takes well under this; only the time a read takes beyond it counts.
+const MEMORY_READ_NS: u64 = 500;
+
+/// The reads a transaction makes, as the plan counts them (sender, recipient, code, a slot).
+const READS_PER_TX: u64 = 4;
+
+/// The serial executor's speed the plan's gas is counted in: gas per nanosecond (the
+/// engine's [`ENGINE_COST`] of 12,000 gas is about 6 µs).
+const GAS_PER_NS: u64 = 2;
+
+/// What reads taking `read_ns` each cost a transaction, in gas of the serial executor's speed.
+pub fn read_gas(read_ns: u64) -> u64 {
+    read_ns
+        .saturating_sub(MEMORY_READ_NS)
+        .saturating_mul(READS_PER_TX * GAS_PER_NS)
+}
+
 /// How a block is executed, decided before it runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -122,16 +161,17 @@ impl Plan {
     pub fn new(
         txs: &[TxEnv],
         known_dependencies: &[Option<TxIdx>],
-        concurrency: usize,
+        cost: Cost,
         block_size: usize,
     ) -> Self {
         let mut path: Vec<u64> = Vec::with_capacity(txs.len());
         let (mut total_gas, mut critical_gas) = (0u64, 0u64);
         for (tx, dependency) in txs.iter().zip(known_dependencies) {
             let before = dependency.and_then(|d| path.get(d).copied()).unwrap_or(0);
-            let length = before.saturating_add(weight(tx));
+            let weight = weight(tx).saturating_add(cost.read_gas);
+            let length = before.saturating_add(weight);
             path.push(length);
-            total_gas = total_gas.saturating_add(weight(tx));
+            total_gas = total_gas.saturating_add(weight);
             critical_gas = critical_gas.max(length);
         }
         let scale = |gas| scaled(gas, txs.len(), block_size);
@@ -142,7 +182,7 @@ impl Plan {
             total_gas,
             critical_gas,
             overhead,
-            concurrency,
+            cost.concurrency,
         )
     }
 
@@ -153,41 +193,37 @@ impl Plan {
     /// [`Self::transfers`] give, since dependencies only lengthen the critical path. When
     /// this plan is already serial, the block is run serially without the hashing that
     /// finding its dependencies costs (a few percent of a block of cheap transactions).
-    pub fn independent(
-        txs: &[TxEnv],
-        beneficiary: Address,
-        concurrency: usize,
-        block_size: usize,
-    ) -> Self {
+    pub fn independent(txs: &[TxEnv], beneficiary: Address, cost: Cost, block_size: usize) -> Self {
         let (mut total_gas, mut heaviest, mut transfers) = (0u64, 0u64, true);
         for tx in txs {
-            let weight = weight(tx);
+            let weight = weight(tx).saturating_add(cost.read_gas);
             total_gas = total_gas.saturating_add(weight);
             heaviest = heaviest.max(weight);
             transfers &= plain_call(tx, beneficiary).is_some();
         }
-        let (strategy, cost) = if transfers {
+        let (strategy, per_tx) = if transfers {
             (Strategy::Transfers, TRANSFER_COST)
         } else {
             (Strategy::BlockStm, ENGINE_COST)
         };
         let total_gas = scaled(total_gas, txs.len(), block_size);
-        let overhead = (block_size as u64).saturating_mul(cost);
-        Self::estimated(strategy, total_gas, heaviest, overhead, concurrency)
+        let overhead = (block_size as u64).saturating_mul(per_tx);
+        Self::estimated(strategy, total_gas, heaviest, overhead, cost.concurrency)
     }
 
     /// The plan for a block of `block_size` plain transfers whose largest group of
     /// transactions sharing an account has `largest_group` of them (see [`Strategy::Transfers`]).
-    pub fn transfers(block_size: usize, largest_group: usize, concurrency: usize) -> Self {
-        let total_gas = (block_size as u64).saturating_mul(TRANSFER_WEIGHT);
-        let critical_gas = (largest_group as u64).saturating_mul(TRANSFER_WEIGHT);
+    pub fn transfers(block_size: usize, largest_group: usize, cost: Cost) -> Self {
+        let weight = TRANSFER_WEIGHT.saturating_add(cost.read_gas);
+        let total_gas = (block_size as u64).saturating_mul(weight);
+        let critical_gas = (largest_group as u64).saturating_mul(weight);
         let overhead = (block_size as u64).saturating_mul(TRANSFER_COST);
         Self::estimated(
             Strategy::Transfers,
             total_gas,
             critical_gas,
             overhead,
-            concurrency,
+            cost.concurrency,
         )
     }
 
@@ -299,7 +335,7 @@ mod tests {
 
     /// The plan of a block that is all sample.
     fn whole(txs: &[TxEnv], known: &[Option<TxIdx>], concurrency: usize) -> Plan {
-        Plan::new(txs, known, concurrency, txs.len())
+        Plan::new(txs, known, Cost::in_memory(concurrency), txs.len())
     }
 
     fn txs(gas: &[u64]) -> Vec<TxEnv> {
@@ -371,7 +407,7 @@ mod tests {
     #[test]
     fn sample_is_scaled_to_the_block() {
         let block = txs(&[400_000; 40]);
-        let plan = Plan::new(&block, &[None; 40], 8, 4000);
+        let plan = Plan::new(&block, &[None; 40], Cost::in_memory(8), 4000);
         assert_eq!(
             (plan.total_gas, plan.critical_gas),
             (1_600_000_000, 40_000_000)
@@ -379,38 +415,44 @@ mod tests {
         // A small sample of a big block: parallel although the sample alone is too small.
         let small = txs(&[100_000; 10]);
         assert_eq!(whole(&small, &[None; 10], 2).workers, 1);
-        assert_eq!(Plan::new(&small, &[None; 10], 2, 1000).workers, 2);
+        assert_eq!(
+            Plan::new(&small, &[None; 10], Cost::in_memory(2), 1000).workers,
+            2
+        );
     }
 
     #[test]
     fn transfer_blocks_are_planned_from_their_largest_group() {
         // Independent transfers: cheap enough on the transfer strategy for two workers.
-        let plan = Plan::transfers(47_619, 1, 2);
+        let plan = Plan::transfers(47_619, 1, Cost::in_memory(2));
         assert_eq!((plan.strategy, plan.workers), (Strategy::Transfers, 2));
         assert_eq!(plan.critical_gas, TRANSFER_WEIGHT);
         // One chain, or too little work: serial.
         assert_eq!(
-            Plan::transfers(47_619, 47_619, 8).strategy,
+            Plan::transfers(47_619, 47_619, Cost::in_memory(8)).strategy,
             Strategy::Serial
         );
-        assert_eq!(Plan::transfers(150, 1, 8).strategy, Strategy::Serial);
+        assert_eq!(
+            Plan::transfers(150, 1, Cost::in_memory(8)).strategy,
+            Strategy::Serial
+        );
         // Two chains of equal length: a third worker takes the engine's own cost off the
         // chains' critical path, more add nothing.
-        assert_eq!(Plan::transfers(2_000, 1_000, 8).workers, 3);
+        assert_eq!(Plan::transfers(2_000, 1_000, Cost::in_memory(8)).workers, 3);
     }
 
     #[test]
     fn independent_plan_bounds_the_others() {
         // Too little work: serial before any dependency is looked for.
         let small = txs(&[100_000; 30]);
-        let plan = Plan::independent(&small, Address::ZERO, 8, small.len());
+        let plan = Plan::independent(&small, Address::ZERO, Cost::in_memory(8), small.len());
         assert_eq!(
             (plan.strategy, plan.total_gas),
             (Strategy::Serial, 3_000_000)
         );
         // Enough work without dependencies, none along a chain.
         let block = txs(&[400_000; 40]);
-        let plan = Plan::independent(&block, Address::ZERO, 8, block.len());
+        let plan = Plan::independent(&block, Address::ZERO, Cost::in_memory(8), block.len());
         assert_eq!((plan.strategy, plan.workers), (Strategy::BlockStm, 8));
         assert_eq!(plan.critical_gas, 400_000);
         let chain: Vec<_> = (0..40).map(|i: usize| i.checked_sub(1)).collect();
@@ -423,17 +465,17 @@ mod tests {
             tx.data = Default::default();
         }
         let beneficiary = Address::with_last_byte(1);
-        let plan = Plan::independent(&transfers, beneficiary, 2, transfers.len());
+        let plan = Plan::independent(&transfers, beneficiary, Cost::in_memory(2), transfers.len());
         assert_eq!((plan.strategy, plan.workers), (Strategy::Transfers, 2));
         assert_eq!(whole(&transfers, &vec![None; 1_414], 2).workers, 1);
-        assert_eq!(Plan::transfers(1_414, 1, 2), plan);
+        assert_eq!(Plan::transfers(1_414, 1, Cost::in_memory(2)), plan);
         // Unless the beneficiary sends or receives one: then at the engine's cost.
         transfers[700].caller = beneficiary;
-        let plan = Plan::independent(&transfers, beneficiary, 2, transfers.len());
+        let plan = Plan::independent(&transfers, beneficiary, Cost::in_memory(2), transfers.len());
         assert_eq!(plan.strategy, Strategy::Serial);
         transfers[700].caller = Address::ZERO;
         transfers[900].kind = TxKind::Call(beneficiary);
-        let plan = Plan::independent(&transfers, beneficiary, 2, transfers.len());
+        let plan = Plan::independent(&transfers, beneficiary, Cost::in_memory(2), transfers.len());
         assert_eq!(plan.strategy, Strategy::Serial);
     }
 
