@@ -13,6 +13,7 @@ use tikv_jemallocator as _;
 pub mod bench;
 pub mod blockchain_tests;
 pub mod data;
+pub mod disk;
 pub mod fetch;
 pub mod fixture;
 pub mod gigagas;

@@ -2,7 +2,13 @@
 // A test, bench, example or binary crate sees every dependency of its package.
 #![allow(unused_crate_dependencies)]
 
-use std::{num::NonZeroUsize, path::PathBuf, process::ExitCode, thread, time::Instant};
+use std::{
+    num::NonZeroUsize,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    thread,
+    time::Instant,
+};
 
 use clap::{Parser, Subcommand};
 use pevm_vm::Strategy;
@@ -54,6 +60,26 @@ enum Command {
         /// (every transaction at once, none twice) against serial.
         #[arg(long)]
         bal: bool,
+        /// Read each block's pre-state from its database in this folder (`<block>.redb`, as
+        /// `store` writes it) instead of memory for the timed runs.
+        #[arg(long)]
+        state_db: Option<PathBuf>,
+    },
+
+    /// Write each block's pre-state into an on-disk database (`OUT/<block>.redb`, redb), then
+    /// time reading every account and slot back: from the freshly opened file, again, and
+    /// from memory.
+    Store {
+        /// Block folders, or folders of block folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The folder the databases go to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Keep a database already there and only time its reads (after dropping the OS's
+        /// page cache, reads from the disk itself).
+        #[arg(long)]
+        reuse: bool,
     },
 
     /// Replay blockchain tests (ethereum/tests `BlockchainTests`, execution-spec
@@ -116,6 +142,7 @@ fn main() -> ExitCode {
             strategy,
             verify_senders,
             bal,
+            state_db,
         } => replay_command(
             paths,
             json,
@@ -124,8 +151,10 @@ fn main() -> ExitCode {
             replay::Checks {
                 verify_senders,
                 bal,
+                state_db,
             },
         ),
+        Command::Store { paths, out, reuse } => exit_code(store_command(&paths, &out, reuse)),
         Command::BlockchainTests {
             paths,
             json,
@@ -152,6 +181,53 @@ fn main() -> ExitCode {
         }
         Command::Fetch(args) => args.run(),
     }
+}
+
+/// `store`: every block's pre-state into `out`, with what its reads cost; success when every
+/// block was written.
+fn store_command(paths: &[PathBuf], out: &Path, reuse: bool) -> bool {
+    let mut ok = true;
+    println!(
+        "{:>10} {:>8} {:>8} {:>10} {:>9} {:>13} {:>12} {:>14}",
+        "block",
+        "accounts",
+        "slots",
+        "bytes",
+        "write ms",
+        "first read µs",
+        "warm read µs",
+        "memory read µs"
+    );
+    for path in paths {
+        let dirs = match block_dirs(path) {
+            Ok(dirs) => dirs,
+            Err(e) => {
+                eprintln!("{e}");
+                ok = false;
+                continue;
+            }
+        };
+        for dir in dirs {
+            match pevm_bench::disk::store_block(&dir, out, reuse) {
+                Ok(row) => println!(
+                    "{:>10} {:>8} {:>8} {:>10} {:>9.1} {:>13.2} {:>12.2} {:>14.3}",
+                    row.block,
+                    row.accounts,
+                    row.slots,
+                    row.bytes,
+                    row.write.as_secs_f64() * 1e3,
+                    row.first_read.as_secs_f64() * 1e6,
+                    row.warm_read.as_secs_f64() * 1e6,
+                    row.memory_read.as_secs_f64() * 1e6,
+                ),
+                Err(e) => {
+                    eprintln!("{}: {e}", dir.display());
+                    ok = false;
+                }
+            }
+        }
+    }
+    ok
 }
 
 /// The strategy every block is forced to, if any.
@@ -205,7 +281,7 @@ fn replay_command(
         match block_dirs(path) {
             Ok(dirs) => dirs
                 .iter()
-                .for_each(|dir| report(replay::replay_dir(dir, &mut engines, checks))),
+                .for_each(|dir| report(replay::replay_dir(dir, &mut engines, &checks))),
             Err(e) => report(Row {
                 block: path.display().to_string(),
                 error: Some(e.to_string()),

@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     num::NonZeroUsize,
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -12,12 +12,16 @@ use alloy_hardforks::EthereumHardforks;
 use pevm_vm::{
     execute_block_embedded, execute_block_reference, execute_block_serial,
     execute_block_with_hooks, first_access_list_difference, revm::primitives::KECCAK_EMPTY, Block,
-    BlockOutput, BlockStats, ChainSpec, ExecutionError, HeaderMismatch, InMemoryProvider,
+    BlockOutput, BlockStats, ChainSpec, ExecutionError, HeaderMismatch,
     ParallelBlockExecutorFactory, Pevm, StateProvider, Strategy, REQUEST_CONTRACTS,
 };
 use serde_json::{json, Value};
 
-use crate::{fixture::Fixture, synthetic::Workload};
+use crate::{
+    disk::{state_file, DiskState},
+    fixture::Fixture,
+    synthetic::Workload,
+};
 
 /// The outcome of replaying one block.
 #[derive(Clone, Debug, Default)]
@@ -288,18 +292,21 @@ pub fn engines(threads: &[NonZeroUsize], forced: Option<Strategy>) -> Engines {
 }
 
 /// The optional checks of [`replay_dir`].
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Checks {
     /// Recover every transaction's sender on each engine's workers.
     pub verify_senders: bool,
     /// Build the block's access list, compare it with the reference's, and run and time the
     /// block with it.
     pub bal: bool,
+    /// The folder of the blocks' on-disk states (see [`crate::disk`]): the timed runs read
+    /// the state from there instead of memory.
+    pub state_db: Option<PathBuf>,
 }
 
 /// Replays the block folder `dir`: serially, then in parallel on each of `engines`, with the
 /// optional `checks`.
-pub fn replay_dir(dir: &Path, engines: &mut Engines, checks: Checks) -> Row {
+pub fn replay_dir(dir: &Path, engines: &mut Engines, checks: &Checks) -> Row {
     let fixture = match Fixture::load(dir) {
         Ok(fixture) => fixture,
         Err(e) => {
@@ -316,12 +323,24 @@ pub fn replay_dir(dir: &Path, engines: &mut Engines, checks: Checks) -> Row {
         }
     };
     let header = &fixture.rpc_block.header.inner;
-    let mut row = run(
-        fixture.number().to_string(),
-        &fixture.block,
-        &fixture.provider,
-        engines,
-    );
+    let disk = match &checks.state_db {
+        Some(folder) => match DiskState::open(&state_file(folder, fixture.number())) {
+            Ok(disk) => Some(disk),
+            Err(e) => {
+                return Row {
+                    block: fixture.number().to_string(),
+                    error: Some(format!("{e} (write it with `pevm-bench store`)")),
+                    ..Row::default()
+                }
+            }
+        },
+        None => None,
+    };
+    let name = fixture.number().to_string();
+    let mut row = match &disk {
+        Some(disk) => run(name, &fixture.block, disk, engines),
+        None => run(name, &fixture.block, &fixture.provider, engines),
+    };
     if checks.verify_senders {
         for (t, engine) in engines.iter() {
             let rpc_block = &fixture.rpc_block;
@@ -374,7 +393,13 @@ pub fn replay_dir(dir: &Path, engines: &mut Engines, checks: Checks) -> Row {
             .get_or_insert(format!("header mismatch: {mismatch}"));
     }
     if checks.bal {
-        with_access_list(&fixture, full.is_some(), engines, &mut row);
+        match &disk {
+            Some(disk) => with_access_list(&fixture, disk, full.is_some(), engines, &mut row),
+            None => {
+                let memory = &fixture.provider;
+                with_access_list(&fixture, memory, full.is_some(), engines, &mut row);
+            }
+        }
     }
     row
 }
@@ -382,8 +407,15 @@ pub fn replay_dir(dir: &Path, engines: &mut Engines, checks: Checks) -> Row {
 /// The `--bal` checks of a fixture's block: its access list built serially (with the steps
 /// around the transactions where `whole` says their system contracts are present) and
 /// compared with the one revm's `State` builds under alloy-evm's executor; the block run with
-/// it on each engine, equal to serial and timed against it (the transactions alone).
-fn with_access_list(fixture: &Fixture, whole: bool, engines: &mut Engines, row: &mut Row) {
+/// it on each engine, equal to serial and timed against it (the transactions alone, over
+/// `timed`: the fixture's state in memory or on disk).
+fn with_access_list<T: StateProvider>(
+    fixture: &Fixture,
+    timed_state: &T,
+    whole: bool,
+    engines: &mut Engines,
+    row: &mut Row,
+) {
     let provider = &fixture.provider;
     let listing = Block {
         access_list: true,
@@ -474,11 +506,11 @@ fn with_access_list(fixture: &Fixture, whole: bool, engines: &mut Engines, row: 
     while serial_times.len() < MIN_ROUNDS
         || (serial_total < TIMED_SERIAL && serial_times.len() < MAX_ROUNDS)
     {
-        let elapsed = timed(|| execute_block_serial(provider, block)).1;
+        let elapsed = timed(|| execute_block_serial(timed_state, block)).1;
         serial_total += elapsed;
         serial_times.push(elapsed);
         for ((_, engine), times) in engines.iter_mut().zip(&mut listed_times) {
-            times.push(timed(|| engine.execute_with_access_list(provider, block, &list)).1);
+            times.push(timed(|| engine.execute_with_access_list(timed_state, block, &list)).1);
         }
     }
     row.listed_serial = median(&mut serial_times);
@@ -593,10 +625,10 @@ pub fn replay_workload(workload: &Workload, engines: &mut Engines) -> Row {
 /// Executes a block serially and on each engine in parallel, and fills in everything but
 /// the header check. Times are medians of interleaved rounds (see [`TIMED_SERIAL`]) after
 /// an untimed warm-up of each (which also checks parallel against serial).
-fn run(
+fn run<P: StateProvider>(
     name: String,
     block: &Block,
-    provider: &InMemoryProvider,
+    provider: &P,
     engines: &mut Engines,
 ) -> (Row, Option<BlockOutput>) {
     let mut row = Row {
@@ -692,10 +724,10 @@ pub fn first_difference(
 }
 
 /// An execution error, with the sender's absence from the pre-state pointed out.
-fn describe(error: &ExecutionError, block: &Block, provider: &InMemoryProvider) -> String {
+fn describe<P: StateProvider>(error: &ExecutionError, block: &Block, provider: &P) -> String {
     if let ExecutionError::InvalidTransaction { index, .. } = error {
         if let Some(tx) = block.txs.get(*index) {
-            if !provider.contains(&tx.caller) {
+            if provider.basic(tx.caller).ok().flatten().is_none() {
                 return format!("{error} (sender {} is not in the pre-state)", tx.caller);
             }
         }

@@ -35,6 +35,20 @@ fn assert_same_outcome(
         "revm outputs, {} threads",
         threads
     );
+    // With the access list the serial run builds: the same output, access list included.
+    let listing = pevm_vm::Block {
+        access_list: true,
+        ..block.clone()
+    };
+    if let Ok(listed_serial) = execute_block_serial(&provider, &listing) {
+        let list = listed_serial.access_list.clone().expect("asked for");
+        let listed = Pevm::new(threads).execute_with_access_list(&provider, &listing, &list);
+        prop_assert_eq!(
+            listed.map(|(o, _)| o),
+            Ok(listed_serial),
+            "with its access list"
+        );
+    }
     Ok(serial)
 }
 

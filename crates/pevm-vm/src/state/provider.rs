@@ -145,6 +145,13 @@ impl InMemoryProvider {
         self.block_hashes.insert(number, hash);
     }
 
+    /// Every block hash held, in no particular order.
+    pub fn block_hashes(&self) -> impl Iterator<Item = (u64, B256)> + '_ {
+        self.block_hashes
+            .iter()
+            .map(|(number, hash)| (*number, *hash))
+    }
+
     /// Whether `address` exists in this state.
     pub fn contains(&self, address: &Address) -> bool {
         self.accounts.contains_key(address)
