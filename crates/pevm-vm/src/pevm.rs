@@ -19,7 +19,7 @@ use crate::{
     exec::serial::{execute_block_serial, execute_transactions_serial, output_of_states},
     strategy::{
         hints::Hints,
-        listed::{check_changes, execute_listed},
+        listed::{check_states, execute_listed},
         plan::{read_gas, Cost, Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
         stats::BlockStats,
         transfers::{execute_transfers, TransferBlock},
@@ -207,15 +207,9 @@ impl Pevm {
         list: &BlockAccessList,
     ) -> Result<(BlockOutput, ExecStats), ExecutionError> {
         if !BlockFacts::new(block).eip161 {
-            let listing = Block {
-                access_list: true,
-                ..block.clone()
-            };
-            let (mut output, stats) = self.execute_with_stats(provider, &listing)?;
-            let emitted = output.access_list.take().unwrap_or_default();
-            check_changes(list, &emitted, block.txs.len())?;
-            output.access_list = block.access_list.then_some(emitted);
-            return Ok((output, stats.engine));
+            let (states, stats) = self.execute_transactions_with_stats(provider, block)?;
+            check_states(list, &states)?;
+            return Ok((output_of_states(block, states)?, stats));
         }
         let workers = self.concurrency();
         let output = execute_listed(self.executor.pool(), workers, provider, block, list)?;
@@ -237,14 +231,29 @@ impl Pevm {
         provider: &P,
         block: &Block,
     ) -> Result<Vec<ResultAndState>, ExecutionError> {
+        self.execute_transactions_with_stats(provider, block)
+            .map(|(states, _)| states)
+    }
+
+    /// [`Self::execute_transactions`], also returning what the engine did.
+    fn execute_transactions_with_stats<P: StateProvider>(
+        &mut self,
+        provider: &P,
+        block: &Block,
+    ) -> Result<(Vec<ResultAndState>, ExecStats), ExecutionError> {
         // The transfer groups keep no per-transaction state: Block-STM runs the block.
         let cost = self.cost(provider, block);
         let (plan, known, _) = self.plan(block, false, cost);
         if plan.strategy == Strategy::Serial {
-            return execute_transactions_serial(provider, block);
+            let states = execute_transactions_serial(provider, block)?;
+            let stats = ExecStats {
+                executions: block.txs.len() as u64,
+                ..ExecStats::default()
+            };
+            return Ok((states, stats));
         }
-        let (outputs, _) = self.run_engine(provider, block, plan, known, cost, true)?;
-        settle_tx_states(provider, block, outputs)
+        let (outputs, stats) = self.run_engine(provider, block, plan, known, cost, true)?;
+        Ok((settle_tx_states(provider, block, outputs)?, stats))
     }
 
     /// Runs `block` on Block-STM as `plan` says, `known` holding the dependencies known of

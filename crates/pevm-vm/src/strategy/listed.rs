@@ -4,19 +4,17 @@
 //! checks the list: a read of an account or slot it lacks fails at once, and every change the
 //! transactions made must be the list's, index for index.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    ops::ControlFlow,
-    sync::Arc,
-};
+use std::{ops::ControlFlow, sync::Arc};
 
-use alloy_eips::eip7928::AccountChanges;
-use alloy_primitives::{keccak256, Address, B256, U256};
+use alloy_primitives::{B256, U256};
 use pevm_core::Pool;
 use revm::{
     context::result::{EVMError, InvalidTransaction, ResultAndState},
     database_interface::bal::{BalDatabase, EvmDatabaseError},
-    state::bal::{Bal, BlockAccessIndex},
+    state::{
+        bal::{Bal, BalWrites, BlockAccessIndex},
+        EvmState,
+    },
     ExecuteEvm,
 };
 
@@ -41,10 +39,8 @@ pub(crate) fn execute_listed<P: StateProvider>(
     block: &Block,
     list: &BlockAccessList,
 ) -> Result<BlockOutput, ExecutionError> {
-    let bal = Bal::clone_from_alloy(list).map_err(|e| ExecutionError::AccessList {
-        index: 0,
-        message: format!("has invalid code: {e}"),
-    })?;
+    let bal = bal_of(list)?;
+    let changes = changes_per_index(&bal, block.txs.len());
     let bal = Arc::new(bal);
     let indices: Vec<usize> = (0..block.txs.len()).collect();
     let init = || {
@@ -56,33 +52,166 @@ pub(crate) fn execute_listed<P: StateProvider>(
             &indices,
             workers,
             init,
-            |evm, ran: &mut Vec<(usize, Outcome)>, chunk| {
+            |evm, ran: &mut Vec<(usize, Result<Outcome, ExecutionError>)>, chunk| {
                 for &index in chunk {
                     // The list's values as the transactions before this one left them.
-                    let bal_state = &mut evm.ctx.journaled_state.database.bal_state;
-                    bal_state.bal_index = BlockAccessIndex::new(index as u64 + 1);
-                    ran.push((index, evm.transact(block.txs[index].clone())));
+                    let at = BlockAccessIndex::new(index as u64 + 1);
+                    evm.ctx.journaled_state.database.bal_state.bal_index = at;
+                    let outcome = evm.transact(block.txs[index].clone());
+                    // The changes it made must be the list's at its index.
+                    let checked = match &outcome {
+                        Ok(output) => check_tx(&bal, &changes, at, &output.state),
+                        Err(_) => Ok(()),
+                    };
+                    let checked =
+                        checked.map_err(|message| ExecutionError::AccessList { index, message });
+                    ran.push((index, checked.map(|()| outcome)));
                 }
                 ControlFlow::Continue(())
             },
         )
         .map_err(|message| ExecutionError::Panic { tx: None, message })?;
-    let mut outcomes: Vec<(usize, Outcome)> = ran.into_iter().flatten().collect();
+    let mut outcomes: Vec<_> = ran.into_iter().flatten().collect();
     outcomes.sort_unstable_by_key(|(index, _)| *index);
-    let mut in_order = InOrder::with_access_list(block, true);
+    let mut in_order = InOrder::new(block);
     let mut diff = StateDiff::new();
-    for (index, outcome) in outcomes {
+    for (index, checked) in outcomes {
         in_order.gas.admit(index, block.txs[index].gas_limit)?;
+        let outcome = checked?;
         in_order.push(&mut diff, index, block.txs[index].tx_type, outcome, false)?;
     }
-    let mut output = in_order.finish(diff);
-    let emitted = output.access_list.take().unwrap_or_default();
-    check_changes(list, &emitted, block.txs.len())?;
-    output.access_list = block.access_list.then_some(emitted);
-    Ok(output)
+    Ok(in_order.finish(diff))
 }
 
-/// One change an access list records: at an index, of an account, a field.
+/// How many changes (of a balance, a nonce, a code or a slot) `list` holds at each index, for
+/// the indices of `txs` transactions.
+fn changes_per_index(list: &Bal, txs: usize) -> Vec<usize> {
+    let mut changes = vec![0; txs + 1];
+    let mut count = |index: BlockAccessIndex| {
+        if let Some(count) = changes.get_mut(index.get() as usize) {
+            *count += 1;
+        }
+    };
+    for account in list.accounts.values() {
+        let info = &account.account_info;
+        info.nonce.writes.iter().for_each(|(i, _)| count(*i));
+        info.balance.writes.iter().for_each(|(i, _)| count(*i));
+        info.code.writes.iter().for_each(|(i, _)| count(*i));
+        for writes in account.storage.storage.values() {
+            writes.writes.iter().for_each(|(i, _)| count(*i));
+        }
+    }
+    changes
+}
+
+/// The value `writes` records at exactly `index`.
+fn at<T: PartialEq + Clone>(writes: &BalWrites<T>, index: BlockAccessIndex) -> Option<&T> {
+    let found = writes.writes.binary_search_by_key(&index, |(i, _)| *i);
+    found.ok().map(|i| &writes.writes[i].1)
+}
+
+/// Fails where the changes of the transaction at `index` (its revm `state`, read over the
+/// list) differ from what `list` records at that index (`changes` of them), naming the first
+/// account and field that differ.
+fn check_tx(
+    list: &Bal,
+    changes: &[usize],
+    index: BlockAccessIndex,
+    state: &EvmState,
+) -> Result<(), String> {
+    let mut made = Bal::new();
+    for (address, account) in state {
+        made.update_account(index, *address, account);
+    }
+    let mut matched = 0;
+    for (address, account) in &made.accounts {
+        let listed = list.accounts.get(address);
+        let mut same = |field: Field, made: Option<Value>, listed: Option<Value>| {
+            if made != listed {
+                return Err(format!(
+                    "lists {field:?} of {address} as {listed:?}, the transaction made {made:?}"
+                ));
+            }
+            matched += usize::from(made.is_some());
+            Ok(())
+        };
+        let info = &account.account_info;
+        let listed_info = listed.map(|l| &l.account_info);
+        same(
+            Field::Balance,
+            at(&info.balance, index).map(|v| Value::Word(*v)),
+            listed_info
+                .and_then(|l| at(&l.balance, index))
+                .map(|v| Value::Word(*v)),
+        )?;
+        same(
+            Field::Nonce,
+            at(&info.nonce, index).map(|v| Value::Nonce(*v)),
+            listed_info
+                .and_then(|l| at(&l.nonce, index))
+                .map(|v| Value::Nonce(*v)),
+        )?;
+        same(
+            Field::Code,
+            at(&info.code, index).map(|(hash, _)| Value::CodeHash(*hash)),
+            listed_info
+                .and_then(|l| at(&l.code, index))
+                .map(|(hash, _)| Value::CodeHash(*hash)),
+        )?;
+        for (slot, writes) in &account.storage.storage {
+            let listed_slot = listed.and_then(|l| l.storage.storage.get(slot));
+            same(
+                Field::Slot(*slot),
+                at(writes, index).map(|v| Value::Word(*v)),
+                listed_slot
+                    .and_then(|w| at(w, index))
+                    .map(|v| Value::Word(*v)),
+            )?;
+        }
+    }
+    let listed = changes.get(index.get() as usize).copied().unwrap_or(0);
+    if matched == listed {
+        return Ok(());
+    }
+    // The list has a change this transaction did not make: name it.
+    let unmade = list.accounts.iter().find_map(|(address, account)| {
+        let made = made.accounts.get(address);
+        let (info, made_info) = (&account.account_info, made.map(|m| &m.account_info));
+        let missing = |listed: bool, made: bool| listed && !made;
+        let field = if missing(
+            at(&info.balance, index).is_some(),
+            made_info.is_some_and(|m| at(&m.balance, index).is_some()),
+        ) {
+            Some(Field::Balance)
+        } else if missing(
+            at(&info.nonce, index).is_some(),
+            made_info.is_some_and(|m| at(&m.nonce, index).is_some()),
+        ) {
+            Some(Field::Nonce)
+        } else if missing(
+            at(&info.code, index).is_some(),
+            made_info.is_some_and(|m| at(&m.code, index).is_some()),
+        ) {
+            Some(Field::Code)
+        } else {
+            account.storage.storage.iter().find_map(|(slot, writes)| {
+                let made_slot = made.and_then(|m| m.storage.storage.get(slot));
+                missing(
+                    at(writes, index).is_some(),
+                    made_slot.is_some_and(|w| at(w, index).is_some()),
+                )
+                .then_some(Field::Slot(*slot))
+            })
+        };
+        field.map(|field| {
+            format!("lists a change of {field:?} of {address} the transaction did not make")
+        })
+    });
+    Err(unmade
+        .unwrap_or_else(|| format!("lists {listed} changes here, the transaction made {matched}")))
+}
+
+/// A field an access list records changes of.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Field {
     Balance,
@@ -100,74 +229,28 @@ enum Value {
     CodeHash(B256),
 }
 
-/// Every change of `list` made by transactions `0..txs` (indices `1..=txs`).
-fn tx_changes(list: &[AccountChanges], txs: usize) -> BTreeMap<(u64, Address, Field), Value> {
-    let in_txs = |index: u64| (1..=txs as u64).contains(&index);
-    let mut changes = BTreeMap::new();
-    for account in list {
-        let address = account.address;
-        let mut put = |index: BlockAccessIndex, field, value| {
-            let index = index.get();
-            if in_txs(index) {
-                changes.insert((index, address, field), value);
-            }
-        };
-        for c in &account.balance_changes {
-            put(
-                c.block_access_index,
-                Field::Balance,
-                Value::Word(c.post_balance),
-            );
-        }
-        for c in &account.nonce_changes {
-            put(
-                c.block_access_index,
-                Field::Nonce,
-                Value::Nonce(c.new_nonce),
-            );
-        }
-        for c in &account.code_changes {
-            put(
-                c.block_access_index,
-                Field::Code,
-                Value::CodeHash(keccak256(&c.new_code)),
-            );
-        }
-        for slot in &account.storage_changes {
-            for c in &slot.changes {
-                put(
-                    c.block_access_index,
-                    Field::Slot(slot.slot),
-                    Value::Word(c.new_value),
-                );
-            }
-        }
-    }
-    changes
-}
-
-/// Fails where the changes the transactions made (`emitted`) are not the ones `given` lists
-/// for them (`txs` transactions), naming the first transaction, account and field that differ.
-pub(crate) fn check_changes(
-    given: &[AccountChanges],
-    emitted: &[AccountChanges],
-    txs: usize,
+/// Fails where the changes of the transactions (their revm `states`, in block order) differ
+/// from what `list` records for them, naming the first transaction, account and field.
+pub(crate) fn check_states(
+    list: &BlockAccessList,
+    states: &[ResultAndState],
 ) -> Result<(), ExecutionError> {
-    let (given, emitted) = (tx_changes(given, txs), tx_changes(emitted, txs));
-    let keys: BTreeSet<_> = given.keys().chain(emitted.keys()).collect();
-    for key in keys {
-        let (listed, made) = (given.get(key), emitted.get(key));
-        if listed != made {
-            let (index, address, field) = key;
-            return Err(ExecutionError::AccessList {
-                index: *index as usize - 1,
-                message: format!(
-                    "lists {field:?} of {address} as {listed:?}, the transaction made {made:?}"
-                ),
-            });
-        }
+    let bal = bal_of(list)?;
+    let changes = changes_per_index(&bal, states.len());
+    for (index, output) in states.iter().enumerate() {
+        let at = BlockAccessIndex::new(index as u64 + 1);
+        check_tx(&bal, &changes, at, &output.state)
+            .map_err(|message| ExecutionError::AccessList { index, message })?;
     }
     Ok(())
+}
+
+/// revm's form of `list`.
+fn bal_of(list: &BlockAccessList) -> Result<Bal, ExecutionError> {
+    Bal::clone_from_alloy(list).map_err(|e| ExecutionError::AccessList {
+        index: 0,
+        message: format!("has invalid code: {e}"),
+    })
 }
 
 impl From<EvmDatabaseError<ProviderError>> for ExecutionError {
