@@ -10,25 +10,26 @@ use std::{
 
 use pevm_vm::{
     analyze_block, execute_block_serial, Block, BlockStats, DependencyGraph, InMemoryProvider,
-    Strategy,
+    StateProvider, Strategy,
 };
 use serde_json::{json, Value};
 
 use crate::{
     data,
+    disk::{write_state, DiskState},
     fixture::{block_dirs, Fixture},
     gigagas, plot,
     replay::{self, first_difference, median, ms, timed, Engines},
 };
 
 /// A block to measure.
-pub struct Subject<'a> {
+pub struct Subject<'a, P> {
     /// Block number or workload name.
     pub name: String,
     /// The block.
     pub block: &'a Block,
     /// Its pre-state.
-    pub provider: &'a InMemoryProvider,
+    pub provider: &'a P,
 }
 
 /// Timings of one block.
@@ -46,6 +47,9 @@ pub struct Measurement {
     pub parallel: BTreeMap<usize, Vec<Duration>>,
     /// Per thread count: the engine's counters of the last run.
     pub stats: BTreeMap<usize, BlockStats>,
+    /// Per thread count: times of the block run with its access list (`--bal`), one per
+    /// iteration.
+    pub listed: BTreeMap<usize, Vec<Duration>>,
     /// The block's dependency graph, weighted by serial execution time.
     pub graph: DependencyGraph,
 }
@@ -54,11 +58,13 @@ pub struct Measurement {
 pub const SIMULATED_WORKERS: [usize; 5] = [2, 4, 8, 16, 32];
 
 /// Measures `subject`: first one untimed serial and parallel run per thread count (which must
-/// agree), then `iters` rounds that each time serial and every thread count in turn.
-pub fn measure(
-    subject: &Subject<'_>,
+/// agree), then `iters` rounds that each time serial and every thread count in turn; with
+/// `bal`, each thread count also runs the block with the access list its serial run builds.
+pub fn measure<P: StateProvider>(
+    subject: &Subject<'_, P>,
     engines: &mut Engines,
     iters: usize,
+    bal: bool,
 ) -> Result<Measurement, String> {
     let Subject {
         name,
@@ -82,6 +88,28 @@ pub fn measure(
             ));
         }
     }
+    let list = if bal {
+        let listing = Block {
+            access_list: true,
+            ..(*block).clone()
+        };
+        let listed =
+            execute_block_serial(*provider, &listing).map_err(|e| format!("{name}: {e}"))?;
+        let list = listed.access_list.unwrap_or_default();
+        for (t, engine) in engines.iter_mut() {
+            let run = engine.execute_with_access_list(*provider, block, &list);
+            let run = run.map(|(output, _)| output);
+            if run != serial {
+                let difference = first_difference(&serial, &run);
+                return Err(format!(
+                    "{name}: with its access list at {t} threads, differs from serial: {difference}"
+                ));
+            }
+        }
+        Some(list)
+    } else {
+        None
+    };
     m.graph = analyze_block(*provider, block).map_err(|e| format!("{name}: {e}"))?;
     for _ in 0..iters.max(1) {
         m.serial
@@ -92,6 +120,10 @@ pub fn measure(
                 m.stats.insert(t.get(), stats);
             }
             m.parallel.entry(t.get()).or_default().push(elapsed);
+            if let Some(list) = &list {
+                let elapsed = timed(|| engine.execute_with_access_list(*provider, block, list)).1;
+                m.listed.entry(t.get()).or_default().push(elapsed);
+            }
         }
     }
     Ok(m)
@@ -158,6 +190,14 @@ impl Measurement {
             "validation_aborts": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.engine.validation_aborts))),
             "bound": per_thread(&|t, _| json!(round3(self.bound(t)))),
             "efficiency": per_thread(&|t, _| json!(round3(self.efficiency(t)))),
+            "bal_speedup": self
+                .listed
+                .iter()
+                .map(|(t, times)| {
+                    let listed = median(&mut times.clone()).as_secs_f64().max(1e-9);
+                    (t.to_string(), json!(round3(self.serial_median().as_secs_f64() / listed)))
+                })
+                .collect::<serde_json::Map<_, _>>(),
             "critical_path_bound": round3(self.graph.bound()),
             "sim_speedup": SIMULATED_WORKERS
                 .iter()
@@ -180,6 +220,11 @@ pub struct Options {
     pub plot: Option<PathBuf>,
     /// The strategy every block is forced to, with every worker; `None`: each block's plan.
     pub forced: Option<Strategy>,
+    /// Also time each block run with its access list.
+    pub bal: bool,
+    /// A folder to write each block's pre-state to (`<name>.redb`), which the timed runs then
+    /// read instead of memory.
+    pub state_db: Option<PathBuf>,
 }
 
 /// `pevm-bench bench`: measures the `gigagas` workloads and the blocks under `paths`, prints
@@ -189,12 +234,25 @@ pub fn command(paths: &[PathBuf], gigagas: &[String], options: &Options) -> bool
     let mut measured = Vec::new();
     let mut engines = replay::engines(&options.threads, options.forced);
     let mut run = |name: &str, block: &Block, provider: &InMemoryProvider| {
-        let subject = Subject {
-            name: name.to_string(),
-            block,
-            provider,
+        let outcome = match &options.state_db {
+            Some(dir) => on_disk(dir, name, provider).and_then(|disk| {
+                let subject = Subject {
+                    name: name.to_string(),
+                    block,
+                    provider: &disk,
+                };
+                measure(&subject, &mut engines, options.iters, options.bal)
+            }),
+            None => {
+                let subject = Subject {
+                    name: name.to_string(),
+                    block,
+                    provider,
+                };
+                measure(&subject, &mut engines, options.iters, options.bal)
+            }
         };
-        match measure(&subject, &mut engines, options.iters) {
+        match outcome {
             Ok(m) => {
                 print_row(&m, options.json);
                 measured.push(m);
@@ -229,6 +287,14 @@ pub fn command(paths: &[PathBuf], gigagas: &[String], options: &Options) -> bool
         }
     }
     ok
+}
+
+/// `state` written to `dir/<name>.redb` and opened for reading.
+fn on_disk(dir: &Path, name: &str, state: &InMemoryProvider) -> Result<DiskState, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(format!("{name}.redb"));
+    write_state(&path, state).map_err(|e| e.to_string())?;
+    DiskState::open(&path).map_err(|e| e.to_string())
 }
 
 fn name_of(path: &Path) -> String {

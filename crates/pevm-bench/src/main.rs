@@ -125,6 +125,14 @@ enum Command {
         /// serial, transfers (blocks of plain transfers; others go to Block-STM) or block-stm.
         #[arg(long)]
         strategy: Option<Strategy>,
+        /// Also time each block run with the access list its serial run builds (every
+        /// transaction at once; `bal_speedup` in `--json`).
+        #[arg(long)]
+        bal: bool,
+        /// Write each block's pre-state into a database in this folder (`<block>.redb`) and
+        /// time the runs reading it instead of memory.
+        #[arg(long)]
+        state_db: Option<PathBuf>,
     },
 
     /// Download blocks from a JSON-RPC node into fixture folders (`DIR/<N>/`).
@@ -169,8 +177,12 @@ fn main() -> ExitCode {
             plot,
             always_parallel,
             strategy,
+            bal,
+            state_db,
         } => {
             let options = bench::Options {
+                bal,
+                state_db,
                 threads: threads.unwrap_or_else(default_threads),
                 iters,
                 json,
