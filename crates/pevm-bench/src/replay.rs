@@ -500,25 +500,40 @@ fn with_access_list<T: StateProvider>(
     }
     // The transactions alone, timed: serial and with the list, interleaved.
     let block = &fixture.block;
+    let (serial, listed) = time_interleaved(timed_state, block, engines, |engine| {
+        let _ = engine.execute_with_access_list(timed_state, block, &list);
+    });
+    row.listed_serial = serial;
+    for ((t, _), elapsed) in engines.iter().zip(listed) {
+        if let Some(listed) = row.listed.get_mut(&t.get()) {
+            listed.elapsed = elapsed;
+        }
+    }
+}
+
+/// `block` run serially over `provider`, then by `run` on each of `engines`, in interleaved
+/// rounds (see [`TIMED_SERIAL`]): the median serial time, and each engine's median.
+fn time_interleaved<P: StateProvider>(
+    provider: &P,
+    block: &Block,
+    engines: &mut Engines,
+    mut run: impl FnMut(&mut Pevm),
+) -> (Duration, Vec<Duration>) {
     let mut serial_times = Vec::with_capacity(MIN_ROUNDS);
-    let mut listed_times = vec![Vec::with_capacity(MIN_ROUNDS); engines.len()];
+    let mut engine_times = vec![Vec::with_capacity(MIN_ROUNDS); engines.len()];
     let mut serial_total = Duration::ZERO;
     while serial_times.len() < MIN_ROUNDS
         || (serial_total < TIMED_SERIAL && serial_times.len() < MAX_ROUNDS)
     {
-        let elapsed = timed(|| execute_block_serial(timed_state, block)).1;
+        let elapsed = timed(|| execute_block_serial(provider, block)).1;
         serial_total += elapsed;
         serial_times.push(elapsed);
-        for ((_, engine), times) in engines.iter_mut().zip(&mut listed_times) {
-            times.push(timed(|| engine.execute_with_access_list(timed_state, block, &list)).1);
+        for ((_, engine), times) in engines.iter_mut().zip(&mut engine_times) {
+            times.push(timed(|| run(engine)).1);
         }
     }
-    row.listed_serial = median(&mut serial_times);
-    for ((t, _), mut times) in engines.iter().zip(listed_times) {
-        if let Some(listed) = row.listed.get_mut(&t.get()) {
-            listed.elapsed = median(&mut times);
-        }
-    }
+    let medians = engine_times.iter_mut().map(|times| median(times)).collect();
+    (median(&mut serial_times), medians)
 }
 
 /// Why a fixture's block cannot be run with its pre- and post-block steps: a request
@@ -661,23 +676,13 @@ fn run<P: StateProvider>(
             },
         );
     }
-    let mut serial_times = Vec::with_capacity(MIN_ROUNDS);
-    let mut parallel_times = vec![Vec::with_capacity(MIN_ROUNDS); engines.len()];
-    let mut serial_total = Duration::ZERO;
-    while serial_times.len() < MIN_ROUNDS
-        || (serial_total < TIMED_SERIAL && serial_times.len() < MAX_ROUNDS)
-    {
-        let elapsed = timed(|| execute_block_serial(provider, block)).1;
-        serial_total += elapsed;
-        serial_times.push(elapsed);
-        for ((_, engine), times) in engines.iter_mut().zip(&mut parallel_times) {
-            times.push(timed(|| engine.execute(provider, block)).1);
-        }
-    }
-    row.serial = median(&mut serial_times);
-    for ((t, _), mut times) in engines.iter().zip(parallel_times) {
+    let (serial_time, parallel) = time_interleaved(provider, block, engines, |engine| {
+        let _ = engine.execute(provider, block);
+    });
+    row.serial = serial_time;
+    for ((t, _), elapsed) in engines.iter().zip(parallel) {
         if let Some(parallel) = row.parallel.get_mut(&t.get()) {
-            parallel.elapsed = median(&mut times);
+            parallel.elapsed = elapsed;
         }
     }
     match serial {
