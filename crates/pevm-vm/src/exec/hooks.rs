@@ -82,14 +82,10 @@ where
         .map_err(|e| block_step_error("post-block changes", e))?;
     let (mut db, _) = evm.finish();
     let post_block = db.access_list.take();
+    let finish = |step: Option<(u64, AccessListBuilder)>| step.map(|(_, list)| list.finish());
     let access_list = block.access_list.then(|| {
-        let steps = [pre_block, post_block].map(|step| step.map(|(_, list)| list.finish()));
-        let [pre_block, post_block] = steps;
-        join(
-            [pre_block, output.access_list, post_block]
-                .into_iter()
-                .flatten(),
-        )
+        let parts = [finish(pre_block), output.access_list, finish(post_block)];
+        join(parts.into_iter().flatten())
     });
     Ok(BlockOutput {
         results: output.results,
