@@ -102,22 +102,44 @@ const LINEAR_SCAN_MAX: usize = 8;
 
 /// Multi-version memory of one block.
 ///
-/// Reads and writes lock only the shard of the concurrent map that holds the key; the last
-/// read set and written keys of each transaction live in their own per-transaction slot.
+/// Reads and writes lock only the shard of the concurrent map that holds the key; what each
+/// transaction last read and wrote lives in its own per-transaction record, behind one lock.
 pub struct MvMemory<K, V> {
     /// Key -> writing transaction -> entry, ordered by transaction index.
     data: DashMap<K, Versions<V>, RandomState>,
-    /// Per transaction: the read set of its last recorded incarnation.
-    last_reads: Vec<Mutex<ReadSet<K>>>,
-    /// Per transaction: the keys of the shared map its last recorded incarnation wrote.
-    last_writes: Vec<Mutex<Vec<K>>>,
-    /// Per transaction: the keys only it can write (see [`MvKey::owner`]) that its last
-    /// recorded incarnation wrote, with their values.
-    owned: Vec<Mutex<OwnedWrites<K, V>>>,
+    /// Per transaction: what its last recorded incarnation read and wrote.
+    records: Vec<Mutex<TxRecord<K, V>>>,
 }
 
-/// The writes of one transaction to the keys only it can write.
-type OwnedWrites<K, V> = Vec<(K, Entry<V>)>;
+/// What one transaction's last recorded incarnation read and wrote: one lock for all of it,
+/// taken once per record, validation or abort.
+struct TxRecord<K, V> {
+    /// Its read set.
+    reads: ReadSet<K>,
+    /// The keys of the shared map it wrote.
+    writes: Vec<K>,
+    /// The keys only it can write (see [`MvKey::owner`]) that it wrote, with their values.
+    owned: Vec<(K, Entry<V>)>,
+}
+
+impl<K, V> Default for TxRecord<K, V> {
+    fn default() -> Self {
+        Self {
+            reads: Vec::new(),
+            writes: Vec::new(),
+            owned: Vec::new(),
+        }
+    }
+}
+
+impl<K, V> TxRecord<K, V> {
+    /// Forgets everything, keeping the allocations.
+    fn clear(&mut self) {
+        self.reads.clear();
+        self.writes.clear();
+        self.owned.clear();
+    }
+}
 
 impl<K, V> MvMemory<K, V>
 where
@@ -128,30 +150,18 @@ where
     pub fn new(block_size: usize) -> Self {
         Self {
             data: DashMap::with_hasher(RandomState::new()),
-            last_reads: (0..block_size).map(|_| Mutex::default()).collect(),
-            last_writes: (0..block_size).map(|_| Mutex::default()).collect(),
-            owned: (0..block_size).map(|_| Mutex::default()).collect(),
+            records: (0..block_size).map(|_| Mutex::default()).collect(),
         }
     }
 
     /// Empties the memory for a block of `block_size` transactions, keeping its allocations.
     pub fn reset(&mut self, block_size: usize) {
         self.data.clear();
-        self.last_reads.truncate(block_size);
-        self.last_writes.truncate(block_size);
-        self.owned.truncate(block_size);
-        for slot in &mut self.last_reads {
-            lock_mut(slot).clear();
+        self.records.truncate(block_size);
+        for record in &mut self.records {
+            lock_mut(record).clear();
         }
-        for slot in &mut self.last_writes {
-            lock_mut(slot).clear();
-        }
-        for slot in &mut self.owned {
-            lock_mut(slot).clear();
-        }
-        self.last_reads.resize_with(block_size, Mutex::default);
-        self.last_writes.resize_with(block_size, Mutex::default);
-        self.owned.resize_with(block_size, Mutex::default);
+        self.records.resize_with(block_size, Mutex::default);
     }
 
     /// Reads `key` as transaction `tx_idx` sees it: the latest write of a lower transaction.
@@ -178,65 +188,32 @@ where
             tx_idx,
             incarnation,
         } = version;
-        let wrote_new_owned = self.record_owned(version, &mut writes);
-        let mut last_writes = lock(&self.last_writes[tx_idx]);
-        if last_writes.is_empty() {
+        // Lock order: a transaction's record, then the map's shards (never the reverse).
+        let mut record = lock(&self.records[tx_idx]);
+        let record = &mut *record;
+        record.reads = reads;
+        let wrote_new_owned = record_owned(&mut record.owned, version, &mut writes);
+        if record.writes.is_empty() {
             // Nothing recorded before (a first incarnation, the common case): every key is
-            // new, and the slot's allocation, kept from earlier blocks, takes them.
+            // new, and the record's allocation, kept from earlier blocks, takes them.
             let wrote_new_location = wrote_new_owned || !writes.is_empty();
-            last_writes.extend(writes.iter().map(|(key, _)| key.clone()));
-            drop(last_writes);
+            record
+                .writes
+                .extend(writes.iter().map(|(key, _)| key.clone()));
             self.insert_all(tx_idx, incarnation, writes);
-            *lock(&self.last_reads[tx_idx]) = reads;
             return wrote_new_location;
         }
         let new_keys: Vec<K> = writes.iter().map(|(key, _)| key.clone()).collect();
         self.insert_all(tx_idx, incarnation, writes);
-        for stale in difference(&last_writes, &new_keys) {
+        for stale in difference(&record.writes, &new_keys) {
             if let Some(mut versions) = self.data.get_mut(stale) {
                 versions.remove(tx_idx);
             }
         }
         let wrote_new_location =
-            wrote_new_owned || difference(&new_keys, &last_writes).next().is_some();
-        *last_writes = new_keys;
-        drop(last_writes);
-
-        *lock(&self.last_reads[tx_idx]) = reads;
+            wrote_new_owned || difference(&new_keys, &record.writes).next().is_some();
+        record.writes = new_keys;
         wrote_new_location
-    }
-
-    /// Takes the keys only `version`'s transaction can write out of `writes` and makes them
-    /// its owned writes, replacing its previous incarnation's; returns whether one of them
-    /// was not written by the previous incarnation.
-    ///
-    /// # Panics
-    /// When a key's owner is another transaction: the VM broke [`MvKey::owner`]'s contract.
-    fn record_owned(&self, version: Version, writes: &mut WriteSet<K, V>) -> bool {
-        let mut owned = lock(&self.owned[version.tx_idx]);
-        if owned.is_empty() && writes.iter().all(|(key, _)| key.owner().is_none()) {
-            return false;
-        }
-        // Inline: a transaction owns a key or two, and this runs once per incarnation.
-        let previous: SmallVec<[K; 2]> = owned.drain(..).map(|(key, _)| key).collect();
-        let mut wrote_new = false;
-        for (key, value) in writes.extract_if(.., |(key, _)| key.owner().is_some()) {
-            assert_eq!(
-                key.owner(),
-                Some(version.tx_idx),
-                "a transaction wrote a key another one owns"
-            );
-            wrote_new |= !previous.contains(&key);
-            let entry = Entry::Data {
-                incarnation: version.incarnation,
-                value,
-            };
-            match owned.iter_mut().find(|(written, _)| *written == key) {
-                Some(slot) => slot.1 = entry,
-                None => owned.push((key, entry)),
-            }
-        }
-        wrote_new
     }
 
     /// Stores `writes` as incarnation `incarnation` of `tx_idx`.
@@ -251,12 +228,13 @@ where
 
     /// Marks every write of `tx_idx`'s last incarnation as ESTIMATE.
     pub fn convert_writes_to_estimates(&self, tx_idx: TxIdx) {
-        for key in lock(&self.last_writes[tx_idx]).iter() {
+        let mut record = lock(&self.records[tx_idx]);
+        for key in &record.writes {
             if let Some(mut versions) = self.data.get_mut(key) {
                 versions.insert(tx_idx, Entry::Estimate);
             }
         }
-        for (_, entry) in lock(&self.owned[tx_idx]).iter_mut() {
+        for (_, entry) in &mut record.owned {
             *entry = Entry::Estimate;
         }
     }
@@ -264,7 +242,10 @@ where
     /// Re-reads every key of `tx_idx`'s last read set and returns whether each read still
     /// sees the same origin (an ESTIMATE never matches).
     pub fn validate_read_set(&self, tx_idx: TxIdx) -> bool {
-        lock(&self.last_reads[tx_idx])
+        // Reading a key owned by a lower transaction locks that one's record: records are
+        // locked from higher transactions to lower ones only.
+        lock(&self.records[tx_idx])
+            .reads
             .iter()
             .all(|(key, origin)| self.origin(key, tx_idx) == Some(*origin))
     }
@@ -272,15 +253,17 @@ where
     /// Keys written by `tx_idx`'s last incarnation (for critical-path analysis and final
     /// state collection).
     pub fn written_keys(&self, tx_idx: TxIdx) -> Vec<K> {
-        let mut keys = lock(&self.last_writes[tx_idx]).clone();
-        keys.extend(lock(&self.owned[tx_idx]).iter().map(|(key, _)| key.clone()));
+        let record = lock(&self.records[tx_idx]);
+        let mut keys = record.writes.clone();
+        keys.extend(record.owned.iter().map(|(key, _)| key.clone()));
         keys
     }
 
     /// The transactions whose writes `tx_idx`'s last incarnation read: its dependencies, in
     /// index order.
     pub fn dependencies(&self, tx_idx: TxIdx) -> Vec<TxIdx> {
-        let mut writers: Vec<TxIdx> = lock(&self.last_reads[tx_idx])
+        let mut writers: Vec<TxIdx> = lock(&self.records[tx_idx])
+            .reads
             .iter()
             .filter_map(|(_, origin)| match origin {
                 ReadOrigin::Tx(version) => Some(version.tx_idx),
@@ -301,8 +284,8 @@ where
         };
         match key.owner() {
             Some(owner) => {
-                let owned = lock(self.owned.get(owner)?);
-                value(&owned.iter().find(|(written, _)| written == key)?.1)
+                let record = lock(self.records.get(owner)?);
+                value(&record.owned.iter().find(|(written, _)| written == key)?.1)
             }
             None => value(&self.data.get(key)?.last()?.1),
         }
@@ -331,8 +314,8 @@ where
             if owner >= tx_idx {
                 return None;
             }
-            let owned = lock(&self.owned[owner]);
-            let (_, entry) = owned.iter().find(|(written, _)| written == key)?;
+            let record = lock(&self.records[owner]);
+            let (_, entry) = record.owned.iter().find(|(written, _)| written == key)?;
             return Some(f(owner, entry));
         }
         let versions = self.data.get(key)?;
@@ -341,10 +324,46 @@ where
     }
 }
 
+/// Takes the keys only `version`'s transaction can write out of `writes` and makes them its
+/// `owned` writes, replacing its previous incarnation's; returns whether one of them was not
+/// written by the previous incarnation.
+///
+/// # Panics
+/// When a key's owner is another transaction: the VM broke [`MvKey::owner`]'s contract.
+fn record_owned<K: MvKey, V>(
+    owned: &mut Vec<(K, Entry<V>)>,
+    version: Version,
+    writes: &mut WriteSet<K, V>,
+) -> bool {
+    if owned.is_empty() && writes.iter().all(|(key, _)| key.owner().is_none()) {
+        return false;
+    }
+    // Inline: a transaction owns a key or two, and this runs once per incarnation.
+    let previous: SmallVec<[K; 2]> = owned.drain(..).map(|(key, _)| key).collect();
+    let mut wrote_new = false;
+    for (key, value) in writes.extract_if(.., |(key, _)| key.owner().is_some()) {
+        assert_eq!(
+            key.owner(),
+            Some(version.tx_idx),
+            "a transaction wrote a key another one owns"
+        );
+        wrote_new |= !previous.contains(&key);
+        let entry = Entry::Data {
+            incarnation: version.incarnation,
+            value,
+        };
+        match owned.iter_mut().find(|(written, _)| *written == key) {
+            Some(slot) => slot.1 = entry,
+            None => owned.push((key, entry)),
+        }
+    }
+    wrote_new
+}
+
 impl<K, V> fmt::Debug for MvMemory<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MvMemory")
-            .field("block_size", &self.last_reads.len())
+            .field("block_size", &self.records.len())
             .finish_non_exhaustive()
     }
 }
