@@ -46,7 +46,7 @@ pub(crate) fn settle_tx_states<P: StateProvider>(
             evm,
         } = output?;
         gas.add(&mut result);
-        let Some(mut evm) = evm else {
+        let Some(mut evm) = evm.map(|evm| *evm) else {
             return Err(ExecutionError::Evm {
                 index,
                 message: "the engine kept no revm output".to_string(),

@@ -28,8 +28,9 @@ use crate::{
 pub(crate) struct TxOutput {
     pub(crate) result: TxResult,
     pub(crate) effects: TxEffects,
-    /// revm's own result and state, when kept (before its lazy payments are settled).
-    pub(crate) evm: Option<ResultAndState>,
+    /// revm's own result and state, when kept (before its lazy payments are settled); boxed,
+    /// so that a block's output slots stay small when it is not.
+    pub(crate) evm: Option<Box<ResultAndState>>,
 }
 
 /// What a transaction did to the state.
@@ -156,7 +157,7 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
             Ok(TxOutput {
                 result,
                 effects,
-                evm,
+                evm: evm.map(Box::new),
             })
         });
         let writes = match &output {
