@@ -58,8 +58,9 @@ pub struct Measurement {
 pub const SIMULATED_WORKERS: [usize; 5] = [2, 4, 8, 16, 32];
 
 /// Measures `subject`: first one untimed serial and parallel run per thread count (which must
-/// agree), then `iters` rounds that each time serial and every thread count in turn; with
-/// `bal`, each thread count also runs the block with the access list its serial run builds.
+/// agree), then `iters` rounds that each time serial and every thread count in turn (serial
+/// first, then last, alternately); with `bal`, each thread count also runs the block with the
+/// access list its serial run builds.
 pub fn measure<P: StateProvider>(
     subject: &Subject<'_, P>,
     engines: &mut Engines,
@@ -111,9 +112,13 @@ pub fn measure<P: StateProvider>(
         None
     };
     m.graph = analyze_block(*provider, block).map_err(|e| format!("{name}: {e}"))?;
-    for _ in 0..iters.max(1) {
-        m.serial
-            .push(timed(|| execute_block_serial(*provider, block)).1);
+    for round in 0..iters.max(1) {
+        // Serial first in even rounds and last in odd ones, so that neither side always runs
+        // on what the other left in the caches.
+        if round % 2 == 0 {
+            m.serial
+                .push(timed(|| execute_block_serial(*provider, block)).1);
+        }
         for (t, engine) in engines.iter_mut() {
             let (run, elapsed) = timed(|| engine.execute_with_stats(*provider, block));
             if let Ok((_, stats)) = run {
@@ -124,6 +129,10 @@ pub fn measure<P: StateProvider>(
                 let elapsed = timed(|| engine.execute_with_access_list(*provider, block, list)).1;
                 m.listed.entry(t.get()).or_default().push(elapsed);
             }
+        }
+        if round % 2 == 1 {
+            m.serial
+                .push(timed(|| execute_block_serial(*provider, block)).1);
         }
     }
     Ok(m)
@@ -140,9 +149,31 @@ impl Measurement {
         median(&mut self.parallel.get(&threads).cloned().unwrap_or_default())
     }
 
-    /// Median serial time over median parallel time at `threads`.
+    /// The speedup of each round at `threads`: its serial time over its parallel time, so that
+    /// the machine slowing down or speeding up between rounds does not skew the ratio.
+    fn round_speedups(&self, threads: usize) -> Vec<f64> {
+        let parallel = self.parallel.get(&threads).map_or(&[][..], Vec::as_slice);
+        let mut ratios: Vec<f64> = self
+            .serial
+            .iter()
+            .zip(parallel)
+            .map(|(s, p)| s.as_secs_f64() / p.as_secs_f64().max(1e-9))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios
+    }
+
+    /// The median of the rounds' speedups at `threads` (see [`Self::round_speedups`]).
     pub fn speedup(&self, threads: usize) -> f64 {
-        self.serial_median().as_secs_f64() / self.parallel_median(threads).as_secs_f64().max(1e-9)
+        let ratios = self.round_speedups(threads);
+        ratios.get(ratios.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    /// The lowest and highest of the rounds' speedups at `threads`.
+    pub fn speedup_spread(&self, threads: usize) -> (f64, f64) {
+        let ratios = self.round_speedups(threads);
+        let (first, last) = (ratios.first(), ratios.last());
+        (first.copied().unwrap_or(0.0), last.copied().unwrap_or(0.0))
     }
 
     /// The speedup the dependency graph allows on `threads` workers (list scheduling without
@@ -182,6 +213,10 @@ impl Measurement {
             "parallel_ms": per_thread(&|t, _| json!(ms(self.parallel_median(t)))),
             "parallel_spread_ms": per_thread(&|_, times| spread(times)),
             "speedup": per_thread(&|t, _| json!(round3(self.speedup(t)))),
+            "speedup_spread": per_thread(&|t, _| {
+                let (low, high) = self.speedup_spread(t);
+                json!([round3(low), round3(high)])
+            }),
             "gas_per_s": per_thread(&|t, _| json!(gas_per_s(self.parallel_median(t)))),
             "workers": per_thread(&|t, _| json!(self.stats.get(&t).map_or(0, |s| s.plan.workers))),
             "strategy": per_thread(&|t, _| json!(self.stats.get(&t).map_or("", |s| s.plan.strategy.name()))),
@@ -318,7 +353,10 @@ fn print_row(m: &Measurement, json: bool) {
                 format!(" {}/{}", s.plan.strategy.name(), s.plan.workers)
             });
             let (speedup, bound) = (m.speedup(t), m.bound(t));
-            format!("  {t}t {p:.3} ms x{speedup:.2}{how} (bound x{bound:.2}) re-exec {re}")
+            let (low, high) = m.speedup_spread(t);
+            format!(
+                "  {t}t {p:.3} ms x{speedup:.2} [{low:.2}-{high:.2}]{how} (bound x{bound:.2}) re-exec {re}"
+            )
         })
         .collect();
     let serial = m.serial_median().as_secs_f64() * 1e3;
