@@ -108,7 +108,7 @@ enum Command {
         /// Thread counts for parallel runs, comma-separated (default: the machine's cores).
         #[arg(long, value_delimiter = ',')]
         threads: Option<Vec<NonZeroUsize>>,
-        /// Timed iterations per block (the median is reported).
+        /// Timed rounds per block (the median of the rounds' speedups is reported).
         #[arg(long, default_value_t = 5)]
         iters: usize,
         /// One JSON object per block per line.
