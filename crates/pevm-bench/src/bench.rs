@@ -163,7 +163,8 @@ impl Measurement {
         ratios
     }
 
-    /// The median of the rounds' speedups at `threads` (see [`Self::round_speedups`]).
+    /// The median of the rounds' speedups at `threads`: each round's serial time over its
+    /// parallel time.
     pub fn speedup(&self, threads: usize) -> f64 {
         let ratios = self.round_speedups(threads);
         ratios.get(ratios.len() / 2).copied().unwrap_or(0.0)
