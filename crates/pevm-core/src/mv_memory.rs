@@ -546,4 +546,59 @@ mod tests {
         let mv = MvMemory::<Owned, u64>::new(4);
         mv.record(Version::new(2, 0), vec![], vec![(Owned(100), 1)]);
     }
+
+    /// Workers recording, reading and validating transactions that read each other's owned
+    /// keys and shared keys at once: validation locks a lower transaction's record while
+    /// holding its own, recording locks the map's shards while holding its own; neither
+    /// order may deadlock, and every read set recorded last validates once all is recorded.
+    #[test]
+    fn concurrent_records_reads_and_validations() {
+        const TXS: usize = 32;
+        let mv = MvMemory::<Owned, u64>::new(TXS);
+        std::thread::scope(|scope| {
+            for worker in 0..4 {
+                let mv = &mv;
+                scope.spawn(move || {
+                    for round in 0..200u32 {
+                        for tx in (worker..TXS).step_by(4) {
+                            // Read the owned key of each lower transaction and one shared key.
+                            let mut reads = Vec::new();
+                            for key in (1..tx).map(|t| Owned(t as u64 * 100)).chain([Owned(7)]) {
+                                let origin = match mv.read(&key, tx) {
+                                    MvRead::Value(version, _) => ReadOrigin::Tx(version),
+                                    MvRead::Base | MvRead::Estimate(_) => ReadOrigin::Base,
+                                };
+                                reads.push((key, origin));
+                            }
+                            let mut writes = vec![(Owned(7), u64::from(round))];
+                            if tx > 0 {
+                                writes.push((Owned(tx as u64 * 100), u64::from(round)));
+                            }
+                            mv.record(Version::new(tx, round), reads, writes);
+                            if !mv.validate_read_set(tx) && round % 3 == 0 {
+                                mv.convert_writes_to_estimates(tx);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        // Each transaction again in order, reading what the ones below left: all valid.
+        for tx in 0..TXS {
+            let reads = (1..tx)
+                .map(|t| Owned(t as u64 * 100))
+                .chain([Owned(7)])
+                .map(|key| match mv.read(&key, tx) {
+                    MvRead::Value(version, _) => (key, ReadOrigin::Tx(version)),
+                    _ => (key, ReadOrigin::Base),
+                })
+                .collect();
+            let mut writes = vec![(Owned(7), 1000)];
+            if tx > 0 {
+                writes.push((Owned(tx as u64 * 100), 1000));
+            }
+            mv.record(Version::new(tx, 1000), reads, writes);
+        }
+        assert!((0..TXS).all(|tx| mv.validate_read_set(tx)));
+    }
 }
