@@ -12,7 +12,7 @@ use revm::{
     context::result::{EVMError, InvalidTransaction, ResultAndState},
     database_interface::bal::{BalDatabase, EvmDatabaseError},
     state::{
-        bal::{Bal, BalWrites, BlockAccessIndex},
+        bal::{AccountBal, Bal, BalWrites, BlockAccessIndex},
         EvmState,
     },
     ExecuteEvm,
@@ -126,47 +126,15 @@ fn check_tx(
     let mut matched = 0;
     for (address, account) in &made.accounts {
         let listed = list.accounts.get(address);
-        let mut same = |field: Field, made: Option<Value>, listed: Option<Value>| {
-            if made != listed {
+        for (field, value) in changes_at(account, index) {
+            let listed = listed.and_then(|listed| value_at(listed, &field, index));
+            if listed.as_ref() != Some(&value) {
                 return Err(format!(
-                    "lists {field:?} of {address} as {listed:?}, the transaction made {made:?}"
+                    "lists {field:?} of {address} as {listed:?}, the transaction made {:?}",
+                    Some(value)
                 ));
             }
-            matched += usize::from(made.is_some());
-            Ok(())
-        };
-        let info = &account.account_info;
-        let listed_info = listed.map(|l| &l.account_info);
-        same(
-            Field::Balance,
-            at(&info.balance, index).map(|v| Value::Word(*v)),
-            listed_info
-                .and_then(|l| at(&l.balance, index))
-                .map(|v| Value::Word(*v)),
-        )?;
-        same(
-            Field::Nonce,
-            at(&info.nonce, index).map(|v| Value::Nonce(*v)),
-            listed_info
-                .and_then(|l| at(&l.nonce, index))
-                .map(|v| Value::Nonce(*v)),
-        )?;
-        same(
-            Field::Code,
-            at(&info.code, index).map(|(hash, _)| Value::CodeHash(*hash)),
-            listed_info
-                .and_then(|l| at(&l.code, index))
-                .map(|(hash, _)| Value::CodeHash(*hash)),
-        )?;
-        for (slot, writes) in &account.storage.storage {
-            let listed_slot = listed.and_then(|l| l.storage.storage.get(slot));
-            same(
-                Field::Slot(*slot),
-                at(writes, index).map(|v| Value::Word(*v)),
-                listed_slot
-                    .and_then(|w| at(w, index))
-                    .map(|v| Value::Word(*v)),
-            )?;
+            matched += 1;
         }
     }
     let listed = changes.get(index.get() as usize).copied().unwrap_or(0);
@@ -176,43 +144,54 @@ fn check_tx(
     // The list has a change this transaction did not make: name it.
     let unmade = list.accounts.iter().find_map(|(address, account)| {
         let made = made.accounts.get(address);
-        let (info, made_info) = (&account.account_info, made.map(|m| &m.account_info));
-        let missing = |listed: bool, made: bool| listed && !made;
-        let field = if missing(
-            at(&info.balance, index).is_some(),
-            made_info.is_some_and(|m| at(&m.balance, index).is_some()),
-        ) {
-            Some(Field::Balance)
-        } else if missing(
-            at(&info.nonce, index).is_some(),
-            made_info.is_some_and(|m| at(&m.nonce, index).is_some()),
-        ) {
-            Some(Field::Nonce)
-        } else if missing(
-            at(&info.code, index).is_some(),
-            made_info.is_some_and(|m| at(&m.code, index).is_some()),
-        ) {
-            Some(Field::Code)
-        } else {
-            account.storage.storage.iter().find_map(|(slot, writes)| {
-                let made_slot = made.and_then(|m| m.storage.storage.get(slot));
-                missing(
-                    at(writes, index).is_some(),
-                    made_slot.is_some_and(|w| at(w, index).is_some()),
-                )
-                .then_some(Field::Slot(*slot))
-            })
-        };
-        field.map(|field| {
-            format!("lists a change of {field:?} of {address} the transaction did not make")
-        })
+        let (field, _) = changes_at(account, index)
+            .find(|(field, _)| made.and_then(|m| value_at(m, field, index)).is_none())?;
+        Some(format!(
+            "lists a change of {field:?} of {address} the transaction did not make"
+        ))
     });
     Err(unmade
         .unwrap_or_else(|| format!("lists {listed} changes here, the transaction made {matched}")))
 }
 
+/// The changes `account` records at exactly `index`, field by field.
+fn changes_at(
+    account: &AccountBal,
+    index: BlockAccessIndex,
+) -> impl Iterator<Item = (Field, Value)> + '_ {
+    let info = &account.account_info;
+    let fields = [
+        at(&info.balance, index).map(|v| (Field::Balance, Value::Word(*v))),
+        at(&info.nonce, index).map(|v| (Field::Nonce, Value::Nonce(*v))),
+        at(&info.code, index).map(|(hash, _)| (Field::Code, Value::CodeHash(*hash))),
+    ];
+    let slots = account
+        .storage
+        .storage
+        .iter()
+        .filter_map(move |(slot, writes)| {
+            let value = at(writes, index)?;
+            Some((Field::Slot(*slot), Value::Word(*value)))
+        });
+    fields.into_iter().flatten().chain(slots)
+}
+
+/// The value `account` records for `field` at exactly `index`.
+fn value_at(account: &AccountBal, field: &Field, index: BlockAccessIndex) -> Option<Value> {
+    let info = &account.account_info;
+    match field {
+        Field::Balance => at(&info.balance, index).map(|v| Value::Word(*v)),
+        Field::Nonce => at(&info.nonce, index).map(|v| Value::Nonce(*v)),
+        Field::Code => at(&info.code, index).map(|(hash, _)| Value::CodeHash(*hash)),
+        Field::Slot(slot) => {
+            let writes = account.storage.storage.get(slot)?;
+            at(writes, index).map(|v| Value::Word(*v))
+        }
+    }
+}
+
 /// A field an access list records changes of.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Field {
     Balance,
     Nonce,
