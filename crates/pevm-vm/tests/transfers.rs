@@ -75,6 +75,27 @@ fn transfer_blocks_run_on_the_transfer_strategy() -> TestCaseResult {
 }
 
 #[test]
+fn a_recipient_one_sender_pays_is_written_by_its_group() -> TestCaseResult {
+    // Sender 0 alone pays FRESH[0], in every fourth transaction: its group writes the account.
+    // Every sender pays FRESH[1]: those transfers are credited as deltas.
+    let txs: Vec<TxSpec> = (0..80)
+        .map(|i| match i % 4 {
+            0 => TxSpec::new(0, Action::transfer(index_of(FRESH[0]), 1 + i as u64)),
+            _ => TxSpec::new(i % RICH_SENDERS, Action::transfer(index_of(FRESH[1]), 3)),
+        })
+        .collect();
+    for hardfork in forks() {
+        let spec = BlockSpec::new(hardfork, txs.clone());
+        for threads in [1, 2, 4] {
+            let stats = same_as_serial(&mut transfers(threads), &spec)?.expect("valid");
+            assert_eq!(stats.plan.strategy, Strategy::Transfers, "{hardfork:?}");
+            assert_eq!(stats.lazy_credits, 60, "{hardfork:?}: {stats:?}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn plan_picks_the_transfer_strategy_for_wide_transfer_blocks() -> TestCaseResult {
     // 400 transfers of five senders to one address: five chains, enough work for two workers.
     let hot = index_of(FRESH[1]);

@@ -82,36 +82,65 @@ fn plain_transfers(
     Some(transfers)
 }
 
+/// An account of a transfer block, as [`link`] sees it.
+#[derive(Clone, Copy)]
+enum Account {
+    /// A node of the union-find: a sender, or a recipient that some transaction cannot
+    /// credit as a delta.
+    Node(u32),
+    /// A recipient that only receives, with the sender node of its first creditor, and whether
+    /// another sender credits it too.
+    Received { sender: u32, shared: bool },
+}
+
 /// Links the accounts of `transfers`: per transaction, the root of its sender's set, and
 /// whether it credits its recipient as a delta. Every sender is a node; so is every recipient
-/// that sends too, or that some transaction cannot credit as a delta; each transaction links
-/// its sender with its recipient when that is a node.
+/// that some transaction cannot credit as a delta; each transaction links its sender with its
+/// recipient when that is a node. A recipient that only receives is credited as a delta when
+/// several senders pay it (so that it does not link them); when one sender alone pays it,
+/// those transactions are in one group already, and the group writes it like any account
+/// (nothing is left owed to it after the block).
 fn link(transfers: &[(Address, Address, bool)]) -> (Vec<u32>, Vec<bool>) {
-    let mut nodes =
-        AddressMap::<u32>::with_capacity_and_hasher(transfers.len(), Default::default());
+    let mut accounts =
+        AddressMap::<Account>::with_capacity_and_hasher(transfers.len() * 2, Default::default());
+    let mut nodes = 0u32;
+    let mut node = || {
+        nodes += 1;
+        Account::Node(nodes - 1)
+    };
     let senders: Vec<u32> = transfers
         .iter()
-        .map(|(caller, _, _)| {
-            let next = nodes.len() as u32;
-            *nodes.entry(*caller).or_insert(next)
-        })
+        .map(
+            |(caller, _, _)| match accounts.entry(*caller).or_insert_with(&mut node) {
+                Account::Node(sender) => *sender,
+                Account::Received { .. } => unreachable!("only senders are inserted so far"),
+            },
+        )
         .collect();
-    for (_, to, lazy) in transfers {
-        if !lazy && !nodes.contains_key(to) {
-            let next = nodes.len() as u32;
-            nodes.insert(*to, next);
+    for ((_, to, lazy), &sender) in transfers.iter().zip(&senders) {
+        let account = accounts.entry(*to).or_insert(Account::Received {
+            sender,
+            shared: false,
+        });
+        match account {
+            Account::Node(_) => {}
+            Account::Received { .. } if !lazy => *account = node(),
+            Account::Received {
+                sender: first,
+                shared,
+            } => *shared |= *first != sender,
         }
     }
-    let mut links = UnionFind::new(nodes.len());
+    let mut links = UnionFind::new(nodes as usize);
     let credits = transfers
         .iter()
         .zip(&senders)
-        .map(|((_, to, _), sender)| match nodes.get(to) {
-            Some(&to) => {
-                links.union(*sender, to);
+        .map(|((_, to, _), &sender)| match accounts[to] {
+            Account::Node(to) => {
+                links.union(sender, to);
                 false
             }
-            None => true,
+            Account::Received { shared, .. } => shared,
         })
         .collect();
     let roots = senders.iter().map(|&sender| links.find(sender)).collect();
