@@ -177,3 +177,33 @@ fn mixed_blocks_match_serial_at_every_thread_count() {
         }
     }
 }
+
+#[test]
+fn large_mixed_blocks_fold_on_every_worker() {
+    // Blocks this large fold their state diff on every worker, an account's slots spread over
+    // them: creations, self-destructs and storage writes must still fold as serially.
+    let provider = world().clone();
+    for hardfork in [Hardfork::SpuriousDragon, Hardfork::Cancun] {
+        let mut spec = mixed_block(hardfork, 4_500);
+        spec.gas_limit = 2_000_000_000;
+        let block = spec.block();
+        let serial = execute_block_serial(&provider, &block)
+            .unwrap_or_else(|e| panic!("{hardfork:?}: the mixed block is valid: {e}"));
+        let wiped = serial.state.values().filter(|c| c.storage_cleared).count();
+        let slots: usize = serial.state.values().map(|c| c.storage.len()).sum();
+        assert!(
+            wiped > 0 && slots > 8,
+            "{hardfork:?}: {wiped} wiped, {slots} slots"
+        );
+        for threads in [2, 3, 4] {
+            let parallel = Pevm::new(NonZeroUsize::new(threads).unwrap())
+                .force(Strategy::BlockStm)
+                .execute(&provider, &block);
+            assert_eq!(
+                parallel.as_ref(),
+                Ok(&serial),
+                "{hardfork:?}, {threads} threads"
+            );
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! The block output of a Block-STM run: results with cumulative gas, then the state diff folded
 //! from every transaction's writes and lazy payments, sharded by account.
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, U256};
 use pevm_core::Pool;
 
 use crate::{
@@ -9,8 +9,8 @@ use crate::{
     chain::block::BlockFacts,
     exec::outcome::BlockGas,
     lazy::{keep_lowest, pay, LazyCounts, Owing},
-    state::diff::apply_write,
-    Block, BlockOutput, ExecutionError, StateDiff, StateProvider,
+    state::diff::{apply_account, wipes_storage, AccountWrite},
+    AccountChange, Block, BlockOutput, ExecutionError, StateDiff, StateProvider,
 };
 
 /// Blocks of this many transactions or more fold their state diff on every worker.
@@ -58,12 +58,12 @@ pub(crate) fn fold_outputs<P: StateProvider>(
     let folded = pool.map(&shard_ids, |&shard| {
         fold_shard(provider, facts, &effects, shard, shard_ids.len())
     });
-    let mut state = StateDiff::new();
+    let mut parts = Vec::with_capacity(folded.len());
     let mut errors = Vec::new();
     for shard in folded {
         match shard {
-            Ok((mut diff, paid)) => {
-                state.append(&mut diff);
+            Ok((diff, paid)) => {
+                parts.push(diff);
                 counts.accounts += paid;
             }
             Err(error) => errors.push(error),
@@ -72,20 +72,59 @@ pub(crate) fn fold_outputs<P: StateProvider>(
     let first_error = errors.into_iter().min_by_key(|(index, _)| *index);
     match first_error.map(|(_, error)| error).or(failed) {
         Some(error) => Err(error),
-        None => Ok((BlockOutput::new(results, state), counts)),
+        None => Ok((BlockOutput::new(results, join(parts)), counts)),
     }
 }
 
-/// Which of `shards` folds `address`'s changes.
+/// Which of `shards` folds `address`'s fields, wipes and lazy payments.
 fn shard_of(address: &Address, shards: usize) -> usize {
     usize::from(address[19]) % shards
 }
 
-/// The state diff of the accounts of shard `shard` (of `shards`), from every transaction's
-/// effects in block order, and how many accounts in it were read only to be paid lazily; on a
-/// failed read, the transaction index it is charged to. Lazy credits are paid in place; the
-/// fees owed to the beneficiary are added up and paid before its next write and at the end
-/// (see [`Owing`]).
+/// Which of `shards` folds the slot `slot` of `address`: a contract that every transaction
+/// writes (a token, a pool) spreads its slots over every shard.
+fn slot_shard_of(address: &Address, slot: &U256, shards: usize) -> usize {
+    (usize::from(address[19]) ^ slot.as_limbs()[0] as usize) % shards
+}
+
+/// The block's state diff from the shards' diffs, in address order: an account's fields and
+/// wipe come from its shard (see [`shard_of`]), its slots from every shard that has some.
+fn join(mut parts: Vec<StateDiff>) -> StateDiff {
+    let shards = parts.len();
+    if shards == 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    // Sized up front: the tree is then built from the vector in place, with no regrowth.
+    let mut accounts = Vec::with_capacity(parts.iter().map(StateDiff::len).sum());
+    let mut parts: Vec<_> = parts
+        .into_iter()
+        .map(|part| part.into_iter().peekable())
+        .collect();
+    accounts.extend(std::iter::from_fn(|| {
+        let address = parts
+            .iter_mut()
+            .filter_map(|part| part.peek().map(|(address, _)| *address))
+            .min()?;
+        let mut change = AccountChange::default();
+        for (shard, part) in parts.iter_mut().enumerate() {
+            if let Some((_, mut piece)) = part.next_if(|(next, _)| *next == address) {
+                if shard == shard_of(&address, shards) {
+                    change.info = piece.info;
+                    change.storage_cleared = piece.storage_cleared;
+                }
+                change.storage.append(&mut piece.storage);
+            }
+        }
+        Some((address, change))
+    }));
+    accounts.into_iter().collect()
+}
+
+/// The state diff of shard `shard` (of `shards`): its accounts' fields, wipes and lazy
+/// payments, and its slots (see [`slot_shard_of`]), from every transaction's effects in block
+/// order, and how many accounts in it were read only to be paid lazily; on a failed read, the
+/// transaction index it is charged to. Lazy credits are paid in place; the fees owed to the
+/// beneficiary are added up and paid before its next write and at the end (see [`Owing`]).
 fn fold_shard<P: StateProvider>(
     provider: &P,
     facts: BlockFacts,
@@ -108,15 +147,42 @@ fn fold_shard<P: StateProvider>(
         Err(error) => keep_lowest(&mut first_error, error),
     };
     for (index, effect) in effects.iter().enumerate() {
-        for (address, write) in effect.writes.iter().filter(|(a, _)| mine(a)) {
-            if *address == beneficiary {
-                record(
-                    owing
-                        .settle_fees(provider, beneficiary, &mut state, eip161)
-                        .map(u64::from),
-                );
-            }
-            apply_write(state.entry(*address).or_default(), write);
+        for (address, write) in &effect.writes {
+            let slots = match write {
+                AccountWrite::Updated { storage, .. } => storage.as_slice(),
+                AccountWrite::Destroyed => &[],
+            };
+            let mut slots = slots
+                .iter()
+                .filter(|(slot, _)| shards == 1 || slot_shard_of(address, slot, shards) == shard)
+                .peekable();
+            let change = if mine(address) {
+                if *address == beneficiary {
+                    record(
+                        owing
+                            .settle_fees(provider, beneficiary, &mut state, eip161)
+                            .map(u64::from),
+                    );
+                }
+                let change = state.entry(*address).or_default();
+                apply_account(change, write);
+                change
+            } else {
+                // Another shard folds the account's fields and wipes; this one its slots
+                // here, wiped along with the account's storage.
+                let wipes = wipes_storage(write);
+                let existing = match slots.peek() {
+                    Some(_) => Some(state.entry(*address).or_default()),
+                    None if wipes => state.get_mut(address),
+                    None => None,
+                };
+                let Some(change) = existing else { continue };
+                if wipes {
+                    change.storage.clear();
+                }
+                change
+            };
+            change.storage.extend(slots.copied());
         }
         if let Some(fee) = effect.lazy_fee.filter(|_| fees_here) {
             owing.fee(index, fee);

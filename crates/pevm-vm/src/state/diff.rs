@@ -116,23 +116,32 @@ pub(crate) fn apply_writes(diff: &mut StateDiff, writes: &[(Address, AccountWrit
 
 /// Folds one transaction's write of an account into the account's change over the block.
 pub(crate) fn apply_write(change: &mut AccountChange, write: &AccountWrite) {
+    apply_account(change, write);
+    if let AccountWrite::Updated { storage, .. } = write {
+        change.storage.extend(storage.iter().copied());
+    }
+}
+
+/// Whether `write` wipes the account's earlier storage (destruction or creation).
+pub(crate) fn wipes_storage(write: &AccountWrite) -> bool {
     match write {
-        AccountWrite::Destroyed => {
-            change.info = None;
-            change.storage_cleared = true;
-            change.storage.clear();
-        }
+        AccountWrite::Destroyed => true,
+        AccountWrite::Updated { created, .. } => *created,
+    }
+}
+
+/// Folds the account's part of one transaction's write into its change over the block: its
+/// fields and the wipe of its storage, not the slots the write sets.
+pub(crate) fn apply_account(change: &mut AccountChange, write: &AccountWrite) {
+    if wipes_storage(write) {
+        change.storage_cleared = true;
+        change.storage.clear();
+    }
+    match write {
+        AccountWrite::Destroyed => change.info = None,
         AccountWrite::Updated {
-            info,
-            code_changed,
-            created,
-            storage,
-            ..
+            info, code_changed, ..
         } => {
-            if *created {
-                change.storage_cleared = true;
-                change.storage.clear();
-            }
             let mut info = info.clone();
             if !code_changed {
                 // Keep code only where the block itself deployed it.
@@ -143,7 +152,6 @@ pub(crate) fn apply_write(change: &mut AccountChange, write: &AccountWrite) {
                     .and_then(|previous| previous.code.clone());
             }
             change.info = Some(info);
-            change.storage.extend(storage.iter().copied());
         }
     }
 }
