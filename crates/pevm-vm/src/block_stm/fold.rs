@@ -1,6 +1,8 @@
 //! The block output of a Block-STM run: results with cumulative gas, then the state diff folded
 //! from every transaction's writes and lazy payments, sharded by account.
 
+use std::collections::BTreeMap;
+
 use alloy_primitives::{Address, U256};
 use pevm_core::Pool;
 
@@ -10,7 +12,7 @@ use crate::{
     exec::outcome::BlockGas,
     lazy::{keep_lowest, pay, LazyCounts, Owing},
     state::diff::{apply_account, wipes_storage, AccountWrite},
-    AccountChange, Block, BlockOutput, ExecutionError, StateDiff, StateProvider,
+    Block, BlockOutput, ExecutionError, StateDiff, StateProvider,
 };
 
 /// Blocks of this many transactions or more fold their state diff on every worker.
@@ -62,8 +64,8 @@ pub(crate) fn fold_outputs<P: StateProvider>(
     let mut errors = Vec::new();
     for shard in folded {
         match shard {
-            Ok((diff, paid)) => {
-                parts.push(diff);
+            Ok((diff, slots, paid)) => {
+                parts.push((diff, slots));
                 counts.accounts += paid;
             }
             Err(error) => errors.push(error),
@@ -87,37 +89,24 @@ fn slot_shard_of(address: &Address, slot: &U256, shards: usize) -> usize {
     (usize::from(address[19]) ^ slot.as_limbs()[0] as usize) % shards
 }
 
-/// The block's state diff from the shards' diffs, in address order: an account's fields and
-/// wipe come from its shard (see [`shard_of`]), its slots from every shard that has some.
-fn join(mut parts: Vec<StateDiff>) -> StateDiff {
-    let shards = parts.len();
-    if shards == 1 {
-        return parts.pop().unwrap_or_default();
+/// The slots a shard folded of accounts another shard folds, by account.
+type ForeignSlots = BTreeMap<Address, BTreeMap<U256, U256>>;
+
+/// The block's state diff from the shards' diffs and foreign slots: each account's fields,
+/// wipe and own slots come from its shard (see [`shard_of`]), the slots other shards folded
+/// of it are added to those.
+fn join(parts: Vec<(StateDiff, ForeignSlots)>) -> StateDiff {
+    let mut state = StateDiff::new();
+    let mut foreign = Vec::with_capacity(parts.len());
+    for (mut diff, slots) in parts {
+        state.append(&mut diff);
+        foreign.push(slots);
     }
-    // Sized up front: the tree is then built from the vector in place, with no regrowth.
-    let mut accounts = Vec::with_capacity(parts.iter().map(StateDiff::len).sum());
-    let mut parts: Vec<_> = parts
-        .into_iter()
-        .map(|part| part.into_iter().peekable())
-        .collect();
-    accounts.extend(std::iter::from_fn(|| {
-        let address = parts
-            .iter_mut()
-            .filter_map(|part| part.peek().map(|(address, _)| *address))
-            .min()?;
-        let mut change = AccountChange::default();
-        for (shard, part) in parts.iter_mut().enumerate() {
-            if let Some((_, mut piece)) = part.next_if(|(next, _)| *next == address) {
-                if shard == shard_of(&address, shards) {
-                    change.info = piece.info;
-                    change.storage_cleared = piece.storage_cleared;
-                }
-                change.storage.append(&mut piece.storage);
-            }
-        }
-        Some((address, change))
-    }));
-    accounts.into_iter().collect()
+    for (address, mut slots) in foreign.into_iter().flatten() {
+        // The account's own shard folded the write that set these slots: its change is there.
+        state.entry(address).or_default().storage.append(&mut slots);
+    }
+    state
 }
 
 /// The state diff of shard `shard` (of `shards`): its accounts' fields, wipes and lazy
@@ -131,7 +120,7 @@ fn fold_shard<P: StateProvider>(
     effects: &[TxEffects],
     shard: usize,
     shards: usize,
-) -> Result<(StateDiff, u64), (usize, ExecutionError)> {
+) -> Result<(StateDiff, ForeignSlots, u64), (usize, ExecutionError)> {
     let mine = |address: &Address| shard_of(address, shards) == shard;
     let BlockFacts {
         beneficiary,
@@ -141,6 +130,7 @@ fn fold_shard<P: StateProvider>(
     let fees_here = mine(&beneficiary);
     let mut owing = Owing::default();
     let mut state = StateDiff::new();
+    let mut foreign = ForeignSlots::new();
     let (mut paid, mut first_error) = (0, None);
     let mut record = |result| match result {
         Ok(read) => paid += read,
@@ -155,34 +145,35 @@ fn fold_shard<P: StateProvider>(
             let mut slots = slots
                 .iter()
                 .filter(|(slot, _)| shards == 1 || slot_shard_of(address, slot, shards) == shard)
+                .copied()
                 .peekable();
-            let change = if mine(address) {
-                if *address == beneficiary {
-                    record(
-                        owing
-                            .settle_fees(provider, beneficiary, &mut state, eip161)
-                            .map(u64::from),
-                    );
-                }
-                let change = state.entry(*address).or_default();
-                apply_account(change, write);
-                change
-            } else {
+            if !mine(address) {
                 // Another shard folds the account's fields and wipes; this one its slots
                 // here, wiped along with the account's storage.
                 let wipes = wipes_storage(write);
                 let existing = match slots.peek() {
-                    Some(_) => Some(state.entry(*address).or_default()),
-                    None if wipes => state.get_mut(address),
+                    Some(_) => Some(foreign.entry(*address).or_default()),
+                    None if wipes => foreign.get_mut(address),
                     None => None,
                 };
-                let Some(change) = existing else { continue };
-                if wipes {
-                    change.storage.clear();
+                if let Some(storage) = existing {
+                    if wipes {
+                        storage.clear();
+                    }
+                    storage.extend(slots);
                 }
-                change
-            };
-            change.storage.extend(slots.copied());
+                continue;
+            }
+            if *address == beneficiary {
+                record(
+                    owing
+                        .settle_fees(provider, beneficiary, &mut state, eip161)
+                        .map(u64::from),
+                );
+            }
+            let change = state.entry(*address).or_default();
+            apply_account(change, write);
+            change.storage.extend(slots);
         }
         if let Some(fee) = effect.lazy_fee.filter(|_| fees_here) {
             owing.fee(index, fee);
@@ -195,5 +186,5 @@ fn fold_shard<P: StateProvider>(
     if let Some(error) = first_error {
         return Err(error);
     }
-    Ok((state, paid))
+    Ok((state, foreign, paid))
 }
