@@ -7,7 +7,11 @@
 use std::num::NonZeroUsize;
 
 use alloy_primitives::U256;
-use pevm_testkit::{mixed_block, world::world};
+use pevm_testkit::{
+    mixed_block,
+    world::{child_init_code, index_of, world, FACTORY},
+    Action, BlockSpec, TxSpec,
+};
 use pevm_vm::{execute_block_serial, Block, ExecutionError, Hardfork, Pevm};
 
 /// A mixed Cancun block that asks for its access list, and the list of its serial run.
@@ -32,6 +36,47 @@ fn the_serial_list_runs_the_block_to_the_serial_output() {
         assert_eq!(output, serial, "{threads} threads");
         assert_eq!(stats.re_executions, 0);
         assert_eq!(stats.executions, block.txs.len() as u64);
+    }
+}
+
+#[test]
+fn a_contract_destroyed_then_recreated_runs_with_its_list() {
+    // Before Cancun: the factory deploys its child (which sets its slots), the child
+    // self-destructs, then the factory deploys it again at the same address (CREATE2),
+    // setting the same values, and with mode 3 destroys it again at once. revm's builder
+    // lists no change for a write of the value it last recorded, though the destruction in
+    // between wiped it: the run with the list must see the same changes.
+    let create2 = |mode| Action::Factory {
+        mode,
+        salt: 1,
+        heir: 0,
+        value: U256::ZERO,
+    };
+    let child = FACTORY.create2_from_code(U256::from(1).to_be_bytes::<32>(), child_init_code());
+    let destroy = Action::Call {
+        target: index_of(child),
+        destroy_to: Some(0),
+        value: U256::ZERO,
+    };
+    for last in [1, 3] {
+        let txs = vec![
+            TxSpec::new(0, create2(1)),
+            TxSpec::new(0, destroy.clone()),
+            TxSpec::new(0, create2(last)),
+        ];
+        let block = Block {
+            access_list: true,
+            ..BlockSpec::new(Hardfork::London, txs).block()
+        };
+        let serial = execute_block_serial(world(), &block).expect("valid block");
+        let list = serial.access_list.clone().expect("asked for");
+        for threads in [1, 2] {
+            let mut pevm = Pevm::new(NonZeroUsize::new(threads).unwrap());
+            let (output, _) = pevm
+                .execute_with_access_list(world(), &block, &list)
+                .unwrap_or_else(|e| panic!("mode {last}, {threads} threads: {e}"));
+            assert_eq!(output, serial, "mode {last}, {threads} threads");
+        }
     }
 }
 

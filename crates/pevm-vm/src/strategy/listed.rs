@@ -119,10 +119,7 @@ fn check_tx(
     index: BlockAccessIndex,
     state: &EvmState,
 ) -> Result<(), String> {
-    let mut made = Bal::new();
-    for (address, account) in state {
-        made.update_account(index, *address, account);
-    }
+    let made = made_at(list, index, state);
     let mut matched = 0;
     for (address, account) in &made.accounts {
         let listed = list.accounts.get(address);
@@ -152,6 +149,43 @@ fn check_tx(
     });
     Err(unmade
         .unwrap_or_else(|| format!("lists {listed} changes here, the transaction made {matched}")))
+}
+
+/// What revm's builder records for the transaction at `index` from its revm `state`, each
+/// account it touched seeded with the last values `list` records before `index` of the fields
+/// and slots it touched: the builder drops a write of the value it last recorded (a slot set
+/// again after its contract was destroyed and re-created, say), as the one that made the list
+/// did.
+fn made_at(list: &Bal, index: BlockAccessIndex, state: &EvmState) -> Bal {
+    let mut made = Bal::new();
+    for (address, account) in state {
+        if let Some(listed) = list.accounts.get(address) {
+            let info = &listed.account_info;
+            let mut seed = AccountBal::default();
+            seed.account_info.nonce = last_before(&info.nonce, index);
+            seed.account_info.balance = last_before(&info.balance, index);
+            seed.account_info.code = last_before(&info.code, index);
+            for slot in account.storage.keys() {
+                if let Some(writes) = listed.storage.storage.get(slot) {
+                    seed.storage
+                        .storage
+                        .insert(*slot, last_before(writes, index));
+                }
+            }
+            made.accounts.insert(*address, seed);
+        }
+        made.update_account(index, *address, account);
+    }
+    made
+}
+
+/// The last of `writes` recorded before `index`, alone.
+fn last_before<T: PartialEq + Clone>(
+    writes: &BalWrites<T>,
+    index: BlockAccessIndex,
+) -> BalWrites<T> {
+    let end = writes.writes.partition_point(|(at, _)| *at < index);
+    BalWrites::new(writes.writes[end.saturating_sub(1)..end].to_vec())
 }
 
 /// The changes `account` records at exactly `index`, field by field.
