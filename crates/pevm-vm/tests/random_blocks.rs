@@ -123,6 +123,23 @@ proptest! {
     }
 }
 
+/// Checks that Block-STM on `threads` workers runs `block` (of `hardfork`) to `serial`.
+fn assert_block_stm_gives(
+    serial: &BlockOutput,
+    block: &pevm_vm::Block,
+    threads: usize,
+    hardfork: Hardfork,
+) {
+    let parallel = Pevm::new(NonZeroUsize::new(threads).unwrap())
+        .force(Strategy::BlockStm)
+        .execute(world(), block);
+    assert_eq!(
+        parallel.as_ref(),
+        Ok(serial),
+        "{hardfork:?}, {threads} threads"
+    );
+}
+
 #[test]
 fn mixed_blocks_match_serial_at_every_thread_count() {
     let provider = world().clone();
@@ -136,14 +153,7 @@ fn mixed_blocks_match_serial_at_every_thread_count() {
         let serial = execute_block_serial(&provider, &block)
             .unwrap_or_else(|e| panic!("{hardfork:?}: the mixed block is valid: {e}"));
         for threads in [1, 2, 3, 4, 8, 16] {
-            let parallel = Pevm::new(NonZeroUsize::new(threads).unwrap())
-                .force(Strategy::BlockStm)
-                .execute(&provider, &block);
-            assert_eq!(
-                parallel.as_ref(),
-                Ok(&serial),
-                "{hardfork:?}, {threads} threads"
-            );
+            assert_block_stm_gives(&serial, &block, threads, hardfork);
             let states = Pevm::new(NonZeroUsize::new(threads).unwrap())
                 .force(Strategy::BlockStm)
                 .execute_transactions(&provider, &block);
@@ -196,14 +206,7 @@ fn large_mixed_blocks_fold_on_every_worker() {
             "{hardfork:?}: {wiped} wiped, {slots} slots"
         );
         for threads in [2, 3, 4] {
-            let parallel = Pevm::new(NonZeroUsize::new(threads).unwrap())
-                .force(Strategy::BlockStm)
-                .execute(&provider, &block);
-            assert_eq!(
-                parallel.as_ref(),
-                Ok(&serial),
-                "{hardfork:?}, {threads} threads"
-            );
+            assert_block_stm_gives(&serial, &block, threads, hardfork);
         }
     }
 }
