@@ -82,65 +82,69 @@ fn plain_transfers(
     Some(transfers)
 }
 
-/// An account of a transfer block, as [`link`] sees it.
+/// What [`link`] knows of an account of a transfer block (a node of the union-find).
 #[derive(Clone, Copy)]
-enum Account {
-    /// A node of the union-find: a sender, or a recipient that some transaction cannot
-    /// credit as a delta.
-    Node(u32),
-    /// A recipient that only receives, with the sender node of its first creditor, and whether
-    /// another sender credits it too.
-    Received { sender: u32, shared: bool },
+struct Account {
+    /// Whether each transaction paying it links it with its sender: it sends, or some
+    /// transaction cannot credit it as a delta.
+    linked: bool,
+    /// The sender of the first transaction paying it.
+    first_payer: u32,
+    /// Whether another sender pays it too: an account that is not linked is then credited.
+    shared: bool,
 }
 
 /// Links the accounts of `transfers`: per transaction, the root of its sender's set, and
-/// whether it credits its recipient as a delta. Every sender is a node; so is every recipient
-/// that some transaction cannot credit as a delta; each transaction links its sender with its
-/// recipient when that is a node. A recipient that only receives is credited as a delta when
-/// several senders pay it (so that it does not link them); when one sender alone pays it,
-/// those transactions are in one group already, and the group writes it like any account
-/// (nothing is left owed to it after the block).
+/// whether it credits its recipient as a delta. Each transaction links its sender with its
+/// recipient when that sends too, or when some transaction cannot credit it as a delta. A
+/// recipient that only receives is credited as a delta when several senders pay it (so that
+/// it does not link them); when one sender alone pays it, those transactions are in one group
+/// already, and the group writes it like any account (nothing is left owed to it after the
+/// block).
 fn link(transfers: &[(Address, Address, bool)]) -> (Vec<u32>, Vec<bool>) {
-    let mut accounts =
-        AddressMap::<Account>::with_capacity_and_hasher(transfers.len() * 2, Default::default());
-    let mut nodes = 0u32;
-    let mut node = || {
-        nodes += 1;
-        Account::Node(nodes - 1)
+    let mut nodes =
+        AddressMap::<u32>::with_capacity_and_hasher(transfers.len() * 2, Default::default());
+    let mut accounts: Vec<Account> = Vec::with_capacity(transfers.len() * 2);
+    // The node of `address`, a new one (first paid by `payer`) if it has none yet.
+    let mut node_of = |address: Address, payer: u32, accounts: &mut Vec<Account>| {
+        *nodes.entry(address).or_insert_with(|| {
+            accounts.push(Account {
+                linked: false,
+                first_payer: payer,
+                shared: false,
+            });
+            accounts.len() as u32 - 1
+        })
     };
     let senders: Vec<u32> = transfers
         .iter()
-        .map(
-            |(caller, _, _)| match accounts.entry(*caller).or_insert_with(&mut node) {
-                Account::Node(sender) => *sender,
-                Account::Received { .. } => unreachable!("only senders are inserted so far"),
-            },
-        )
+        .map(|(caller, _, _)| {
+            let node = node_of(*caller, 0, &mut accounts);
+            accounts[node as usize].linked = true;
+            node
+        })
         .collect();
-    for ((_, to, lazy), &sender) in transfers.iter().zip(&senders) {
-        let account = accounts.entry(*to).or_insert(Account::Received {
-            sender,
-            shared: false,
-        });
-        match account {
-            Account::Node(_) => {}
-            Account::Received { .. } if !lazy => *account = node(),
-            Account::Received {
-                sender: first,
-                shared,
-            } => *shared |= *first != sender,
-        }
-    }
-    let mut links = UnionFind::new(nodes as usize);
-    let credits = transfers
+    let recipients: Vec<u32> = transfers
         .iter()
         .zip(&senders)
-        .map(|((_, to, _), &sender)| match accounts[to] {
-            Account::Node(to) => {
+        .map(|((_, to, lazy), &sender)| {
+            let node = node_of(*to, sender, &mut accounts);
+            let account = &mut accounts[node as usize];
+            account.linked |= !lazy;
+            account.shared |= account.first_payer != sender;
+            node
+        })
+        .collect();
+    let mut links = UnionFind::new(accounts.len());
+    let credits = senders
+        .iter()
+        .zip(&recipients)
+        .map(|(&sender, &to)| {
+            let account = accounts[to as usize];
+            if account.linked {
                 links.union(sender, to);
-                false
             }
-            Account::Received { shared, .. } => shared,
+            !account.linked && account.shared
         })
         .collect();
     let roots = senders.iter().map(|&sender| links.find(sender)).collect();
