@@ -19,8 +19,7 @@ use revm::{
 use crate::{
     chain::block::BlockFacts,
     lazy::{account_paid, can_credit, LazyCredits},
-    state::diff::AccountState,
-    state::provider::account_info,
+    state::{code::WorkerCodes, diff::AccountState},
     ExecutionError, ProviderError, StateProvider,
 };
 
@@ -113,6 +112,8 @@ pub(crate) struct MvDb<'a, P> {
     /// Whether an earlier transaction wrote each account read so far: only then can its
     /// storage have been wiped within the block.
     written_accounts: SmallVec<[(Address, bool); 4]>,
+    /// The worker's own copies of the codes it loaded.
+    codes: WorkerCodes,
 }
 
 impl<'a, P: StateProvider> MvDb<'a, P> {
@@ -131,6 +132,7 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
             lazy_recipient: None,
             reads: Vec::new(),
             written_accounts: SmallVec::new(),
+            codes: WorkerCodes::default(),
         }
     }
 
@@ -245,15 +247,24 @@ impl<P: StateProvider> Database for MvDb<'_, P> {
     type Error = ReadError;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        self.account(address)?
-            .map(|a| account_info(self.provider, a.balance, a.nonce, a.code_hash, a.code))
-            .transpose()
-            .map_err(ReadError::Provider)
+        let Some(account) = self.account(address)? else {
+            return Ok(None);
+        };
+        let code = self
+            .codes
+            .get(self.provider, account.code_hash, account.code)
+            .map_err(ReadError::Provider)?;
+        Ok(Some(AccountInfo::new(
+            account.balance,
+            account.nonce,
+            account.code_hash,
+            code,
+        )))
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        self.provider
-            .code_by_hash(code_hash)
+        self.codes
+            .get(self.provider, code_hash, None)
             .map_err(ReadError::Provider)
     }
 

@@ -86,7 +86,11 @@ pub(crate) fn account_writes(state: &EvmState) -> Vec<(Address, AccountWrite)> {
         let original_code_hash = original.code_hash;
         let info = &account.info;
         let code_changed = info.code_hash != original_code_hash;
-        let code = info.code.clone().filter(|_| info.code_hash != KECCAK_EMPTY);
+        // Not cloned for an account without code: that clone would count up a code every
+        // such account shares.
+        let code = (info.code_hash != KECCAK_EMPTY)
+            .then(|| info.code.clone())
+            .flatten();
         let state = AccountState {
             balance: info.balance,
             nonce: info.nonce,

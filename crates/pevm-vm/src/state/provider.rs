@@ -7,7 +7,7 @@ use std::{collections::HashMap, fmt};
 use alloy_primitives::{Address, B256, U256};
 use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo, DatabaseRef};
 
-use crate::{AccountState, StateDiff};
+use crate::{state::code::empty_code, AccountState, StateDiff};
 
 /// An account's fields as a client's state database stores them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,7 +248,7 @@ pub(crate) fn account_info<P: StateProvider>(
 ) -> Result<AccountInfo, ProviderError> {
     let code = match code {
         Some(code) => code,
-        None if code_hash == KECCAK_EMPTY => Bytecode::default(),
+        None if code_hash == KECCAK_EMPTY => empty_code(),
         None => provider.code_by_hash(code_hash)?,
     };
     Ok(AccountInfo::new(balance, nonce, code_hash, code))
