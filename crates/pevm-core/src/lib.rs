@@ -26,6 +26,8 @@ pub mod executor;
 pub mod mv_memory;
 #[cfg(not(loom))]
 pub mod pool;
+#[cfg(not(loom))]
+mod read_marks;
 pub mod scheduler;
 mod sync;
 #[cfg(not(loom))]

@@ -152,7 +152,11 @@ impl Scheduler {
     /// when it can be validated right away, else the execution of its lowest dependent (so
     /// that a chain of dependent transactions runs on one worker, its data in that
     /// worker's cache, rather than be handed between workers at every step).
-    pub fn finish_execution(&self, version: Version, wrote_new_location: bool) -> Option<Task> {
+    ///
+    /// `higher_stale`: whether a higher transaction may have missed a write of this
+    /// incarnation (one to a key the previous incarnation did not write): then every higher
+    /// transaction is validated again.
+    pub fn finish_execution(&self, version: Version, higher_stale: bool) -> Option<Task> {
         let tx_idx = version.tx_idx;
         {
             let mut state = lock(&self.states[tx_idx]);
@@ -168,7 +172,7 @@ impl Scheduler {
             self.set_ready(dependent);
         }
         if self.validation_idx.load(SeqCst) > tx_idx {
-            if !wrote_new_location {
+            if !higher_stale {
                 // Only this transaction's own reads need checking; the dependents go back
                 // to the execution index.
                 if let Some(&lowest) = dependents.first() {
@@ -204,11 +208,20 @@ impl Scheduler {
     }
 
     /// Finishes validating `tx_idx`; when `aborted`, schedules its re-execution (returned
-    /// directly when possible) and revalidation of every higher transaction.
-    pub fn finish_validation(&self, tx_idx: TxIdx, aborted: bool) -> Option<Task> {
+    /// directly when possible), and when also `higher_stale` (a higher transaction may have
+    /// read one of the writes the abort turned into estimates), revalidation of every higher
+    /// transaction.
+    pub fn finish_validation(
+        &self,
+        tx_idx: TxIdx,
+        aborted: bool,
+        higher_stale: bool,
+    ) -> Option<Task> {
         if aborted {
             self.set_ready(tx_idx);
-            self.decrease_validation_idx(tx_idx + 1);
+            if higher_stale {
+                self.decrease_validation_idx(tx_idx + 1);
+            }
             if self.execution_idx.load(SeqCst) > tx_idx {
                 if let Some(version) = self.try_incarnate(tx_idx) {
                     return Some(Task::Execute(version));
@@ -324,7 +337,7 @@ mod tests {
             Some(Task::Validate(Version::new(0, 0)))
         );
         assert!(!scheduler.done());
-        assert_eq!(scheduler.finish_validation(0, false), None);
+        assert_eq!(scheduler.finish_validation(0, false, false), None);
         assert_eq!(scheduler.next_task(), None);
         assert!(scheduler.done());
     }
@@ -364,7 +377,9 @@ mod tests {
             seen.push(task);
             next = match task {
                 Task::Execute(version) => scheduler.finish_execution(version, false),
-                Task::Validate(version) => scheduler.finish_validation(version.tx_idx, false),
+                Task::Validate(version) => {
+                    scheduler.finish_validation(version.tx_idx, false, false)
+                }
             }
             .or_else(|| poll(&scheduler));
         }
@@ -391,7 +406,7 @@ mod tests {
         );
         // Tx 2 goes back to the execution index, behind tx 0's validation.
         assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(0, 0))));
-        assert_eq!(scheduler.finish_validation(0, false), None);
+        assert_eq!(scheduler.finish_validation(0, false, false), None);
         assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(2, 1))));
         assert_eq!(scheduler.finish_execution(Version::new(1, 1), true), None);
         assert_eq!(scheduler.finish_execution(Version::new(2, 1), true), None);
@@ -400,7 +415,7 @@ mod tests {
                 poll(&scheduler),
                 Some(Task::Validate(Version::new(tx_idx, 1)))
             );
-            assert_eq!(scheduler.finish_validation(tx_idx, false), None);
+            assert_eq!(scheduler.finish_validation(tx_idx, false, false), None);
         }
         assert_eq!(poll(&scheduler), None);
         assert!(scheduler.done());
@@ -421,7 +436,7 @@ mod tests {
         assert!(scheduler.try_validation_abort(Version::new(0, 0)));
         assert!(!scheduler.try_validation_abort(Version::new(0, 0)));
         assert_eq!(
-            scheduler.finish_validation(0, true),
+            scheduler.finish_validation(0, true, true),
             Some(Task::Execute(Version::new(0, 1)))
         );
         // Validation index is already past tx 0 and nothing new was written: validate directly.
@@ -429,7 +444,7 @@ mod tests {
             scheduler.finish_execution(Version::new(0, 1), false),
             Some(Task::Validate(Version::new(0, 1)))
         );
-        assert_eq!(scheduler.finish_validation(0, false), None);
+        assert_eq!(scheduler.finish_validation(0, false, false), None);
         assert_eq!(scheduler.next_task(), None);
         assert!(scheduler.done());
     }

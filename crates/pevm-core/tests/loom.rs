@@ -250,7 +250,8 @@ impl Model {
                 log.memory = Entry::Estimate;
             }
         }
-        self.scheduler.finish_validation(tx_idx, aborted)
+        // Every abort revalidates the transactions above (the toy memory keeps no marks).
+        self.scheduler.finish_validation(tx_idx, aborted, aborted)
     }
 
     /// The invariants of a finished block.
