@@ -291,8 +291,8 @@ impl<V: Vm> Block<'_, V> {
                     output,
                 }) => {
                     *lock(&self.outputs[tx_idx]) = Some(output);
-                    let higher_stale = self.memory.record(version, reads, writes);
-                    return self.scheduler.finish_execution(version, higher_stale);
+                    let wrote_new_location = self.memory.record(version, reads, writes);
+                    return self.scheduler.finish_execution(version, wrote_new_location);
                 }
                 Ok(ExecOutcome::Blocked { blocking }) => {
                     stats.estimate_aborts += 1;
@@ -329,13 +329,11 @@ impl<V: Vm> Block<'_, V> {
         stats.validations += 1;
         let aborted = !self.memory.validate_read_set(version.tx_idx)
             && self.scheduler.try_validation_abort(version);
-        let mut higher_stale = false;
         if aborted {
             stats.validation_aborts += 1;
-            higher_stale = self.memory.convert_writes_to_estimates(version.tx_idx);
+            self.memory.convert_writes_to_estimates(version.tx_idx);
         }
-        self.scheduler
-            .finish_validation(version.tx_idx, aborted, higher_stale)
+        self.scheduler.finish_validation(version.tx_idx, aborted)
     }
 
     /// Records `error` (keeping the one of the lowest transaction) and halts the block.

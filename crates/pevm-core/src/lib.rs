@@ -26,8 +26,6 @@ pub mod executor;
 pub mod mv_memory;
 #[cfg(not(loom))]
 pub mod pool;
-#[cfg(not(loom))]
-mod read_marks;
 pub mod scheduler;
 mod sync;
 #[cfg(not(loom))]

@@ -9,7 +9,7 @@ use ahash::RandomState;
 use dashmap::DashMap;
 use smallvec::SmallVec;
 
-use crate::{lock, lock_mut, read_marks::ReadMarks, Incarnation, TxIdx, Version};
+use crate::{lock, lock_mut, Incarnation, TxIdx, Version};
 
 /// What a read through the multi-version memory saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,8 +109,6 @@ pub struct MvMemory<K, V> {
     data: DashMap<K, Versions<V>, RandomState>,
     /// Per transaction: what its last recorded incarnation read and wrote.
     records: Vec<Mutex<TxRecord<K, V>>>,
-    /// Which transactions may have read each key.
-    marks: ReadMarks,
 }
 
 /// What one transaction's last recorded incarnation read and wrote: one lock for all of it,
@@ -153,7 +151,6 @@ where
         Self {
             data: DashMap::with_hasher(RandomState::new()),
             records: (0..block_size).map(|_| Mutex::default()).collect(),
-            marks: ReadMarks::new(block_size),
         }
     }
 
@@ -165,12 +162,10 @@ where
             lock_mut(record).clear();
         }
         self.records.resize_with(block_size, Mutex::default);
-        self.marks.reset(block_size);
     }
 
     /// Reads `key` as transaction `tx_idx` sees it: the latest write of a lower transaction.
     pub fn read(&self, key: &K, tx_idx: TxIdx) -> MvRead<V> {
-        self.marks.mark(key, tx_idx);
         self.latest_below(key, tx_idx, |writer, entry| match entry {
             Entry::Data { incarnation, value } => MvRead::Value(
                 Version {
@@ -187,9 +182,7 @@ where
     /// Records an incarnation's reads and writes; removes keys the previous incarnation
     /// wrote and this one did not. A key written twice keeps its last value.
     ///
-    /// Returns true when a higher transaction may have missed a write: the incarnation wrote
-    /// a key the previous one did not, and a higher transaction may have read that key
-    /// before (see [`ReadMarks`]).
+    /// Returns true when it wrote a key the previous incarnation did not write.
     pub fn record(&self, version: Version, reads: ReadSet<K>, mut writes: WriteSet<K, V>) -> bool {
         let Version {
             tx_idx,
@@ -199,15 +192,16 @@ where
         let mut record = lock(&self.records[tx_idx]);
         let record = &mut *record;
         record.reads = reads;
-        let missed_owned = record_owned(&mut record.owned, version, &mut writes, &self.marks);
+        let wrote_new_owned = record_owned(&mut record.owned, version, &mut writes);
         if record.writes.is_empty() {
             // Nothing recorded before (a first incarnation, the common case): every key is
             // new, and the record's allocation, kept from earlier blocks, takes them.
+            let wrote_new_location = wrote_new_owned || !writes.is_empty();
             record
                 .writes
                 .extend(writes.iter().map(|(key, _)| key.clone()));
             self.insert_all(tx_idx, incarnation, writes);
-            return missed_owned || self.read_above(&record.writes, tx_idx);
+            return wrote_new_location;
         }
         let new_keys: Vec<K> = writes.iter().map(|(key, _)| key.clone()).collect();
         self.insert_all(tx_idx, incarnation, writes);
@@ -216,15 +210,10 @@ where
                 versions.remove(tx_idx);
             }
         }
-        let missed = missed_owned
-            || difference(&new_keys, &record.writes).any(|key| self.marks.read_above(key, tx_idx));
+        let wrote_new_location =
+            wrote_new_owned || difference(&new_keys, &record.writes).next().is_some();
         record.writes = new_keys;
-        missed
-    }
-
-    /// Whether a transaction above `tx_idx` may have read one of `keys` (written already).
-    fn read_above(&self, keys: &[K], tx_idx: TxIdx) -> bool {
-        keys.iter().any(|key| self.marks.read_above(key, tx_idx))
+        wrote_new_location
     }
 
     /// Stores `writes` as incarnation `incarnation` of `tx_idx`.
@@ -237,22 +226,17 @@ where
         }
     }
 
-    /// Marks every write of `tx_idx`'s last incarnation as ESTIMATE; returns whether a higher
-    /// transaction may have read one of them (see [`ReadMarks`]), which must then be
-    /// validated again.
-    pub fn convert_writes_to_estimates(&self, tx_idx: TxIdx) -> bool {
+    /// Marks every write of `tx_idx`'s last incarnation as ESTIMATE.
+    pub fn convert_writes_to_estimates(&self, tx_idx: TxIdx) {
         let mut record = lock(&self.records[tx_idx]);
         for key in &record.writes {
             if let Some(mut versions) = self.data.get_mut(key) {
                 versions.insert(tx_idx, Entry::Estimate);
             }
         }
-        let mut read_above = self.read_above(&record.writes, tx_idx);
-        for (key, entry) in &mut record.owned {
+        for (_, entry) in &mut record.owned {
             *entry = Entry::Estimate;
-            read_above |= self.marks.read_above(key, tx_idx);
         }
-        read_above
     }
 
     /// Re-reads every key of `tx_idx`'s last read set and returns whether each read still
@@ -342,7 +326,7 @@ where
 
 /// Takes the keys only `version`'s transaction can write out of `writes` and makes them its
 /// `owned` writes, replacing its previous incarnation's; returns whether one of them was not
-/// written by the previous incarnation and may have been read above it (per `marks`).
+/// written by the previous incarnation.
 ///
 /// # Panics
 /// When a key's owner is another transaction: the VM broke [`MvKey::owner`]'s contract.
@@ -350,21 +334,20 @@ fn record_owned<K: MvKey, V>(
     owned: &mut Vec<(K, Entry<V>)>,
     version: Version,
     writes: &mut WriteSet<K, V>,
-    marks: &ReadMarks,
 ) -> bool {
     if owned.is_empty() && writes.iter().all(|(key, _)| key.owner().is_none()) {
         return false;
     }
     // Inline: a transaction owns a key or two, and this runs once per incarnation.
     let previous: SmallVec<[K; 2]> = owned.drain(..).map(|(key, _)| key).collect();
-    let mut missed = false;
+    let mut wrote_new = false;
     for (key, value) in writes.extract_if(.., |(key, _)| key.owner().is_some()) {
         assert_eq!(
             key.owner(),
             Some(version.tx_idx),
             "a transaction wrote a key another one owns"
         );
-        missed |= !previous.contains(&key) && marks.read_above(&key, version.tx_idx);
+        wrote_new |= !previous.contains(&key);
         let entry = Entry::Data {
             incarnation: version.incarnation,
             value,
@@ -374,7 +357,7 @@ fn record_owned<K: MvKey, V>(
             None => owned.push((key, entry)),
         }
     }
-    missed
+    wrote_new
 }
 
 impl<K, V> fmt::Debug for MvMemory<K, V> {
@@ -418,10 +401,7 @@ mod tests {
     fn estimates_block_readers_above() {
         let mv = MvMemory::<u64, u64>::new(3);
         mv.record(Version::new(1, 0), vec![], vec![(5, 1), (6, 2)]);
-        assert!(
-            !mv.convert_writes_to_estimates(1),
-            "nobody above read them yet"
-        );
+        mv.convert_writes_to_estimates(1);
         assert_eq!(mv.read(&5, 2), MvRead::Estimate(1));
         assert_eq!(mv.read(&6, 2), MvRead::Estimate(1));
         assert_eq!(mv.read(&5, 1), MvRead::Base);
@@ -430,18 +410,15 @@ mod tests {
     }
 
     #[test]
-    fn record_removes_stale_keys_and_reports_new_locations_read_above() {
+    fn record_removes_stale_keys_and_reports_new_locations() {
         let mv = MvMemory::<u64, u64>::new(2);
-        // Nobody above read them: no higher transaction can have missed them.
-        assert!(!mv.record(Version::new(0, 0), vec![], vec![(1, 1), (2, 2)]));
+        assert!(mv.record(Version::new(0, 0), vec![], vec![(1, 1), (2, 2)]));
         // Subset of the previous writes: nothing new.
         assert!(!mv.record(Version::new(0, 1), vec![], vec![(2, 3)]));
         assert_eq!(mv.read(&1, 1), MvRead::Base);
         assert_eq!(mv.read(&2, 1), MvRead::Value(Version::new(0, 1), 3));
         assert_eq!(mv.written_keys(0), vec![2]);
-        // A key not written before, read by transaction 1 before: it may have missed it;
-        // the stale one goes away.
-        assert_eq!(mv.read(&7, 1), MvRead::Base);
+        // A key not written before: new location; the stale one goes away.
         assert!(mv.record(Version::new(0, 2), vec![], vec![(7, 4)]));
         assert_eq!(mv.read(&2, 1), MvRead::Base);
         assert_eq!(mv.written_keys(0), vec![7]);
@@ -454,8 +431,6 @@ mod tests {
     fn record_handles_large_write_sets() {
         let mv = MvMemory::<u64, u64>::new(1);
         let writes = |range: std::ops::Range<u64>| range.map(|k| (k, k)).collect();
-        mv.read(&3, 1);
-        mv.read(&20, 1);
         assert!(mv.record(Version::new(0, 0), vec![], writes(0..20)));
         assert!(!mv.record(Version::new(0, 1), vec![], writes(5..20)));
         assert!(mv.record(Version::new(0, 2), vec![], writes(5..21)));
@@ -488,10 +463,7 @@ mod tests {
             vec![],
         );
         assert!(mv.validate_read_set(2));
-        assert!(
-            mv.convert_writes_to_estimates(0),
-            "transaction 2 read key 1"
-        );
+        mv.convert_writes_to_estimates(0);
         assert!(!mv.validate_read_set(2));
 
         // A key read from the base state gets written below.
@@ -514,8 +486,7 @@ mod tests {
     #[test]
     fn owned_keys_live_with_their_writer() {
         let mv = MvMemory::<Owned, u64>::new(4);
-        // Transaction 1 writes its own key 100 and the shared key 7, which 2 read before.
-        assert_eq!(mv.read(&Owned(7), 2), MvRead::Base);
+        // Transaction 1 writes its own key 100 and the shared key 7.
         assert!(mv.record(
             Version::new(1, 0),
             vec![],
@@ -552,8 +523,6 @@ mod tests {
             MvRead::Value(Version::new(1, 1), 5)
         );
         assert!(!mv.validate_read_set(3));
-        // A new owned key transaction 3 read before.
-        assert_eq!(mv.read(&Owned(101), 3), MvRead::Base);
         assert!(mv.record(Version::new(1, 2), vec![], vec![(Owned(101), 6)]));
         assert_eq!(
             mv.read(&Owned(100), 2),
@@ -569,25 +538,6 @@ mod tests {
             mv.read(&Owned(101), 2),
             MvRead::Value(Version::new(1, 2), 6)
         );
-    }
-
-    #[test]
-    fn a_new_key_read_only_below_or_by_itself_misses_nobody() {
-        let mv = MvMemory::<Owned, u64>::new(4);
-        assert_eq!(mv.read(&Owned(9), 1), MvRead::Base);
-        assert_eq!(mv.read(&Owned(9), 2), MvRead::Base);
-        assert_eq!(mv.read(&Owned(200), 2), MvRead::Base);
-        assert!(!mv.record(
-            Version::new(2, 0),
-            vec![],
-            vec![(Owned(200), 1), (Owned(9), 1)]
-        ));
-        // Transaction 3 reads a shared key, then an owned one, of 2, which then writes
-        // them anew.
-        assert_eq!(mv.read(&Owned(8), 3), MvRead::Base);
-        assert!(mv.record(Version::new(2, 1), vec![], vec![(Owned(8), 2)]));
-        assert_eq!(mv.read(&Owned(201), 3), MvRead::Base);
-        assert!(mv.record(Version::new(2, 2), vec![], vec![(Owned(201), 2)]));
     }
 
     #[test]

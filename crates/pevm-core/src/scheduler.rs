@@ -152,11 +152,7 @@ impl Scheduler {
     /// when it can be validated right away, else the execution of its lowest dependent (so
     /// that a chain of dependent transactions runs on one worker, its data in that
     /// worker's cache, rather than be handed between workers at every step).
-    ///
-    /// `higher_stale`: whether a higher transaction may have missed a write of this
-    /// incarnation (one to a key the previous incarnation did not write): then every higher
-    /// transaction is validated again.
-    pub fn finish_execution(&self, version: Version, higher_stale: bool) -> Option<Task> {
+    pub fn finish_execution(&self, version: Version, wrote_new_location: bool) -> Option<Task> {
         let tx_idx = version.tx_idx;
         {
             let mut state = lock(&self.states[tx_idx]);
@@ -172,7 +168,7 @@ impl Scheduler {
             self.set_ready(dependent);
         }
         if self.validation_idx.load(SeqCst) > tx_idx {
-            if !higher_stale {
+            if !wrote_new_location {
                 // Only this transaction's own reads need checking; the dependents go back
                 // to the execution index.
                 if let Some(&lowest) = dependents.first() {
@@ -208,20 +204,11 @@ impl Scheduler {
     }
 
     /// Finishes validating `tx_idx`; when `aborted`, schedules its re-execution (returned
-    /// directly when possible), and when also `higher_stale` (a higher transaction may have
-    /// read one of the writes the abort turned into estimates), revalidation of every higher
-    /// transaction.
-    pub fn finish_validation(
-        &self,
-        tx_idx: TxIdx,
-        aborted: bool,
-        higher_stale: bool,
-    ) -> Option<Task> {
+    /// directly when possible) and revalidation of every higher transaction.
+    pub fn finish_validation(&self, tx_idx: TxIdx, aborted: bool) -> Option<Task> {
         if aborted {
             self.set_ready(tx_idx);
-            if higher_stale {
-                self.decrease_validation_idx(tx_idx + 1);
-            }
+            self.decrease_validation_idx(tx_idx + 1);
             if self.execution_idx.load(SeqCst) > tx_idx {
                 if let Some(version) = self.try_incarnate(tx_idx) {
                     return Some(Task::Execute(version));
@@ -337,7 +324,7 @@ mod tests {
             Some(Task::Validate(Version::new(0, 0)))
         );
         assert!(!scheduler.done());
-        assert_eq!(scheduler.finish_validation(0, false, false), None);
+        assert_eq!(scheduler.finish_validation(0, false), None);
         assert_eq!(scheduler.next_task(), None);
         assert!(scheduler.done());
     }
@@ -377,9 +364,7 @@ mod tests {
             seen.push(task);
             next = match task {
                 Task::Execute(version) => scheduler.finish_execution(version, false),
-                Task::Validate(version) => {
-                    scheduler.finish_validation(version.tx_idx, false, false)
-                }
+                Task::Validate(version) => scheduler.finish_validation(version.tx_idx, false),
             }
             .or_else(|| poll(&scheduler));
         }
@@ -406,7 +391,7 @@ mod tests {
         );
         // Tx 2 goes back to the execution index, behind tx 0's validation.
         assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(0, 0))));
-        assert_eq!(scheduler.finish_validation(0, false, false), None);
+        assert_eq!(scheduler.finish_validation(0, false), None);
         assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(2, 1))));
         assert_eq!(scheduler.finish_execution(Version::new(1, 1), true), None);
         assert_eq!(scheduler.finish_execution(Version::new(2, 1), true), None);
@@ -415,7 +400,7 @@ mod tests {
                 poll(&scheduler),
                 Some(Task::Validate(Version::new(tx_idx, 1)))
             );
-            assert_eq!(scheduler.finish_validation(tx_idx, false, false), None);
+            assert_eq!(scheduler.finish_validation(tx_idx, false), None);
         }
         assert_eq!(poll(&scheduler), None);
         assert!(scheduler.done());
@@ -436,7 +421,7 @@ mod tests {
         assert!(scheduler.try_validation_abort(Version::new(0, 0)));
         assert!(!scheduler.try_validation_abort(Version::new(0, 0)));
         assert_eq!(
-            scheduler.finish_validation(0, true, true),
+            scheduler.finish_validation(0, true),
             Some(Task::Execute(Version::new(0, 1)))
         );
         // Validation index is already past tx 0 and nothing new was written: validate directly.
@@ -444,7 +429,7 @@ mod tests {
             scheduler.finish_execution(Version::new(0, 1), false),
             Some(Task::Validate(Version::new(0, 1)))
         );
-        assert_eq!(scheduler.finish_validation(0, false, false), None);
+        assert_eq!(scheduler.finish_validation(0, false), None);
         assert_eq!(scheduler.next_task(), None);
         assert!(scheduler.done());
     }

@@ -250,8 +250,7 @@ impl Model {
                 log.memory = Entry::Estimate;
             }
         }
-        // Every abort revalidates the transactions above (the toy memory keeps no marks).
-        self.scheduler.finish_validation(tx_idx, aborted, aborted)
+        self.scheduler.finish_validation(tx_idx, aborted)
     }
 
     /// The invariants of a finished block.
