@@ -1,9 +1,7 @@
 //! The block output of a Block-STM run: results with cumulative gas, then the state diff folded
 //! from every transaction's writes and lazy payments, sharded by account.
 
-use std::collections::BTreeMap;
-
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{map::AddressMap, Address, U256};
 use pevm_core::Pool;
 
 use crate::{
@@ -89,24 +87,52 @@ fn slot_shard_of(address: &Address, slot: &U256, shards: usize) -> usize {
     (usize::from(address[19]) ^ slot.as_limbs()[0] as usize) % shards
 }
 
-/// The slots a shard folded of accounts another shard folds, by account.
-type ForeignSlots = BTreeMap<Address, BTreeMap<U256, U256>>;
+/// The slots a shard folded, by account: while folding, every write since the account's
+/// storage was last wiped, in block order (a push, where a tree would take a search per
+/// slot); once folded, each slot's last value, sorted by slot.
+type Slots = AddressMap<Vec<(U256, U256)>>;
 
-/// The block's state diff from the shards' diffs and foreign slots: each account's fields,
-/// wipe and own slots come from its shard (see [`shard_of`]), the slots other shards folded
-/// of it are added to those.
-fn join(parts: Vec<(StateDiff, ForeignSlots)>) -> StateDiff {
+/// The block's state diff from the shards' diffs and slots: each account's fields and wipe
+/// come from its shard (see [`shard_of`]), its slots from every shard (see
+/// [`slot_shard_of`]), which no two shards share.
+fn join(parts: Vec<(StateDiff, Slots)>) -> StateDiff {
     let mut state = StateDiff::new();
-    let mut foreign = Vec::with_capacity(parts.len());
-    for (mut diff, slots) in parts {
+    let mut slots = Vec::new();
+    for (mut diff, shard_slots) in parts {
         state.append(&mut diff);
-        foreign.push(slots);
+        slots.extend(shard_slots);
     }
-    for (address, mut slots) in foreign.into_iter().flatten() {
+    // Address order, then each account's sorted runs (one per shard) merged into one.
+    slots.sort_by_key(|(address, _)| *address);
+    let mut slots = slots.into_iter().peekable();
+    while let Some((address, mut account_slots)) = slots.next() {
+        let mut runs = 1;
+        while let Some((_, more)) = slots.next_if(|(next, _)| *next == address) {
+            account_slots.extend(more);
+            runs += 1;
+        }
+        if runs > 1 {
+            // Sorted runs of distinct slots: a stable sort merges them.
+            account_slots.sort_by_key(|(slot, _)| *slot);
+        }
         // The account's own shard folded the write that set these slots: its change is there.
-        state.entry(address).or_default().storage.append(&mut slots);
+        state.entry(address).or_default().storage = account_slots.into_iter().collect();
     }
     state
+}
+
+/// Each slot's last value of `writes` (in block order), sorted by slot.
+fn last_values(mut writes: Vec<(U256, U256)>) -> Vec<(U256, U256)> {
+    // Stable: a slot's writes stay in block order, and the last one is kept.
+    writes.sort_by_key(|(slot, _)| *slot);
+    let mut last: Vec<(U256, U256)> = Vec::with_capacity(writes.len());
+    for (slot, value) in writes {
+        match last.last_mut() {
+            Some(kept) if kept.0 == slot => kept.1 = value,
+            _ => last.push((slot, value)),
+        }
+    }
+    last
 }
 
 /// The state diff of shard `shard` (of `shards`): its accounts' fields, wipes and lazy
@@ -120,7 +146,7 @@ fn fold_shard<P: StateProvider>(
     effects: &[TxEffects],
     shard: usize,
     shards: usize,
-) -> Result<(StateDiff, ForeignSlots, u64), (usize, ExecutionError)> {
+) -> Result<(StateDiff, Slots, u64), (usize, ExecutionError)> {
     let mine = |address: &Address| shard_of(address, shards) == shard;
     let BlockFacts {
         beneficiary,
@@ -130,7 +156,7 @@ fn fold_shard<P: StateProvider>(
     let fees_here = mine(&beneficiary);
     let mut owing = Owing::default();
     let mut state = StateDiff::new();
-    let mut foreign = ForeignSlots::new();
+    let mut slots = Slots::default();
     let (mut paid, mut first_error) = (0, None);
     let mut record = |result| match result {
         Ok(read) => paid += read,
@@ -138,30 +164,25 @@ fn fold_shard<P: StateProvider>(
     };
     for (index, effect) in effects.iter().enumerate() {
         for (address, write) in &effect.writes {
-            let slots = match write {
-                AccountWrite::Updated { storage, .. } => storage.as_slice(),
-                AccountWrite::Destroyed => &[],
-            };
-            let mut slots = slots
-                .iter()
-                .filter(|(slot, _)| shards == 1 || slot_shard_of(address, slot, shards) == shard)
-                .copied()
-                .peekable();
-            if !mine(address) {
-                // Another shard folds the account's fields and wipes; this one its slots
-                // here, wiped along with the account's storage.
-                let wipes = wipes_storage(write);
-                let existing = match slots.peek() {
-                    Some(_) => Some(foreign.entry(*address).or_default()),
-                    None if wipes => foreign.get_mut(address),
-                    None => None,
-                };
-                if let Some(storage) = existing {
-                    if wipes {
-                        storage.clear();
-                    }
-                    storage.extend(slots);
+            // Only a write wipes slots: a lazy payment removes an account only when it is
+            // empty after it (EIP-161), and an account whose slots the block wrote has code or
+            // a nonce until a write destroys it.
+            if wipes_storage(write) {
+                slots.remove(address);
+            }
+            if let AccountWrite::Updated { storage, .. } = write {
+                let mut here = storage
+                    .iter()
+                    .filter(|(slot, _)| {
+                        shards == 1 || slot_shard_of(address, slot, shards) == shard
+                    })
+                    .peekable();
+                if here.peek().is_some() {
+                    slots.entry(*address).or_default().extend(here);
                 }
+            }
+            if !mine(address) {
+                // Another shard folds the account's fields and wipe.
                 continue;
             }
             if *address == beneficiary {
@@ -171,9 +192,7 @@ fn fold_shard<P: StateProvider>(
                         .map(u64::from),
                 );
             }
-            let change = state.entry(*address).or_default();
-            apply_account(change, write);
-            change.storage.extend(slots);
+            apply_account(state.entry(*address).or_default(), write);
         }
         if let Some(fee) = effect.lazy_fee.filter(|_| fees_here) {
             owing.fee(index, fee);
@@ -186,5 +205,9 @@ fn fold_shard<P: StateProvider>(
     if let Some(error) = first_error {
         return Err(error);
     }
-    Ok((state, foreign, paid))
+    let slots = slots
+        .into_iter()
+        .map(|(address, writes)| (address, last_values(writes)))
+        .collect();
+    Ok((state, slots, paid))
 }
