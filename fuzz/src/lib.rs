@@ -13,11 +13,7 @@
 
 pub mod decode;
 
-use std::{
-    num::NonZeroUsize,
-    path::PathBuf,
-    sync::atomic::{AtomicUsize, Ordering},
-};
+use std::{num::NonZeroUsize, path::PathBuf};
 
 use pevm_bench::replay::first_difference;
 use pevm_vm::{execute_block_serial, BlockOutput, ExecutionError, Pevm, Strategy};
@@ -162,17 +158,14 @@ fn split<'a>(mut data: &'a [u8], separator: &[u8]) -> Vec<&'a [u8]> {
     parts
 }
 
-/// A block folder of this thread's own under the temporary directory.
+/// A block folder of this thread's own under the temporary directory, removed when the
+/// thread ends.
 fn scratch_dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static DIR: PathBuf = {
-            let id = NEXT.fetch_add(1, Ordering::Relaxed);
-            let name = format!("pevm-fuzz-fixture-{}-{id}", std::process::id());
-            let dir = std::env::temp_dir().join(name);
-            std::fs::create_dir_all(&dir).expect("scratch folder can be created");
-            dir
-        };
+        static DIR: tempfile::TempDir = tempfile::Builder::new()
+            .prefix("pevm-fuzz-fixture-")
+            .tempdir()
+            .expect("scratch folder can be created");
     }
-    DIR.with(Clone::clone)
+    DIR.with(|dir| dir.path().to_path_buf())
 }

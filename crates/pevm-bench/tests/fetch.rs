@@ -30,6 +30,7 @@ use pevm_bench::{
 };
 use pevm_vm::execute_block_serial;
 use serde_json::{json, Value};
+use tempfile::TempDir;
 
 /// A Homestead block that executes `BLOCKHASH`.
 const HOMESTEAD: u64 = 2_462_997;
@@ -299,12 +300,12 @@ fn client(server: &Server, timeout: Duration, retries: u32) -> RpcClient {
     RpcClient::new(&server.url, config)
 }
 
-/// A fresh, empty output folder.
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pevm-fetch-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty output folder, removed when dropped.
+fn out_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("pevm-fetch-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn original(number: u64) -> PathBuf {
@@ -359,20 +360,18 @@ fn traced_pre_state_round_trips() {
     };
     let server = serve(chain, Mode::Archive);
     let client = client(&server, Duration::from_secs(10), 0);
-    let out = out_dir("traced");
+    let temp = out_dir("traced");
+    let out = temp.path();
     for number in [HOMESTEAD, CANCUN] {
-        let outcome = fetch_block(&client, number, &out).unwrap();
+        let outcome = fetch_block(&client, number, out).unwrap();
         assert_eq!(outcome, Outcome::Written(Source::Trace));
-        assert_replays(&out, number);
+        assert_replays(out, number);
         // Complete folders are not fetched again.
         let before = server.requests.load(Ordering::SeqCst);
-        assert_eq!(
-            fetch_block(&client, number, &out).unwrap(),
-            Outcome::Skipped
-        );
+        assert_eq!(fetch_block(&client, number, out).unwrap(), Outcome::Skipped);
         assert_eq!(server.requests.load(Ordering::SeqCst), before);
     }
-    assert_eq!(fs::read_dir(&out).unwrap().count(), 2, "no staging left");
+    assert_eq!(fs::read_dir(out).unwrap().count(), 2, "no staging left");
     fs::remove_dir_all(out).unwrap();
 }
 
@@ -383,15 +382,16 @@ fn state_reads_round_trip_without_the_debug_namespace() {
     };
     let server = serve(chain, Mode::NoDebug);
     let client = client(&server, Duration::from_secs(10), 0);
-    let out = out_dir("state-reads");
+    let temp = out_dir("state-reads");
+    let out = temp.path();
     for number in [HOMESTEAD, CANCUN] {
-        let outcome = fetch_block(&client, number, &out).unwrap();
+        let outcome = fetch_block(&client, number, out).unwrap();
         let Outcome::Written(Source::StateReads { reason }) = outcome else {
             panic!("block {number}: {outcome:?}");
         };
         assert!(reason.contains("debug_traceBlockByNumber"), "{reason}");
-        assert_replays(&out, number);
-        assert_agrees_with_original(&out, number);
+        assert_replays(out, number);
+        assert_agrees_with_original(out, number);
     }
     fs::remove_dir_all(out).unwrap();
 }
@@ -403,8 +403,9 @@ fn a_trace_that_does_not_replay_falls_back_to_state_reads() {
     };
     let server = serve(chain, Mode::EmptyTraces);
     let client = client(&server, Duration::from_secs(10), 0);
-    let out = out_dir("empty-traces");
-    let outcome = fetch_block(&client, HOMESTEAD, &out).unwrap();
+    let temp = out_dir("empty-traces");
+    let out = temp.path();
+    let outcome = fetch_block(&client, HOMESTEAD, out).unwrap();
     let Outcome::Written(Source::StateReads { reason }) = outcome else {
         panic!("{outcome:?}");
     };
@@ -412,7 +413,7 @@ fn a_trace_that_does_not_replay_falls_back_to_state_reads() {
         reason.starts_with("the traced pre-state does not execute"),
         "{reason}"
     );
-    assert_replays(&out, HOMESTEAD);
+    assert_replays(out, HOMESTEAD);
     fs::remove_dir_all(out).unwrap();
 }
 
@@ -422,7 +423,8 @@ fn cli_fetches_a_range_that_replays() {
         return;
     };
     let server = serve(chain, Mode::Archive);
-    let out = out_dir("cli");
+    let temp = out_dir("cli");
+    let out = temp.path();
     let bin = env!("CARGO_BIN_EXE_pevm-bench");
     let range = format!("{}..{}", RANGE[0], RANGE[1]);
     let fetch = || {
@@ -438,7 +440,7 @@ fn cli_fetches_a_range_that_replays() {
         let output = Command::new(bin)
             .args(args)
             .arg("--out")
-            .arg(&out)
+            .arg(out)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -450,7 +452,7 @@ fn cli_fetches_a_range_that_replays() {
     assert!(fetch().contains("0 written, 2 skipped, 0 failed"));
     let replay = Command::new(bin)
         .arg("replay")
-        .arg(&out)
+        .arg(out)
         .args(["--threads", "1"])
         .output()
         .unwrap();
@@ -474,8 +476,9 @@ fn assert_fails_cleanly(mode: Mode, timeout: Duration, retries: u32, expected: &
     };
     let server = serve(chain, mode);
     let client = client(&server, timeout, retries);
-    let out = out_dir(&format!("{mode:?}"));
-    let error = fetch_block(&client, HOMESTEAD, &out)
+    let temp = out_dir(&format!("{mode:?}"));
+    let out = temp.path();
+    let error = fetch_block(&client, HOMESTEAD, out)
         .unwrap_err()
         .to_string();
     assert!(!error.contains('\n'), "{error}");
@@ -486,7 +489,7 @@ fn assert_fails_cleanly(mode: Mode, timeout: Duration, retries: u32, expected: &
     for part in expected {
         assert!(error.contains(part), "{error:?} lacks {part:?}");
     }
-    let left: Vec<_> = fs::read_dir(&out).unwrap().collect();
+    let left: Vec<_> = fs::read_dir(out).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
     fs::remove_dir_all(out).unwrap();
     server.requests.load(Ordering::SeqCst)
