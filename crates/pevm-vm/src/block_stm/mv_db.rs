@@ -97,7 +97,8 @@ impl From<ReadError> for ExecutionError {
     }
 }
 
-/// The database of one incarnation of transaction `tx_idx`.
+/// The database of one worker for a block: each incarnation it runs ([`MvDb::start`]) reads
+/// through it as transaction `tx_idx`.
 pub(crate) struct MvDb<'a, P> {
     memory: &'a EvmMemory,
     provider: &'a P,
@@ -117,6 +118,7 @@ pub(crate) struct MvDb<'a, P> {
 }
 
 impl<'a, P: StateProvider> MvDb<'a, P> {
+    /// A worker's database over `memory` and `provider`, for the block of `facts`.
     pub(crate) fn new(
         memory: &'a EvmMemory,
         provider: &'a P,
