@@ -102,18 +102,13 @@ fn join(parts: Vec<(StateDiff, Slots)>) -> StateDiff {
         state.append(&mut diff);
         slots.extend(shard_slots);
     }
-    // Address order, then each account's sorted runs (one per shard) merged into one.
+    // Address order, then each account's sorted runs (one per shard, of distinct slots) built
+    // into its tree at once: the tree's bulk build merges sorted runs.
     slots.sort_by_key(|(address, _)| *address);
     let mut slots = slots.into_iter().peekable();
     while let Some((address, mut account_slots)) = slots.next() {
-        let mut runs = 1;
         while let Some((_, more)) = slots.next_if(|(next, _)| *next == address) {
             account_slots.extend(more);
-            runs += 1;
-        }
-        if runs > 1 {
-            // Sorted runs of distinct slots: a stable sort merges them.
-            account_slots.sort_by_key(|(slot, _)| *slot);
         }
         // The account's own shard folded the write that set these slots: its change is there.
         state.entry(address).or_default().storage = account_slots.into_iter().collect();

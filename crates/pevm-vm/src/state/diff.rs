@@ -88,9 +88,11 @@ pub(crate) fn account_writes(state: &EvmState) -> Vec<(Address, AccountWrite)> {
         let code_changed = info.code_hash != original_code_hash;
         // Not cloned for an account without code: that clone would count up a code every
         // such account shares.
-        let code = (info.code_hash != KECCAK_EMPTY)
-            .then(|| info.code.clone())
-            .flatten();
+        let code = info
+            .code
+            .as_ref()
+            .filter(|_| info.code_hash != KECCAK_EMPTY)
+            .cloned();
         let state = AccountState {
             balance: info.balance,
             nonce: info.nonce,
