@@ -159,7 +159,8 @@ fn split<'a>(mut data: &'a [u8], separator: &[u8]) -> Vec<&'a [u8]> {
 }
 
 /// A block folder of this thread's own under the temporary directory, removed when the
-/// thread ends.
+/// thread ends (Rust does not promise to run the main thread's thread-local destructors, so
+/// that thread's folder may stay).
 fn scratch_dir() -> PathBuf {
     thread_local! {
         static DIR: tempfile::TempDir = tempfile::Builder::new()

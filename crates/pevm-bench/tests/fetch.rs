@@ -372,7 +372,6 @@ fn traced_pre_state_round_trips() {
         assert_eq!(server.requests.load(Ordering::SeqCst), before);
     }
     assert_eq!(fs::read_dir(out).unwrap().count(), 2, "no staging left");
-    fs::remove_dir_all(out).unwrap();
 }
 
 #[test]
@@ -393,7 +392,6 @@ fn state_reads_round_trip_without_the_debug_namespace() {
         assert_replays(out, number);
         assert_agrees_with_original(out, number);
     }
-    fs::remove_dir_all(out).unwrap();
 }
 
 #[test]
@@ -414,7 +412,6 @@ fn a_trace_that_does_not_replay_falls_back_to_state_reads() {
         "{reason}"
     );
     assert_replays(out, HOMESTEAD);
-    fs::remove_dir_all(out).unwrap();
 }
 
 #[test]
@@ -465,7 +462,6 @@ fn cli_fetches_a_range_that_replays() {
         ),
         "{stdout}"
     );
-    fs::remove_dir_all(out).unwrap();
 }
 
 /// Fetches [`HOMESTEAD`] from a failing node: the error is one line naming the block and every
@@ -491,7 +487,6 @@ fn assert_fails_cleanly(mode: Mode, timeout: Duration, retries: u32, expected: &
     }
     let left: Vec<_> = fs::read_dir(out).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
-    fs::remove_dir_all(out).unwrap();
     server.requests.load(Ordering::SeqCst)
 }
 
