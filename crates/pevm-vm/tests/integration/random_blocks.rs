@@ -1,7 +1,5 @@
 //! Differential tests: random conflicting blocks executed serially and in parallel (at random
 //! thread counts) give identical results, state diffs, per-transaction revm outputs and errors.
-// A test, bench, example or binary crate sees every dependency of its package.
-#![allow(unused_crate_dependencies)]
 
 use std::num::NonZeroUsize;
 

@@ -2,8 +2,6 @@
 //! `CacheDB`: receipts, requests and the bundle with reverts equal alloy-evm's
 //! `EthBlockExecutor`'s at every thread count, an invalid block fails with alloy-evm's own
 //! error, and a failing database gives an error, not a panic.
-// A test, bench, example or binary crate sees every dependency of its package.
-#![allow(unused_crate_dependencies)]
 
 use std::{fmt::Debug, num::NonZeroUsize};
 

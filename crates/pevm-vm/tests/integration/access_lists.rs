@@ -1,8 +1,6 @@
 //! A block run with its access list (EIP-7928): equal to serial with the list its serial run
 //! builds, and an error naming the transaction, never a wrong result, with a wrong or an
 //! incomplete one.
-// A test, bench, example or binary crate sees every dependency of its package.
-#![allow(unused_crate_dependencies)]
 
 use std::num::NonZeroUsize;
 

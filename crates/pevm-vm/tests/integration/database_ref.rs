@@ -1,8 +1,6 @@
 //! A client's revm database as the state: revm's `CacheDB` over an empty database, holding
 //! the same world as the in-memory provider, gives the serial and parallel executors the same
 //! outputs as that provider does, and a failing database's error reaches the caller.
-// A test, bench, example or binary crate sees every dependency of its package.
-#![allow(unused_crate_dependencies)]
 
 use std::num::NonZeroUsize;
 

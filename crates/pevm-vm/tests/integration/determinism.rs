@@ -1,7 +1,5 @@
 //! Parallel execution is deterministic: repeated runs of one conflicting block, at varying
 //! thread counts, all produce the serial output.
-// A test, bench, example or binary crate sees every dependency of its package.
-#![allow(unused_crate_dependencies)]
 
 use std::{collections::HashSet, num::NonZeroUsize};
 

@@ -1,8 +1,6 @@
 //! Lazy value transfers stay exact (many transfers to one recipient, read back in between),
 //! and the plan runs chains and small blocks serially and wide blocks in parallel, with the
 //! same output either way.
-// A test, bench, example or binary crate sees every dependency of its package.
-#![allow(unused_crate_dependencies)]
 
 use std::num::NonZeroUsize;
 

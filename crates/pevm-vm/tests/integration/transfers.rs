@@ -1,8 +1,6 @@
 //! Blocks of plain transfers on the transfer strategy (groups of transactions sharing no
 //! account, without Block-STM) give serial's output and serial's error, at any worker count;
 //! a transfer that meets code sends the block to Block-STM.
-// A test, bench, example or binary crate sees every dependency of its package.
-#![allow(unused_crate_dependencies)]
 
 use std::num::NonZeroUsize;
 

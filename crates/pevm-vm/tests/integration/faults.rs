@@ -1,7 +1,5 @@
 //! A failing or panicking state provider stops the block with an error, serially and in
 //! parallel, without hanging the workers or breaking later executions.
-// A test, bench, example or binary crate sees every dependency of its package.
-#![allow(unused_crate_dependencies)]
 
 use std::{
     num::NonZeroUsize,
