@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use ahash::RandomState;
@@ -40,10 +41,12 @@ pub type WriteSet<K, V> = Vec<(K, V)>;
 
 /// A key of the multi-version memory.
 pub trait MvKey: Eq + Hash + Clone + Send + Sync {
-    /// The one transaction that can write this key, when the key itself says so (a payment
-    /// that transaction owes, say). Its versions then live with that transaction rather than
-    /// in the shared map: writing and reading them hashes nothing, and the map holds only
-    /// keys that several transactions may write.
+    /// The one transaction expected to write this key, when the key itself says so (a
+    /// payment that transaction owes, an account only it sends from or to). Its versions live
+    /// with that transaction rather than in the shared map: writing and reading them takes no
+    /// shard of the map, and the map holds only keys that several transactions may write. A
+    /// write by another transaction still goes to the map, and marks the owner so that reads
+    /// of its keys look there too: an owner is a placement, never trusted for correctness.
     fn owner(&self) -> Option<TxIdx> {
         None
     }
@@ -90,11 +93,6 @@ impl<V> Versions<V> {
         let end = self.0.partition_point(|(writer, _)| *writer < tx_idx);
         end.checked_sub(1).map(|i| &self.0[i])
     }
-
-    /// The entry of the highest transaction.
-    fn last(&self) -> Option<&(TxIdx, Entry<V>)> {
-        self.0.last()
-    }
 }
 
 /// Up to this many keys, set differences scan linearly instead of hashing.
@@ -109,6 +107,10 @@ pub struct MvMemory<K, V> {
     data: DashMap<K, Versions<V>, RandomState>,
     /// Per transaction: what its last recorded incarnation read and wrote.
     records: Vec<Mutex<TxRecord<K, V>>>,
+    /// Per transaction: whether another transaction wrote a key it owns (see
+    /// [`MvKey::owner`]), which then lives in the shared map. Set after that write is in
+    /// the map, and never cleared within a block.
+    foreign: Vec<AtomicBool>,
 }
 
 /// What one transaction's last recorded incarnation read and wrote: one lock for all of it,
@@ -151,6 +153,7 @@ where
         Self {
             data: DashMap::with_hasher(RandomState::new()),
             records: (0..block_size).map(|_| Mutex::default()).collect(),
+            foreign: (0..block_size).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
@@ -162,6 +165,9 @@ where
             lock_mut(record).clear();
         }
         self.records.resize_with(block_size, Mutex::default);
+        self.foreign.clear();
+        self.foreign
+            .resize_with(block_size, || AtomicBool::new(false));
     }
 
     /// Reads `key` as transaction `tx_idx` sees it: the latest write of a lower transaction.
@@ -201,10 +207,12 @@ where
                 .writes
                 .extend(writes.iter().map(|(key, _)| key.clone()));
             self.insert_all(tx_idx, incarnation, writes);
+            self.mark_foreign(&record.writes);
             return wrote_new_location;
         }
         let new_keys: Vec<K> = writes.iter().map(|(key, _)| key.clone()).collect();
         self.insert_all(tx_idx, incarnation, writes);
+        self.mark_foreign(&new_keys);
         for stale in difference(&record.writes, &new_keys) {
             if let Some(mut versions) = self.data.get_mut(stale) {
                 versions.remove(tx_idx);
@@ -214,6 +222,16 @@ where
             wrote_new_owned || difference(&new_keys, &record.writes).next().is_some();
         record.writes = new_keys;
         wrote_new_location
+    }
+
+    /// Marks the owners of `keys`, written to the shared map, as written by another
+    /// transaction (after the writes: a reader that sees the mark finds them).
+    fn mark_foreign(&self, keys: &[K]) {
+        for owner in keys.iter().filter_map(MvKey::owner) {
+            if let Some(foreign) = self.foreign.get(owner) {
+                foreign.store(true, Ordering::Release);
+            }
+        }
     }
 
     /// Stores `writes` as incarnation `incarnation` of `tx_idx`.
@@ -278,17 +296,11 @@ where
     /// Final value of `key` after the whole block (latest write of any transaction); None
     /// if no transaction wrote it, or (only possible mid-block) the latest write is an ESTIMATE.
     pub fn final_value(&self, key: &K) -> Option<V> {
-        let value = |entry: &Entry<V>| match entry {
+        self.latest_below(key, TxIdx::MAX, |_, entry| match entry {
             Entry::Data { value, .. } => Some(value.clone()),
             Entry::Estimate => None,
-        };
-        match key.owner() {
-            Some(owner) => {
-                let record = lock(self.records.get(owner)?);
-                value(&record.owned.iter().find(|(written, _)| written == key)?.1)
-            }
-            None => value(&self.data.get(key)?.last()?.1),
-        }
+        })
+        .flatten()
     }
 
     /// Origin a read of `key` by `tx_idx` would have now; None when it hits an ESTIMATE.
@@ -310,43 +322,54 @@ where
         tx_idx: TxIdx,
         f: impl FnOnce(TxIdx, &Entry<V>) -> R,
     ) -> Option<R> {
-        if let Some(owner) = key.owner() {
-            if owner >= tx_idx {
-                return None;
+        let Some(owner) = key.owner() else {
+            let versions = self.data.get(key)?;
+            let (writer, entry) = versions.latest_below(tx_idx)?;
+            return Some(f(*writer, entry));
+        };
+        // The mark first: a write to the map that it does not show yet is one this read
+        // may miss, as if made after it (its transaction's validation comes after).
+        let foreign = self
+            .foreign
+            .get(owner)
+            .is_some_and(|foreign| foreign.load(Ordering::Acquire));
+        let record = (owner < tx_idx).then(|| self.records.get(owner)).flatten();
+        let record = record.map(lock);
+        let own = record
+            .as_ref()
+            .and_then(|record| record.owned.iter().find(|(written, _)| written == key))
+            .map(|(_, entry)| entry);
+        if foreign {
+            // Lock order: a record, then the map's shards, as in `record`.
+            if let Some(versions) = self.data.get(key) {
+                if let Some((writer, entry)) = versions.latest_below(tx_idx) {
+                    if own.is_none() || *writer > owner {
+                        return Some(f(*writer, entry));
+                    }
+                }
             }
-            let record = lock(&self.records[owner]);
-            let (_, entry) = record.owned.iter().find(|(written, _)| written == key)?;
-            return Some(f(owner, entry));
         }
-        let versions = self.data.get(key)?;
-        let (writer, entry) = versions.latest_below(tx_idx)?;
-        Some(f(*writer, entry))
+        own.map(|entry| f(owner, entry))
     }
 }
 
-/// Takes the keys only `version`'s transaction can write out of `writes` and makes them its
-/// `owned` writes, replacing its previous incarnation's; returns whether one of them was not
-/// written by the previous incarnation.
-///
-/// # Panics
-/// When a key's owner is another transaction: the VM broke [`MvKey::owner`]'s contract.
+/// Takes the keys `version`'s transaction owns (see [`MvKey::owner`]) out of `writes` and
+/// makes them its `owned` writes, replacing its previous incarnation's; returns whether one
+/// of them was not written by the previous incarnation. The keys other transactions own stay
+/// in `writes`, for the shared map.
 fn record_owned<K: MvKey, V>(
     owned: &mut Vec<(K, Entry<V>)>,
     version: Version,
     writes: &mut WriteSet<K, V>,
 ) -> bool {
-    if owned.is_empty() && writes.iter().all(|(key, _)| key.owner().is_none()) {
+    let mine = |key: &K| key.owner() == Some(version.tx_idx);
+    if owned.is_empty() && !writes.iter().any(|(key, _)| mine(key)) {
         return false;
     }
-    // Inline: a transaction owns a key or two, and this runs once per incarnation.
-    let previous: SmallVec<[K; 2]> = owned.drain(..).map(|(key, _)| key).collect();
+    // Inline: a transaction owns a few keys, and this runs once per incarnation.
+    let previous: SmallVec<[K; 4]> = owned.drain(..).map(|(key, _)| key).collect();
     let mut wrote_new = false;
-    for (key, value) in writes.extract_if(.., |(key, _)| key.owner().is_some()) {
-        assert_eq!(
-            key.owner(),
-            Some(version.tx_idx),
-            "a transaction wrote a key another one owns"
-        );
+    for (key, value) in writes.extract_if(.., |(key, _)| mine(key)) {
         wrote_new |= !previous.contains(&key);
         let entry = Entry::Data {
             incarnation: version.incarnation,
@@ -541,16 +564,42 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "a transaction wrote a key another one owns")]
-    fn writing_another_transactions_key_is_a_bug() {
+    fn another_transactions_write_of_an_owned_key_is_seen() {
         let mv = MvMemory::<Owned, u64>::new(4);
-        mv.record(Version::new(2, 0), vec![], vec![(Owned(100), 1)]);
+        let key = Owned(100);
+        mv.record(Version::new(1, 0), vec![], vec![(key.clone(), 1)]);
+        let read_of_owner = vec![(key.clone(), ReadOrigin::Tx(Version::new(1, 0)))];
+        mv.record(Version::new(3, 0), read_of_owner, vec![]);
+        assert!(mv.validate_read_set(3));
+        // Transaction 2 writes the key transaction 1 owns: readers above it see its write.
+        assert!(mv.record(Version::new(2, 0), vec![], vec![(key.clone(), 2)]));
+        assert!(mv.data.get(&key).is_some(), "in the shared map");
+        assert_eq!(mv.read(&key, 3), MvRead::Value(Version::new(2, 0), 2));
+        assert_eq!(mv.read(&key, 2), MvRead::Value(Version::new(1, 0), 1));
+        assert!(!mv.validate_read_set(3));
+        // A write below the owner: the owner reads it, and its own write hides it above.
+        mv.record(Version::new(0, 0), vec![], vec![(key.clone(), 7)]);
+        assert_eq!(mv.read(&key, 1), MvRead::Value(Version::new(0, 0), 7));
+        assert_eq!(mv.read(&key, 2), MvRead::Value(Version::new(1, 0), 1));
+        assert_eq!(mv.final_value(&key), Some(2));
+        // The other writer's ESTIMATE blocks the readers above it.
+        mv.convert_writes_to_estimates(2);
+        assert_eq!(mv.read(&key, 3), MvRead::Estimate(2));
+        assert_eq!(mv.final_value(&key), None);
+        // Its next incarnation does not write the key: the owner's write again.
+        assert!(!mv.record(Version::new(2, 1), vec![], vec![]));
+        assert_eq!(mv.read(&key, 3), MvRead::Value(Version::new(1, 0), 1));
+        assert_eq!(mv.final_value(&key), Some(1));
+        let mut keys = mv.written_keys(0);
+        keys.extend(mv.written_keys(1));
+        assert_eq!(keys, [key.clone(), key]);
     }
 
     /// Workers recording, reading and validating transactions that read each other's owned
-    /// keys and shared keys at once: validation locks a lower transaction's record while
-    /// holding its own, recording locks the map's shards while holding its own; neither
-    /// order may deadlock, and every read set recorded last validates once all is recorded.
+    /// keys and shared keys, and write the next one's owned key, at once: validation locks a
+    /// lower transaction's record while holding its own, recording locks the map's shards
+    /// while holding its own; neither order may deadlock, and every read set recorded last
+    /// validates once all is recorded.
     #[test]
     fn concurrent_records_reads_and_validations() {
         const TXS: usize = 32;
@@ -573,6 +622,10 @@ mod tests {
                             let mut writes = vec![(Owned(7), u64::from(round))];
                             if tx > 0 {
                                 writes.push((Owned(tx as u64 * 100), u64::from(round)));
+                            }
+                            if tx + 1 < TXS && round % 2 == 0 {
+                                // A write of the next transaction's owned key.
+                                writes.push((Owned(tx as u64 * 100 + 100), u64::from(round)));
                             }
                             mv.record(Version::new(tx, round), reads, writes);
                             if !mv.validate_read_set(tx) && round % 3 == 0 {

@@ -271,12 +271,15 @@ impl Pevm {
         cost: Cost,
         keep: bool,
     ) -> Result<(Vec<Result<TxOutput, ExecutionError>>, ExecStats), ExecutionError> {
+        let lazy_credits = cost.read_gas == 0;
         if known.len() < block.txs.len() {
             // Token holders only if the plan's sample linked some through them.
             let tokens = self.hints.linked_holders();
-            known = self.hints.known_dependencies(&block.txs, tokens);
+            known = self
+                .hints
+                .known_dependencies(&block.txs, tokens, lazy_credits);
         }
-        let vm = EvmVm::new(provider, block, known, keep, cost.read_gas == 0);
+        let vm = EvmVm::new(provider, block, known, &self.hints, keep, lazy_credits);
         let run = self
             .executor
             .execute_on(&vm, block.txs.len(), plan.workers)
@@ -301,7 +304,9 @@ impl Pevm {
                 return (independent, Vec::new(), None);
             }
         }
-        let known = self.hints.known_dependencies(sample, true);
+        let known = self
+            .hints
+            .known_dependencies(sample, true, cost.read_gas == 0);
         let engine = self.engine_plan(block, &known, cost);
         let concurrency = self.concurrency();
         let try_transfers = transfers

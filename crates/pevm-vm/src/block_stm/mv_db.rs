@@ -20,14 +20,16 @@ use crate::{
     chain::block::BlockFacts,
     lazy::{account_paid, can_credit, LazyCredits},
     state::{code::WorkerCodes, diff::AccountState},
+    strategy::hints::Hints,
     ExecutionError, ProviderError, StateProvider,
 };
 
 /// A place in the EVM state that transactions read and write.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Location {
-    /// An account's balance, nonce and code.
-    Basic(Address),
+    /// An account's balance, nonce and code, with the one transaction expected to write it
+    /// ([`Hints::owner`]), which every reader and writer of the block names alike.
+    Basic(Address, Option<TxIdx>),
     /// One storage slot.
     Storage(Address, U256),
     /// The account's storage was wiped (destroyed or created) by the writing transaction.
@@ -39,11 +41,14 @@ pub(crate) enum Location {
 }
 
 impl MvKey for Location {
-    /// A lazy fee or credit is written only by the transaction that owes it.
+    /// A lazy fee or credit is written only by the transaction that owes it; an account
+    /// most likely only by the one transaction that sends from it or calls it, if one alone
+    /// does.
     fn owner(&self) -> Option<TxIdx> {
         match self {
             Self::LazyFee(tx) | Self::LazyCredit(_, tx) => Some(*tx),
-            Self::Basic(_) | Self::Storage(..) | Self::StorageReset(_) => None,
+            Self::Basic(_, owner) => *owner,
+            Self::Storage(..) | Self::StorageReset(_) => None,
         }
     }
 }
@@ -104,6 +109,8 @@ pub(crate) struct MvDb<'a, P> {
     provider: &'a P,
     facts: BlockFacts,
     lazy: &'a LazyCredits,
+    /// The block's hints: who owns each account's location.
+    hints: &'a Hints,
     tx_idx: TxIdx,
     /// The recipient this incarnation may credit lazily, and, once it has been shown its
     /// account without the credits owed to it, that account.
@@ -118,18 +125,21 @@ pub(crate) struct MvDb<'a, P> {
 }
 
 impl<'a, P: StateProvider> MvDb<'a, P> {
-    /// A worker's database over `memory` and `provider`, for the block of `facts`.
+    /// A worker's database over `memory` and `provider`, for the block of `facts`, `lazy` and
+    /// `hints`.
     pub(crate) fn new(
         memory: &'a EvmMemory,
         provider: &'a P,
         facts: BlockFacts,
         lazy: &'a LazyCredits,
+        hints: &'a Hints,
     ) -> Self {
         Self {
             memory,
             provider,
             facts,
             lazy,
+            hints,
             tx_idx: 0,
             lazy_recipient: None,
             reads: Vec::new(),
@@ -205,7 +215,7 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
 
     /// The account at `address` as the transactions before this one left it, `None` if absent.
     fn account(&mut self, address: Address) -> Result<Option<AccountState>, ReadError> {
-        let written = self.read(Location::Basic(address))?;
+        let written = self.read(Location::Basic(address, self.hints.owner(&address)))?;
         let writer = self.last_writer();
         self.written_accounts.push((address, writer.is_some()));
         let mut account = match written {

@@ -20,6 +20,7 @@ use crate::{
     exec::outcome::{block_evm, tx_outcome, BlockEvm, TxOutcome},
     lazy::{take_credit, LazyBeneficiary, LazyCredits},
     state::diff::AccountWrite,
+    strategy::hints::Hints,
     Block, ExecutionError, StateProvider, TxResult,
 };
 
@@ -54,18 +55,22 @@ pub(crate) struct EvmVm<'a, P> {
     lazy: LazyCredits,
     /// Per transaction: the lower transaction it is known to depend on.
     known_dependencies: Vec<Option<TxIdx>>,
+    /// The hints that gave them, which also say who owns each account's location.
+    hints: &'a Hints,
     /// Whether each transaction's revm output is kept.
     keep: bool,
 }
 
 impl<'a, P: StateProvider> EvmVm<'a, P> {
-    /// The VM of `block` over `provider`, with the dependencies known before it runs; `keep`
-    /// keeps each transaction's revm output, and `lazy_credits` lets transfers credit their
-    /// recipients lazily (see [`crate::lazy`]).
+    /// The VM of `block` over `provider`, with the dependencies known before it runs and the
+    /// `hints` that gave them (from all of `block`'s transactions); `keep` keeps each
+    /// transaction's revm output, and `lazy_credits` lets transfers credit their recipients
+    /// lazily (see [`crate::lazy`]).
     pub(crate) fn new(
         provider: &'a P,
         block: &'a Block,
         known_dependencies: Vec<Option<TxIdx>>,
+        hints: &'a Hints,
         keep: bool,
         lazy_credits: bool,
     ) -> Self {
@@ -80,6 +85,7 @@ impl<'a, P: StateProvider> EvmVm<'a, P> {
             facts: BlockFacts::new(block),
             lazy,
             known_dependencies,
+            hints,
             keep,
         }
     }
@@ -100,7 +106,7 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
     }
 
     fn worker<'m>(&'m self, memory: &'m EvmMemory) -> MvEvm<'m, P> {
-        let db = MvDb::new(memory, self.provider, self.facts, &self.lazy);
+        let db = MvDb::new(memory, self.provider, self.facts, &self.lazy, self.hints);
         block_evm(db, self.block)
     }
 
@@ -161,7 +167,7 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
             })
         });
         let writes = match &output {
-            Ok(out) => memory_writes(index, &out.effects),
+            Ok(out) => memory_writes(index, &out.effects, self.hints),
             Err(_) => Vec::new(),
         };
         ExecOutcome::Done {
@@ -183,11 +189,13 @@ pub(crate) fn engine_error(error: ExecuteError<Infallible>) -> ExecutionError {
     }
 }
 
-/// The memory writes of transaction `tx_idx`: its account writes, the fee it owes the
-/// beneficiary when it did not read the beneficiary's account, and its lazy credit.
+/// The memory writes of transaction `tx_idx`: its account writes (each account's location
+/// owned as `hints` say), the fee it owes the beneficiary when it did not read the
+/// beneficiary's account, and its lazy credit.
 pub(crate) fn memory_writes(
     tx_idx: TxIdx,
     effects: &TxEffects,
+    hints: &Hints,
 ) -> WriteSet<Location, LocationValue> {
     let TxEffects {
         writes,
@@ -207,7 +215,8 @@ pub(crate) fn memory_writes(
     for (address, write) in writes {
         match write {
             AccountWrite::Destroyed => {
-                out.push((Location::Basic(*address), LocationValue::Basic(None)));
+                let location = Location::Basic(*address, hints.owner(address));
+                out.push((location, LocationValue::Basic(None)));
                 out.push((
                     Location::StorageReset(*address),
                     LocationValue::StorageReset,
@@ -222,7 +231,7 @@ pub(crate) fn memory_writes(
             } => {
                 if *info_changed || *created {
                     out.push((
-                        Location::Basic(*address),
+                        Location::Basic(*address, hints.owner(address)),
                         LocationValue::Basic(Some(info.clone())),
                     ));
                 }

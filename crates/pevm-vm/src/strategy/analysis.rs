@@ -20,13 +20,9 @@ pub fn analyze_block<P: StateProvider>(
     block: &Block,
 ) -> Result<DependencyGraph, ExecutionError> {
     let (_, times) = execute_block_serial_timed(provider, block)?;
-    let vm = EvmVm::new(
-        provider,
-        block,
-        Hints::default().known_dependencies(&block.txs, true),
-        false,
-        true,
-    );
+    let mut hints = Hints::default();
+    let known = hints.known_dependencies(&block.txs, true, true);
+    let vm = EvmVm::new(provider, block, known, &hints, false, true);
     let mut executor = Executor::new(1);
     executor
         .execute(&vm, block.txs.len())

@@ -10,6 +10,8 @@ use alloy_primitives::{
 use pevm_core::TxIdx;
 use revm::context::TxEnv;
 
+use crate::lazy::lazy_value;
+
 /// The selector of ERC-20 `transfer(address to, uint256 amount)`.
 const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 
@@ -21,12 +23,46 @@ const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
 /// fresh map every time (a few milliseconds on this project's machines).
 #[derive(Debug, Default)]
 pub(crate) struct Hints {
-    /// Per account: the last transaction that sent from it or called it.
-    accounts: AddressMap<TxIdx>,
+    /// Per account: the transactions that sent from it or called it.
+    accounts: AddressMap<Touches>,
     /// Per token contract and holder: the last transfer that moved the holder's tokens.
     holders: FbMap<40, TxIdx>,
     /// Whether the last call linked any transaction through a token holder.
     linked_holders: bool,
+}
+
+/// The transactions that sent from an account or called it.
+#[derive(Clone, Copy, Debug)]
+struct Touches {
+    /// The last one.
+    last: TxIdx,
+    /// The last one expected to write the account: a sender, or a call that is not a
+    /// transfer credited lazily (see [`crate::lazy`]).
+    writer: Option<TxIdx>,
+    /// Whether more than one was expected to write it.
+    writers: bool,
+}
+
+/// Notes that transaction `index` sends from or calls `address`, and whether it is expected to
+/// write its account; returns the last other one before it that sent from or called it.
+fn touch(
+    accounts: &mut AddressMap<Touches>,
+    address: Address,
+    index: TxIdx,
+    writes: bool,
+) -> Option<TxIdx> {
+    let touches = accounts.entry(address).or_insert(Touches {
+        last: index,
+        writer: None,
+        writers: false,
+    });
+    let last = touches.last;
+    touches.last = index;
+    if writes {
+        touches.writers |= touches.writer.is_some_and(|writer| writer != index);
+        touches.writer = Some(index);
+    }
+    (last != index).then_some(last)
 }
 
 impl Hints {
@@ -41,7 +77,15 @@ impl Hints {
     ///   Only with `tokens`: the holders' map costs a cache miss or two per transaction
     ///   (several milliseconds for a block of 30,000 token transfers), which a block whose
     ///   plan sample showed no such link (see [`Self::linked_holders`]) need not pay.
-    pub(crate) fn known_dependencies(&mut self, txs: &[TxEnv], tokens: bool) -> Vec<Option<TxIdx>> {
+    ///
+    /// With `lazy_credits` (transfers may credit their recipients lazily), a transfer of value
+    /// is not expected to write its recipient's account (see [`Self::owner`]).
+    pub(crate) fn known_dependencies(
+        &mut self,
+        txs: &[TxEnv],
+        tokens: bool,
+        lazy_credits: bool,
+    ) -> Vec<Option<TxIdx>> {
         let Self {
             accounts,
             holders,
@@ -54,9 +98,12 @@ impl Hints {
         txs.iter()
             .enumerate()
             .map(|(index, tx)| {
-                let mut dependency = accounts.insert(tx.caller, index);
+                let mut dependency = touch(accounts, tx.caller, index, true);
                 if let TxKind::Call(to) = tx.kind {
-                    accounts.insert(to, index);
+                    // A transfer that may credit its recipient lazily leaves its account alone.
+                    let lazy =
+                        lazy_credits && lazy_value(tx.value) && tx.authorization_list.is_empty();
+                    touch(accounts, to, index, !lazy);
                     let moved = token_holders(tx).filter(|_| tokens);
                     for holder in moved.into_iter().flatten() {
                         let last = holders.insert(holder_key(to, holder), index);
@@ -67,6 +114,14 @@ impl Hints {
                 dependency
             })
             .collect()
+    }
+
+    /// The one transaction of the transactions last passed to [`Self::known_dependencies`]
+    /// expected to write the account at `address`, if only one is: it sends from it, or calls
+    /// it with no value to credit lazily (see [`pevm_core::MvKey::owner`]).
+    pub(crate) fn owner(&self, address: &Address) -> Option<TxIdx> {
+        let touches = self.accounts.get(address)?;
+        touches.writer.filter(|_| !touches.writers)
     }
 
     /// Whether the last [`Self::known_dependencies`] linked two transactions through a
@@ -131,17 +186,44 @@ mod tests {
 
     #[test]
     fn senders_and_recipients_chain() {
-        // 1 -> 2, then 2 sends (its balance), then 2 again (its nonce); 3 -> 4 is apart.
+        // 1 -> 2, then 2 sends (its balance), then 2 again (its nonce); 3 -> 4 is apart, and
+        // so is 7's transfer of value to 8.
+        let transfer = TxEnv {
+            value: U256::from(1),
+            ..call(7, 8, vec![])
+        };
         let txs = [
             call(1, 2, vec![]),
             call(2, 5, vec![]),
             call(3, 4, vec![]),
             call(2, 6, vec![]),
+            transfer,
         ];
+        let mut hints = Hints::default();
         assert_eq!(
-            Hints::default().known_dependencies(&txs, true),
-            [None, Some(0), None, Some(1)]
+            hints.known_dependencies(&txs, true, true),
+            [None, Some(0), None, Some(1), None]
         );
+        // An account only one transaction is expected to write is that one's; a transfer
+        // that may credit its recipient lazily is not expected to write it.
+        let owners: Vec<_> = (1..=9).map(|n| hints.owner(&account(n))).collect();
+        assert_eq!(
+            owners,
+            [
+                Some(0),
+                None,
+                Some(2),
+                Some(2),
+                Some(1),
+                Some(3),
+                Some(4),
+                None,
+                None
+            ]
+        );
+        // Without lazy credits, the transfer writes its recipient.
+        hints.known_dependencies(&txs, true, false);
+        assert_eq!(hints.owner(&account(8)), Some(4));
     }
 
     #[test]
@@ -164,12 +246,12 @@ mod tests {
         ];
         let mut hints = Hints::default();
         assert_eq!(
-            hints.known_dependencies(&txs, true),
+            hints.known_dependencies(&txs, true, true),
             [None, Some(0), None, Some(1), None, None, Some(3)]
         );
         assert!(hints.linked_holders());
         // Without tokens, only the accounts link: none here (tx 6's sender 4 only got tokens).
-        assert_eq!(hints.known_dependencies(&txs, false), [None; 7]);
+        assert_eq!(hints.known_dependencies(&txs, false, true), [None; 7]);
         assert!(!hints.linked_holders());
     }
 }
