@@ -75,7 +75,8 @@ impl<'a, P: StateProvider> EvmVm<'a, P> {
         lazy_credits: bool,
     ) -> Self {
         let lazy = if lazy_credits {
-            LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec)
+            let shared = |to: &Address| hints.shared(to);
+            LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec, shared)
         } else {
             LazyCredits::default()
         };

@@ -40,8 +40,16 @@ pub(crate) struct LazyCredits {
 impl LazyCredits {
     /// The candidates of a block: plain calls with value to another address that is neither
     /// the beneficiary (credited by fees already) nor a precompile, without EIP-7702
-    /// authorisations.
-    pub(crate) fn new(txs: &[TxEnv], beneficiary: Address, spec: SpecId) -> Self {
+    /// authorisations, to a recipient that is `shared`: another transaction of the block
+    /// sends from it or calls it. A recipient no other transaction names conflicts with none
+    /// of them through the transfer, and a lazy credit would only read it once more, to pay it
+    /// in the fold.
+    pub(crate) fn new(
+        txs: &[TxEnv],
+        beneficiary: Address,
+        spec: SpecId,
+        shared: impl Fn(&Address) -> bool,
+    ) -> Self {
         let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(spec));
         let mut creditors = AddressMap::<Vec<TxIdx>>::default();
         let recipients = txs
@@ -55,7 +63,8 @@ impl LazyCredits {
                     && to != tx.caller
                     && to != beneficiary
                     && tx.authorization_list.is_empty()
-                    && !precompiles.contains(&to);
+                    && !precompiles.contains(&to)
+                    && shared(&to);
                 candidate.then(|| {
                     creditors.entry(to).or_default().push(index);
                     to
@@ -162,12 +171,14 @@ mod tests {
             transfer(0x13, 0xbb, 5), // to the beneficiary
             transfer(0x14, 0x01, 5), // to a precompile
             transfer(0x15, 0x20, 7),
-            TxEnv::default(), // a creation
+            TxEnv::default(),        // a creation
+            transfer(0x16, 0x21, 5), // to a recipient no other transaction names
         ];
-        let lazy = LazyCredits::new(&txs, beneficiary, SpecId::CANCUN);
+        let shared = |to: &Address| *to != Address::with_last_byte(0x21);
+        let lazy = LazyCredits::new(&txs, beneficiary, SpecId::CANCUN, shared);
         let recipients: Vec<_> = (0..txs.len()).map(|tx| lazy.recipient(tx)).collect();
         let to = Some(Address::with_last_byte(0x20));
-        assert_eq!(recipients, [to, None, None, None, None, to, None]);
+        assert_eq!(recipients, [to, None, None, None, None, to, None, None]);
         let x = Address::with_last_byte(0x20);
         assert_eq!(lazy.creditors_between(&x, None, 6), &[0, 5]);
         assert_eq!(lazy.creditors_between(&x, Some(0), 6), &[5]);

@@ -36,6 +36,8 @@ pub(crate) struct Hints {
 struct Touches {
     /// The last one.
     last: TxIdx,
+    /// Whether there were several.
+    several: bool,
     /// The last one expected to write the account: a sender, or a call that is not a
     /// transfer credited lazily (see [`crate::lazy`]).
     writer: Option<TxIdx>,
@@ -53,10 +55,12 @@ fn touch(
 ) -> Option<TxIdx> {
     let touches = accounts.entry(address).or_insert(Touches {
         last: index,
+        several: false,
         writer: None,
         writers: false,
     });
     let last = touches.last;
+    touches.several |= last != index;
     touches.last = index;
     if writes {
         touches.writers |= touches.writer.is_some_and(|writer| writer != index);
@@ -117,11 +121,23 @@ impl Hints {
     }
 
     /// The one transaction of the transactions last passed to [`Self::known_dependencies`]
-    /// expected to write the account at `address`, if only one is: it sends from it, or calls
-    /// it with no value to credit lazily (see [`pevm_core::MvKey::owner`]).
+    /// expected to write the account at `address`, if only one is: it sends from it, calls it
+    /// with no value to credit lazily, or is the only one to name it (see [`Self::shared`]
+    /// and [`pevm_core::MvKey::owner`]).
     pub(crate) fn owner(&self, address: &Address) -> Option<TxIdx> {
         let touches = self.accounts.get(address)?;
-        touches.writer.filter(|_| !touches.writers)
+        match touches.writer {
+            Some(writer) => (!touches.writers).then_some(writer),
+            None => (!touches.several).then_some(touches.last),
+        }
+    }
+
+    /// Whether several of the transactions last passed to [`Self::known_dependencies`] send
+    /// from or call `address`.
+    pub(crate) fn shared(&self, address: &Address) -> bool {
+        self.accounts
+            .get(address)
+            .is_some_and(|touches| touches.several)
     }
 
     /// Whether the last [`Self::known_dependencies`] linked two transactions through a
@@ -204,26 +220,36 @@ mod tests {
             hints.known_dependencies(&txs, true, true),
             [None, Some(0), None, Some(1), None]
         );
-        // An account only one transaction is expected to write is that one's; a transfer
-        // that may credit its recipient lazily is not expected to write it.
+        // An account only one transaction is expected to write is that one's: its sender, a
+        // call without value, or the only transfer to it (only a shared recipient is credited
+        // lazily: 2 is shared, 8 is not).
         let owners: Vec<_> = (1..=9).map(|n| hints.owner(&account(n))).collect();
-        assert_eq!(
-            owners,
-            [
-                Some(0),
-                None,
-                Some(2),
-                Some(2),
-                Some(1),
-                Some(3),
-                Some(4),
-                None,
-                None
-            ]
-        );
-        // Without lazy credits, the transfer writes its recipient.
+        let expected = [
+            Some(0),
+            None,
+            Some(2),
+            Some(2),
+            Some(1),
+            Some(3),
+            Some(4),
+            Some(4),
+            None,
+        ];
+        assert_eq!(owners, expected);
+        assert!(hints.shared(&account(2)) && !hints.shared(&account(8)));
+        // 8 sends on what it got: a transfer credits it lazily, and its own transaction writes
+        // it; without lazy credits, both write it.
+        let onward = TxEnv {
+            caller: account(8),
+            kind: TxKind::Call(account(9)),
+            ..txs[4].clone()
+        };
+        let txs: Vec<_> = txs.into_iter().chain([onward]).collect();
+        hints.known_dependencies(&txs, true, true);
+        assert!(hints.shared(&account(8)));
+        assert_eq!(hints.owner(&account(8)), Some(5));
         hints.known_dependencies(&txs, true, false);
-        assert_eq!(hints.owner(&account(8)), Some(4));
+        assert_eq!(hints.owner(&account(8)), None);
     }
 
     #[test]

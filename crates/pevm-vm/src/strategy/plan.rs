@@ -120,8 +120,9 @@ impl Cost {
     }
 }
 
-/// A read from memory takes well under this; only the time a read takes beyond it counts.
-const MEMORY_READ_NS: u64 = 500;
+/// A read from memory, of an account already in the caches, takes well under this; only the
+/// time a read takes beyond it counts.
+const MEMORY_READ_NS: u64 = 300;
 
 /// The reads a transaction makes, as the plan counts them (sender, recipient, code, a slot).
 const READS_PER_TX: u64 = 4;
