@@ -17,7 +17,8 @@ cargo test --locked --workspace
 # Loom models of the scheduler (every interleaving of two workers, preemption bound 3); the
 # cfg flag needs a build of its own.
 RUSTFLAGS="--cfg loom -C debug-assertions" cargo test --locked -p pevm-core --test loom --release --target-dir target/loom
-cargo build --locked --release -p pevm-bench -p pevm-vm --bins --examples
+# The release tools; of the examples, the one run below (`cargo test` builds them all).
+cargo build --locked --release -p pevm-bench -p pevm-vm --bins --example embedding
 # A range of blocks through alloy-evm's BlockExecutor on the engine over a CacheDB: receipts,
 # requests and bundle with reverts identical to alloy-evm's EthBlockExecutor (it fails if not).
 target/release/examples/embedding 2
