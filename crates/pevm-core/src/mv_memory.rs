@@ -42,11 +42,12 @@ pub type WriteSet<K, V> = Vec<(K, V)>;
 /// A key of the multi-version memory.
 pub trait MvKey: Eq + Hash + Clone + Send + Sync {
     /// The one transaction expected to write this key, when the key itself says so (a
-    /// payment that transaction owes, an account only it sends from or to). Its versions live
-    /// with that transaction rather than in the shared map: writing and reading them takes no
-    /// shard of the map, and the map holds only keys that several transactions may write. A
-    /// write by another transaction still goes to the map, and marks the owner so that reads
-    /// of its keys look there too: an owner is a placement, never trusted for correctness.
+    /// payment that transaction owes, an account no other transaction is expected to write).
+    /// Its versions live with that transaction rather than in the shared map: writing and
+    /// reading them takes no shard of the map, and the map holds only keys that several
+    /// transactions may write. A write by another transaction still goes to the map, and marks
+    /// the owner so that reads of its keys look there too: an owner is a placement, never
+    /// trusted for correctness.
     fn owner(&self) -> Option<TxIdx> {
         None
     }

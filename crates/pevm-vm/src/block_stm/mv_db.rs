@@ -41,9 +41,8 @@ pub(crate) enum Location {
 }
 
 impl MvKey for Location {
-    /// A lazy fee or credit is written only by the transaction that owes it; an account
-    /// most likely only by the one transaction that sends from it or calls it, if one alone
-    /// does.
+    /// A lazy fee or credit is written only by the transaction that owes it; an account,
+    /// most likely, only by the one transaction [`Hints::owner`] names.
     fn owner(&self) -> Option<TxIdx> {
         match self {
             Self::LazyFee(tx) | Self::LazyCredit(_, tx) => Some(*tx),
