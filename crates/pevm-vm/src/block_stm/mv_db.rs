@@ -214,7 +214,8 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
 
     /// The account at `address` as the transactions before this one left it, `None` if absent.
     fn account(&mut self, address: Address) -> Result<Option<AccountState>, ReadError> {
-        let written = self.read(Location::Basic(address, self.hints.owner(&address)))?;
+        let slot = self.hints.slot(self.tx_idx, &address);
+        let written = self.read(Location::Basic(address, self.hints.owner(slot)))?;
         let writer = self.last_writer();
         self.written_accounts.push((address, writer.is_some()));
         let mut account = match written {
@@ -243,7 +244,7 @@ impl<'a, P: StateProvider> MvDb<'a, P> {
             }
         }
         let lazy = self.lazy;
-        let creditors = lazy.creditors_between(&address, writer, self.tx_idx);
+        let creditors = lazy.creditors_between(slot, writer, self.tx_idx);
         for &tx in creditors {
             account = self.add_owed(account, Location::LazyCredit(address, tx))?;
         }

@@ -75,8 +75,7 @@ impl<'a, P: StateProvider> EvmVm<'a, P> {
         lazy_credits: bool,
     ) -> Self {
         let lazy = if lazy_credits {
-            let shared = |to: &Address| hints.shared(to);
-            LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec, shared)
+            LazyCredits::new(&block.txs, block.env.beneficiary, block.cfg.spec, hints)
         } else {
             LazyCredits::default()
         };
@@ -213,10 +212,11 @@ pub(crate) fn memory_writes(
             LocationValue::Credit(value),
         ));
     }
+    let owner = |address| hints.owner(hints.slot(tx_idx, address));
     for (address, write) in writes {
         match write {
             AccountWrite::Destroyed => {
-                let location = Location::Basic(*address, hints.owner(address));
+                let location = Location::Basic(*address, owner(address));
                 out.push((location, LocationValue::Basic(None)));
                 out.push((
                     Location::StorageReset(*address),
@@ -232,7 +232,7 @@ pub(crate) fn memory_writes(
             } => {
                 if *info_changed || *created {
                     out.push((
-                        Location::Basic(*address, hints.owner(address)),
+                        Location::Basic(*address, owner(address)),
                         LocationValue::Basic(Some(info.clone())),
                     ));
                 }

@@ -1,7 +1,7 @@
 //! The credit half of lazy payments: which transactions may credit their recipient as a
 //! delta, which accounts can take such a credit, and the credit a transaction made.
 
-use alloy_primitives::{map::AddressMap, Address, TxKind, U256};
+use alloy_primitives::{Address, TxKind, U256};
 use pevm_core::TxIdx;
 use revm::{
     context::TxEnv,
@@ -9,7 +9,10 @@ use revm::{
     primitives::{hardfork::SpecId, KECCAK_EMPTY},
 };
 
-use crate::state::diff::{AccountState, AccountWrite};
+use crate::{
+    state::diff::{AccountState, AccountWrite},
+    strategy::hints::{AccountSlot, Hints},
+};
 
 /// Balances from this value (2^254) on are always read, never credited lazily: below it, no
 /// sum of a block's credits (each below [`LAZY_VALUE_LIMIT`]) can overflow, exactly as the
@@ -33,47 +36,60 @@ pub(crate) fn lazy_value(value: U256) -> bool {
 pub(crate) struct LazyCredits {
     /// Per transaction: the recipient it may credit lazily.
     recipients: Vec<Option<Address>>,
-    /// Per recipient: the transactions that may credit it, in block order.
-    creditors: AddressMap<Vec<TxIdx>>,
+    /// The transactions that may credit each recipient, by the recipient's slot in the
+    /// block's [`Hints`] and then in block order: those of slot `s` are
+    /// `creditors[starts[s]..starts[s + 1]]`. One vector for the block, where a vector per
+    /// recipient would take an allocation each.
+    creditors: Vec<TxIdx>,
+    /// Per slot: where its creditors start; one more entry ends the last.
+    starts: Vec<u32>,
 }
 
 impl LazyCredits {
     /// The candidates of a block: plain calls with value to another address that is neither
     /// the beneficiary (credited by fees already) nor a precompile, without EIP-7702
-    /// authorisations, to a recipient that is `shared`: another transaction of the block
-    /// sends from it or calls it. A recipient no other transaction names conflicts with none
-    /// of them through the transfer, and a lazy credit would only read it once more, to pay it
-    /// in the fold.
-    pub(crate) fn new(
-        txs: &[TxEnv],
-        beneficiary: Address,
-        spec: SpecId,
-        shared: impl Fn(&Address) -> bool,
-    ) -> Self {
+    /// authorisations, to a recipient that is shared ([`Hints::shared`]: another
+    /// transaction of the block sends from it or calls it). A recipient no other transaction
+    /// names conflicts with none of them through the transfer, and a lazy credit would only
+    /// read it once more, to pay it in the fold. `hints` are those of `txs`.
+    pub(crate) fn new(txs: &[TxEnv], beneficiary: Address, spec: SpecId, hints: &Hints) -> Self {
         let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(spec));
-        let mut creditors = AddressMap::<Vec<TxIdx>>::default();
+        let mut starts = vec![0u32; hints.slot_count() + 1];
+        let mut slots = Vec::new();
         let recipients = txs
             .iter()
             .enumerate()
             .map(|(index, tx)| {
-                let TxKind::Call(to) = tx.kind else {
+                let (TxKind::Call(to), Some(slot)) = (tx.kind, hints.callee(index)) else {
                     return None;
                 };
                 let candidate = lazy_value(tx.value)
                     && to != tx.caller
                     && to != beneficiary
                     && tx.authorization_list.is_empty()
-                    && !precompiles.contains(&to)
-                    && shared(&to);
+                    && hints.shared(slot)
+                    && !precompiles.contains(&to);
                 candidate.then(|| {
-                    creditors.entry(to).or_default().push(index);
+                    starts[slot.index() + 1] += 1;
+                    slots.push((slot, index));
                     to
                 })
             })
             .collect();
+        // Counts to starts, then each creditor into its recipient's run, in block order.
+        for s in 1..starts.len() {
+            starts[s] += starts[s - 1];
+        }
+        let mut next = starts.clone();
+        let mut creditors = vec![0; slots.len()];
+        for (slot, index) in slots {
+            creditors[next[slot.index()] as usize] = index;
+            next[slot.index()] += 1;
+        }
         Self {
             recipients,
             creditors,
+            starts,
         }
     }
 
@@ -83,16 +99,23 @@ impl LazyCredits {
     }
 
     /// The transactions strictly between `after` (or the block's start) and `before` that may
-    /// have credited `address` lazily.
+    /// have credited the account in `slot` lazily.
     pub(crate) fn creditors_between(
         &self,
-        address: &Address,
+        slot: Option<AccountSlot>,
         after: Option<TxIdx>,
         before: TxIdx,
     ) -> &[TxIdx] {
-        let Some(txs) = self.creditors.get(address) else {
+        let Some(slot) = slot else {
             return &[];
         };
+        let (Some(&start), Some(&end)) = (
+            self.starts.get(slot.index()),
+            self.starts.get(slot.index() + 1),
+        ) else {
+            return &[];
+        };
+        let txs = &self.creditors[start as usize..end as usize];
         let start = after.map_or(0, |after| txs.partition_point(|&tx| tx <= after));
         let end = txs.partition_point(|&tx| tx < before);
         txs.get(start..end).unwrap_or_default()
@@ -174,20 +197,25 @@ mod tests {
             TxEnv::default(),        // a creation
             transfer(0x16, 0x21, 5), // to a recipient no other transaction names
         ];
-        let shared = |to: &Address| *to != Address::with_last_byte(0x21);
-        let lazy = LazyCredits::new(&txs, beneficiary, SpecId::CANCUN, shared);
+        // 0x20 and 0x01 are shared, 0x21 is not; the beneficiary is named below.
+        let mut named = txs.clone();
+        named.push(transfer(0x01, 0xbb, 1));
+        let mut hints = Hints::default();
+        hints.known_dependencies(&named, false, true);
+        let lazy = LazyCredits::new(&named[..txs.len()], beneficiary, SpecId::CANCUN, &hints);
         let recipients: Vec<_> = (0..txs.len()).map(|tx| lazy.recipient(tx)).collect();
         let to = Some(Address::with_last_byte(0x20));
         assert_eq!(recipients, [to, None, None, None, None, to, None, None]);
-        let x = Address::with_last_byte(0x20);
-        assert_eq!(lazy.creditors_between(&x, None, 6), &[0, 5]);
-        assert_eq!(lazy.creditors_between(&x, Some(0), 6), &[5]);
-        assert_eq!(lazy.creditors_between(&x, None, 5), &[0]);
-        assert_eq!(lazy.creditors_between(&x, Some(5), 6), &[] as &[TxIdx]);
-        assert_eq!(
-            lazy.creditors_between(&beneficiary, None, 6),
-            &[] as &[TxIdx]
-        );
+        let x = hints.slot(0, &Address::with_last_byte(0x20));
+        assert_eq!(lazy.creditors_between(x, None, 6), &[0, 5]);
+        assert_eq!(lazy.creditors_between(x, Some(0), 6), &[5]);
+        assert_eq!(lazy.creditors_between(x, None, 5), &[0]);
+        assert_eq!(lazy.creditors_between(x, Some(5), 6), &[] as &[TxIdx]);
+        let none = &[] as &[TxIdx];
+        let beneficiary = hints.slot(0, &beneficiary);
+        assert!(beneficiary.is_some());
+        assert_eq!(lazy.creditors_between(beneficiary, None, 6), none);
+        assert_eq!(lazy.creditors_between(None, None, 6), none);
     }
 
     #[test]

@@ -21,14 +21,35 @@ const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
 /// The maps behind [`Hints::known_dependencies`], kept by a long-lived executor: a block of
 /// tens of thousands of transactions would otherwise allocate, and fault in, megabytes of
 /// fresh map every time (a few milliseconds on this project's machines).
+///
+/// Each account a transaction names gets a slot, and each transaction keeps the slots of the
+/// accounts it names: the engine asks about those accounts on every incarnation, and a slot
+/// answers from a dense vector where a hash-map lookup would take a cache miss or two.
 #[derive(Debug, Default)]
 pub(crate) struct Hints {
-    /// Per account: the transactions that sent from it or called it.
-    accounts: AddressMap<Touches>,
+    /// Per account a transaction sends from or calls: its slot.
+    slots: AddressMap<AccountSlot>,
+    /// Per slot: the transactions that sent from its account or called it.
+    touches: Vec<Touches>,
+    /// Per transaction: its sender and the account it calls (none for a creation), with their
+    /// slots.
+    named: Vec<[Option<(Address, AccountSlot)>; 2]>,
     /// Per token contract and holder: the last transfer that moved the holder's tokens.
     holders: FbMap<40, TxIdx>,
     /// Whether the last call linked any transaction through a token holder.
     linked_holders: bool,
+}
+
+/// The place of an account in [`Hints`]: the accounts the block's transactions name are
+/// numbered from 0, in the order first named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AccountSlot(u32);
+
+impl AccountSlot {
+    /// The slot as an index.
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
 }
 
 /// The transactions that sent from an account or called it.
@@ -46,19 +67,26 @@ struct Touches {
 }
 
 /// Notes that transaction `index` sends from or calls `address`, and whether it is expected to
-/// write its account; returns the last other one before it that sent from or called it.
+/// write its account; returns the account's slot, and the last other transaction before it
+/// that sent from or called it.
 fn touch(
-    accounts: &mut AddressMap<Touches>,
+    slots: &mut AddressMap<AccountSlot>,
+    touches: &mut Vec<Touches>,
     address: Address,
     index: TxIdx,
     writes: bool,
-) -> Option<TxIdx> {
-    let touches = accounts.entry(address).or_insert(Touches {
-        last: index,
-        several: false,
-        writer: None,
-        writers: false,
-    });
+) -> (AccountSlot, Option<TxIdx>) {
+    let next = AccountSlot(touches.len() as u32);
+    let slot = *slots.entry(address).or_insert(next);
+    if slot == next {
+        touches.push(Touches {
+            last: index,
+            several: false,
+            writer: None,
+            writers: false,
+        });
+    }
+    let touches = &mut touches[slot.index()];
     let last = touches.last;
     touches.several |= last != index;
     touches.last = index;
@@ -66,7 +94,7 @@ fn touch(
         touches.writers |= touches.writer.is_some_and(|writer| writer != index);
         touches.writer = Some(index);
     }
-    (last != index).then_some(last)
+    (slot, (last != index).then_some(last))
 }
 
 impl Hints {
@@ -91,23 +119,28 @@ impl Hints {
         lazy_credits: bool,
     ) -> Vec<Option<TxIdx>> {
         let Self {
-            accounts,
+            slots,
+            touches,
+            named,
             holders,
             linked_holders,
         } = self;
-        accounts.clear();
+        slots.clear();
+        touches.clear();
+        named.clear();
         holders.clear();
-        accounts.reserve(txs.len() * 2);
+        slots.reserve(txs.len() * 2);
         *linked_holders = false;
         txs.iter()
             .enumerate()
             .map(|(index, tx)| {
-                let mut dependency = touch(accounts, tx.caller, index, true);
+                let (sender, mut dependency) = touch(slots, touches, tx.caller, index, true);
+                let mut callee = None;
                 if let TxKind::Call(to) = tx.kind {
                     // A transfer that may credit its recipient lazily leaves its account alone.
                     let lazy =
                         lazy_credits && lazy_value(tx.value) && tx.authorization_list.is_empty();
-                    touch(accounts, to, index, !lazy);
+                    callee = Some((to, touch(slots, touches, to, index, !lazy).0));
                     let moved = token_holders(tx).filter(|_| tokens);
                     for holder in moved.into_iter().flatten() {
                         let last = holders.insert(holder_key(to, holder), index);
@@ -115,17 +148,38 @@ impl Hints {
                         dependency = dependency.max(last);
                     }
                 }
+                named.push([Some((tx.caller, sender)), callee]);
                 dependency
             })
             .collect()
     }
 
+    /// The slot of `address` when a transaction of the block names it; transaction
+    /// `tx_idx`'s own sender and callee are found without hashing.
+    pub(crate) fn slot(&self, tx_idx: TxIdx, address: &Address) -> Option<AccountSlot> {
+        let named = self.named.get(tx_idx).into_iter().flatten().flatten();
+        match named.into_iter().find(|(named, _)| named == address) {
+            Some((_, slot)) => Some(*slot),
+            None => self.slots.get(address).copied(),
+        }
+    }
+
+    /// The slot of the account transaction `tx_idx` calls, if it calls one.
+    pub(crate) fn callee(&self, tx_idx: TxIdx) -> Option<AccountSlot> {
+        self.named.get(tx_idx)?[1].map(|(_, slot)| slot)
+    }
+
+    /// How many accounts the transactions name: every slot is below it.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.touches.len()
+    }
+
     /// The one transaction of the transactions last passed to [`Self::known_dependencies`]
-    /// expected to write the account at `address`, if only one is: it sends from it, calls it
+    /// expected to write the account in `slot`, if only one is: it sends from it, calls it
     /// with no value to credit lazily, or is the only one to name it (see [`Self::shared`]
     /// and [`pevm_core::MvKey::owner`]).
-    pub(crate) fn owner(&self, address: &Address) -> Option<TxIdx> {
-        let touches = self.accounts.get(address)?;
+    pub(crate) fn owner(&self, slot: Option<AccountSlot>) -> Option<TxIdx> {
+        let touches = self.touches.get(slot?.index())?;
         match touches.writer {
             Some(writer) => (!touches.writers).then_some(writer),
             None => (!touches.several).then_some(touches.last),
@@ -133,10 +187,10 @@ impl Hints {
     }
 
     /// Whether several of the transactions last passed to [`Self::known_dependencies`] send
-    /// from or call `address`.
-    pub(crate) fn shared(&self, address: &Address) -> bool {
-        self.accounts
-            .get(address)
+    /// from or call the account in `slot`.
+    pub(crate) fn shared(&self, slot: AccountSlot) -> bool {
+        self.touches
+            .get(slot.index())
             .is_some_and(|touches| touches.several)
     }
 
@@ -223,7 +277,8 @@ mod tests {
         // An account only one transaction is expected to write is that one's: its sender, a
         // call without value, or the only transfer to it (only a shared recipient is credited
         // lazily: 2 is shared, 8 is not).
-        let owners: Vec<_> = (1..=9).map(|n| hints.owner(&account(n))).collect();
+        let owner = |hints: &Hints, n| hints.owner(hints.slot(0, &account(n)));
+        let owners: Vec<_> = (1..=9).map(|n| owner(&hints, n)).collect();
         let expected = [
             Some(0),
             None,
@@ -236,7 +291,13 @@ mod tests {
             None,
         ];
         assert_eq!(owners, expected);
-        assert!(hints.shared(&account(2)) && !hints.shared(&account(8)));
+        let shared = |hints: &Hints, n| hints.shared(hints.slot(0, &account(n)).unwrap());
+        assert!(shared(&hints, 2) && !shared(&hints, 8));
+        // A transaction's own sender and callee are found in its slots, others in the map.
+        assert_eq!(hints.slot(1, &account(2)), hints.slot(0, &account(2)));
+        assert_eq!(hints.callee(2), hints.slot(0, &account(4)));
+        assert_eq!(hints.slot(0, &account(10)), None);
+        assert_eq!(hints.slot_count(), 8);
         // 8 sends on what it got: a transfer credits it lazily, and its own transaction writes
         // it; without lazy credits, both write it.
         let onward = TxEnv {
@@ -246,10 +307,10 @@ mod tests {
         };
         let txs: Vec<_> = txs.into_iter().chain([onward]).collect();
         hints.known_dependencies(&txs, true, true);
-        assert!(hints.shared(&account(8)));
-        assert_eq!(hints.owner(&account(8)), Some(5));
+        assert!(shared(&hints, 8));
+        assert_eq!(owner(&hints, 8), Some(5));
         hints.known_dependencies(&txs, true, false);
-        assert_eq!(hints.owner(&account(8)), None);
+        assert_eq!(owner(&hints, 8), None);
     }
 
     #[test]
