@@ -60,10 +60,12 @@ impl LazyCredits {
             .iter()
             .enumerate()
             .map(|(index, tx)| {
-                let (TxKind::Call(to), Some(slot)) = (tx.kind, hints.callee(index)) else {
+                let (TxKind::Call(to), Some((named, slot))) = (tx.kind, hints.callee(index)) else {
                     return None;
                 };
-                let candidate = lazy_value(tx.value)
+                // Hints of other transactions than these would credit the wrong slot.
+                let candidate = named == to
+                    && lazy_value(tx.value)
                     && to != tx.caller
                     && to != beneficiary
                     && tx.authorization_list.is_empty()

@@ -164,9 +164,9 @@ impl Hints {
         }
     }
 
-    /// The slot of the account transaction `tx_idx` calls, if it calls one.
-    pub(crate) fn callee(&self, tx_idx: TxIdx) -> Option<AccountSlot> {
-        self.named.get(tx_idx)?[1].map(|(_, slot)| slot)
+    /// The account transaction `tx_idx` calls, with its slot, if it calls one.
+    pub(crate) fn callee(&self, tx_idx: TxIdx) -> Option<(Address, AccountSlot)> {
+        self.named.get(tx_idx)?[1]
     }
 
     /// How many accounts the transactions name: every slot is below it.
@@ -295,7 +295,10 @@ mod tests {
         assert!(shared(&hints, 2) && !shared(&hints, 8));
         // A transaction's own sender and callee are found in its slots, others in the map.
         assert_eq!(hints.slot(1, &account(2)), hints.slot(0, &account(2)));
-        assert_eq!(hints.callee(2), hints.slot(0, &account(4)));
+        assert_eq!(
+            hints.callee(2),
+            Some((account(4), hints.slot(0, &account(4)).unwrap()))
+        );
         assert_eq!(hints.slot(0, &account(10)), None);
         assert_eq!(hints.slot_count(), 8);
         // 8 sends on what it got: a transfer credits it lazily, and its own transaction writes
