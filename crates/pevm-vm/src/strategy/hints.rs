@@ -157,8 +157,8 @@ impl Hints {
     /// The slot of `address` when a transaction of the block names it; transaction
     /// `tx_idx`'s own sender and callee are found without hashing.
     pub(crate) fn slot(&self, tx_idx: TxIdx, address: &Address) -> Option<AccountSlot> {
-        let named = self.named.get(tx_idx).into_iter().flatten().flatten();
-        match named.into_iter().find(|(named, _)| named == address) {
+        let mut named = self.named.get(tx_idx).into_iter().flatten().flatten();
+        match named.find(|(named, _)| named == address) {
             Some((_, slot)) => Some(*slot),
             None => self.slots.get(address).copied(),
         }
