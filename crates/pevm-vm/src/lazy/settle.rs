@@ -2,12 +2,15 @@
 //! revm's fee payment writes it), the sums a block owes while it runs, and their payment into
 //! the block's state diff or into a transaction's revm state.
 
+use std::collections::btree_map;
+
 use alloy_primitives::{map::AddressMap, Address, U256};
 use pevm_core::TxIdx;
 use revm::{
     primitives::KECCAK_EMPTY,
     state::{Account, AccountInfo, EvmState, TransactionId},
 };
+use smallvec::SmallVec;
 
 use crate::{
     state::diff::{apply_write, AccountState, AccountWrite},
@@ -247,9 +250,11 @@ pub(crate) fn pay<P: StateProvider>(
     state: &mut StateDiff,
     eip161: bool,
 ) -> Result<bool, (TxIdx, ExecutionError)> {
-    let (mut account, read) = match state.get(&address) {
-        Some(change) => (change.info.clone(), false),
-        None => {
+    // One search of the diff: the entry found (or its vacant place) takes the writes.
+    let entry = state.entry(address);
+    let (mut account, read) = match &entry {
+        btree_map::Entry::Occupied(change) => (change.get().info.clone(), false),
+        btree_map::Entry::Vacant(_) => {
             let read = provider.basic(address).map_err(|error| {
                 let error = ExecutionError::Provider {
                     index: first,
@@ -260,15 +265,22 @@ pub(crate) fn pay<P: StateProvider>(
             (read.map(AccountState::from), true)
         }
     };
+    let mut writes: SmallVec<[AccountWrite; 2]> = SmallVec::new();
     for value in payments {
         let Some(write) = payment_write(account.as_ref(), value, eip161) else {
             continue;
         };
-        apply_write(state.entry(address).or_default(), &write);
-        account = match write {
+        account = match &write {
             AccountWrite::Destroyed => None,
-            AccountWrite::Updated { info, .. } => Some(info),
+            AccountWrite::Updated { info, .. } => Some(info.clone()),
         };
+        writes.push(write);
+    }
+    if !writes.is_empty() {
+        let change = entry.or_default();
+        for write in &writes {
+            apply_write(change, write);
+        }
     }
     Ok(read)
 }
