@@ -10,7 +10,7 @@ use crate::{
     exec::outcome::BlockGas,
     lazy::{keep_lowest, pay, LazyCounts, Owing},
     state::diff::{apply_account, wipes_storage, AccountWrite},
-    Block, BlockOutput, ExecutionError, StateDiff, StateProvider,
+    Block, BlockOutput, ExecutionError, StateDiff, StateProvider, TxResult,
 };
 
 /// Blocks of this many transactions or more fold their state diff on every worker.
@@ -26,34 +26,35 @@ pub(crate) fn fold_outputs<P: StateProvider>(
     shards: usize,
     provider: &P,
     block: &Block,
-    outputs: Vec<Result<TxOutput, ExecutionError>>,
+    mut outputs: Vec<Result<TxOutput, ExecutionError>>,
 ) -> Result<(BlockOutput, LazyCounts), ExecutionError> {
     let facts = BlockFacts::new(block);
     let mut counts = LazyCounts::default();
-    let mut results = Vec::with_capacity(outputs.len());
-    let mut effects = Vec::with_capacity(outputs.len());
-    let mut failed = None;
+    // Results take their cumulative gas in place; the transactions up to the first failed
+    // one (or gas overrun) are folded, by reference: a read failing there comes first.
+    let (mut folded_txs, mut failed) = (outputs.len(), None);
     let mut gas = BlockGas::new(block);
-    for (index, output) in outputs.into_iter().enumerate() {
-        let checked = gas.admit(index, block.txs[index].gas_limit);
-        let TxOutput {
-            mut result,
-            effects: effect,
-            ..
-        } = match checked.and(output) {
-            Ok(output) => output,
+    for (index, output) in outputs.iter_mut().enumerate() {
+        let output = match gas.admit(index, block.txs[index].gas_limit) {
+            Ok(()) => output.as_mut().ok(),
             Err(error) => {
                 failed = Some(error);
-                break;
+                None
             }
         };
-        gas.add(&mut result);
-        counts.fees += u64::from(effect.lazy_fee.is_some());
-        counts.credits += u64::from(effect.lazy_credit.is_some());
-        results.push(result);
-        effects.push(effect);
+        let Some(output) = output else {
+            folded_txs = index;
+            break;
+        };
+        gas.add(&mut output.result);
+        counts.fees += u64::from(output.effects.lazy_fee.is_some());
+        counts.credits += u64::from(output.effects.lazy_credit.is_some());
     }
-    // Only the transactions before a failed one are folded: a read failing there comes first.
+    let effects: Vec<&TxEffects> = outputs[..folded_txs]
+        .iter()
+        .flatten()
+        .map(|output| &output.effects)
+        .collect();
     let shard_ids: Vec<usize> = (0..shards.max(1)).collect();
     let folded = pool.map(&shard_ids, |&shard| {
         fold_shard(provider, facts, &effects, shard, shard_ids.len())
@@ -70,6 +71,11 @@ pub(crate) fn fold_outputs<P: StateProvider>(
         }
     }
     let first_error = errors.into_iter().min_by_key(|(index, _)| *index);
+    let mut outputs = outputs.into_iter();
+    let results = outputs.by_ref().take(folded_txs).flatten();
+    let results: Vec<TxResult> = results.map(|output| output.result).collect();
+    // The failed transaction's own error, unless a gas overrun came first.
+    let failed = failed.or_else(|| outputs.next()?.err());
     match first_error.map(|(_, error)| error).or(failed) {
         Some(error) => Err(error),
         None => Ok((BlockOutput::new(results, join(parts)), counts)),
@@ -138,7 +144,7 @@ fn last_values(mut writes: Vec<(U256, U256)>) -> Vec<(U256, U256)> {
 fn fold_shard<P: StateProvider>(
     provider: &P,
     facts: BlockFacts,
-    effects: &[TxEffects],
+    effects: &[&TxEffects],
     shard: usize,
     shards: usize,
 ) -> Result<(StateDiff, Slots, u64), (usize, ExecutionError)> {
