@@ -20,8 +20,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// jemalloc's options (read before `main`; a C string): transparent huge pages for the heap
 /// and its metadata, where the kernel lets a process ask for them (`madvise`). A gigagas
 /// block allocates tens of MB anew (outputs, read sets, the state diff), and with 4 KiB pages
-/// each first touch is a page fault: about 7,000 of them per block, some 10 % of a one-thread
-/// Block-STM run; huge pages take 15 times fewer (see `BENCHMARKS.md`).
+/// each first touch is a page fault: about 7,000 of them per block, 16 % of a one-thread
+/// Block-STM run's profile on `chain`; huge pages take 15 times fewer (see `BENCHMARKS.md`).
 #[cfg(feature = "jemalloc")]
 #[export_name = "_rjem_malloc_conf"]
 #[used]
