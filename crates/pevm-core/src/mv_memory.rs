@@ -160,7 +160,12 @@ where
 
     /// Empties the memory for a block of `block_size` transactions, keeping its allocations.
     pub fn reset(&mut self, block_size: usize) {
-        self.data.clear();
+        // Each shard's table cleared whole (its control bytes reset, its buckets kept):
+        // `DashMap::clear` erases entry by entry, leaving tombstones that the next block's
+        // inserts then have to rehash away.
+        for shard in self.data.shards_mut() {
+            shard.get_mut().clear();
+        }
         self.records.truncate(block_size);
         for record in &mut self.records {
             lock_mut(record).clear();
