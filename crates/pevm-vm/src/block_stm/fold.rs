@@ -18,7 +18,8 @@ pub(crate) const SHARDED_FOLD_MIN_TXS: usize = 4096;
 
 /// The block output from the transactions' outputs: results with cumulative gas in block
 /// order, then the state diff, folded by `shards` workers of `pool` that each take the
-/// accounts of one shard (see [`fold_shard`]). The error is the one of the lowest
+/// accounts of one shard (see [`fold_shard`]), their diffs then joined on one worker while
+/// another moves the results out. The error is the one of the lowest
 /// transaction, as serially: a failed transaction, a block gas overrun, or a failed read
 /// while folding. Also returns how many lazy payments the block made.
 pub(crate) fn fold_outputs<P: StateProvider>(
@@ -71,14 +72,25 @@ pub(crate) fn fold_outputs<P: StateProvider>(
         }
     }
     let first_error = errors.into_iter().min_by_key(|(index, _)| *index);
-    let mut outputs = outputs.into_iter();
-    let results = outputs.by_ref().take(folded_txs).flatten();
-    let results: Vec<TxResult> = results.map(|output| output.result).collect();
-    // The failed transaction's own error, unless a gas overrun came first.
-    let failed = failed.or_else(|| outputs.next()?.err());
+    // The results are moved out of the outputs (the rest dropped) while the shards' diffs are
+    // joined: neither needs the other, and each costs a pass over the block; on another
+    // worker only where the shards had them.
+    let results = move || {
+        let mut outputs = outputs.into_iter();
+        let results = outputs.by_ref().take(folded_txs).flatten();
+        let results: Vec<TxResult> = results.map(|output| output.result).collect();
+        // The failed transaction's own error, unless a gas overrun came first.
+        (results, failed.or_else(|| outputs.next()?.err()))
+    };
+    let joined = || join(parts);
+    let (state, (results, failed)) = if shards > 1 {
+        pool.join(joined, results)
+    } else {
+        (joined(), results())
+    };
     match first_error.map(|(_, error)| error).or(failed) {
         Some(error) => Err(error),
-        None => Ok((BlockOutput::new(results, join(parts)), counts)),
+        None => Ok((BlockOutput::new(results, state), counts)),
     }
 }
 
