@@ -19,9 +19,9 @@ pub(crate) const SHARDED_FOLD_MIN_TXS: usize = 4096;
 /// The block output from the transactions' outputs: results with cumulative gas in block
 /// order, then the state diff, folded by `shards` workers of `pool` that each take the
 /// accounts of one shard (see [`fold_shard`]), their diffs then joined on one worker while
-/// another moves the results out. The error is the one of the lowest
-/// transaction, as serially: a failed transaction, a block gas overrun, or a failed read
-/// while folding. Also returns how many lazy payments the block made.
+/// another moves the results out. The error is the one of the lowest transaction, as
+/// serially: a failed transaction, a block gas overrun, or a failed read while folding. Also
+/// returns how many lazy payments the block made.
 pub(crate) fn fold_outputs<P: StateProvider>(
     pool: &Pool,
     shards: usize,
