@@ -4,10 +4,12 @@
 use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, TryLockError};
 use std::thread;
 
-use crate::{lock, ExecOutcome, MvKey, MvMemory, Pool, Scheduler, Task, TxIdx, Version, Vm};
+use crate::{
+    lock, Commit, ExecOutcome, MvKey, MvMemory, Pool, Scheduler, Task, TxIdx, Version, Vm,
+};
 
 /// Why a block could not be executed.
 #[derive(Debug)]
@@ -176,6 +178,27 @@ where
     where
         M: Vm<Key = K, Value = V>,
     {
+        let mut outputs = Vec::with_capacity(block_size);
+        let stats = self.execute_committing(vm, block_size, workers, &mut |_, output| {
+            outputs.push(output);
+        })?;
+        Ok(BlockResult { outputs, stats })
+    }
+
+    /// [`Self::execute_on`], handing each transaction's output to `commit` in block order
+    /// as soon as it is final, while later transactions still run: on whichever worker
+    /// finds it final, one at a time. On an error, the outputs handed on so far are not the
+    /// block's.
+    pub fn execute_committing<M>(
+        &mut self,
+        vm: &M,
+        block_size: usize,
+        workers: usize,
+        commit: &mut (dyn FnMut(TxIdx, M::Output) + Send),
+    ) -> Result<ExecStats, ExecuteError<M::Error>>
+    where
+        M: Vm<Key = K, Value = V>,
+    {
         self.memory.reset(block_size);
         self.scheduler.reset(block_size);
         let block = Block {
@@ -183,6 +206,7 @@ where
             memory: &self.memory,
             scheduler: &self.scheduler,
             outputs: (0..block_size).map(|_| Mutex::new(None)).collect(),
+            commit: Mutex::new(commit),
             error: Mutex::new(None),
         };
         let workers = workers.min(block_size);
@@ -193,24 +217,21 @@ where
             }
         }
         stats.re_executions = stats.executions.saturating_sub(block_size as u64);
-
-        let Block { outputs, error, .. } = block;
-        if let Some(error) = error.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        if let Some(error) = lock(&block.error).take() {
             return Err(error);
         }
-        let outputs = outputs
-            .into_iter()
-            .enumerate()
-            .map(|(tx_idx, slot)| {
-                slot.into_inner()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .ok_or_else(|| ExecuteError::Panic {
-                        tx_idx: Some(tx_idx),
-                        message: "block finished without an output for this transaction".into(),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(BlockResult { outputs, stats })
+        // The block is done: what is left is final.
+        block.commit(&mut stats);
+        if let Some(error) = lock(&block.error).take() {
+            return Err(error);
+        }
+        match self.scheduler.committed() {
+            committed if committed == block_size => Ok(stats),
+            tx_idx => Err(ExecuteError::Panic {
+                tx_idx: Some(tx_idx),
+                message: "block finished without committing this transaction".into(),
+            }),
+        }
     }
 }
 
@@ -219,8 +240,10 @@ struct Block<'a, V: Vm> {
     vm: &'a V,
     memory: &'a MvMemory<V::Key, V::Value>,
     scheduler: &'a Scheduler,
-    /// Per transaction: the output of its latest execution.
+    /// Per transaction: the output of its latest execution, until committed.
     outputs: Vec<Mutex<Option<V::Output>>>,
+    /// Where committed outputs go, in block order; held by the worker committing.
+    commit: Mutex<&'a mut (dyn FnMut(TxIdx, V::Output) + Send)>,
     /// The error that halted the block, if any.
     error: Mutex<Option<ExecuteError<V::Error>>>,
 }
@@ -245,9 +268,12 @@ impl<V: Vm> Block<'_, V> {
         while !self.scheduler.done() {
             task = match task {
                 Some(Task::Execute(version)) => self.try_execute(&mut worker, version, stats),
-                Some(Task::Validate(version)) => self.validate(version, stats),
+                // A validation may have made the lowest transactions not committed final.
+                Some(Task::Validate(version)) => {
+                    self.validate(version, stats).or_else(|| self.commit(stats))
+                }
                 None => {
-                    let next = self.scheduler.next_task();
+                    let next = self.scheduler.next_task().or_else(|| self.commit(stats));
                     if next.is_some() {
                         idle_rounds = 0;
                     } else {
@@ -324,11 +350,47 @@ impl<V: Vm> Block<'_, V> {
         }
     }
 
+    /// Hands on every output that is final, unless another worker is at it; returns the
+    /// re-execution of a transaction found stale once every lower one was committed.
+    fn commit(&self, stats: &mut ExecStats) -> Option<Task> {
+        let mut commit = match self.commit.try_lock() {
+            Ok(commit) => commit,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        loop {
+            match self.scheduler.try_commit() {
+                Commit::Committed(tx_idx) => match lock(&self.outputs[tx_idx]).take() {
+                    Some(output) => commit(tx_idx, output),
+                    None => {
+                        self.fail(ExecuteError::Panic {
+                            tx_idx: Some(tx_idx),
+                            message: "committed without an output".into(),
+                        });
+                        return None;
+                    }
+                },
+                Commit::Validate(version) => {
+                    if let Some(task) = self.validate(version, stats) {
+                        // Stale: it runs again.
+                        return Some(task);
+                    }
+                }
+                Commit::NotReady => return None,
+            }
+        }
+    }
+
     /// Validates `version`'s reads, aborting it when they changed.
     fn validate(&self, version: Version, stats: &mut ExecStats) -> Option<Task> {
         stats.validations += 1;
-        let aborted = !self.memory.validate_read_set(version.tx_idx)
-            && self.scheduler.try_validation_abort(version);
+        // Read first: the transactions committed by then can no longer change.
+        let committed = self.scheduler.committed();
+        let valid = self.memory.validate_read_set(version.tx_idx);
+        if valid && committed >= version.tx_idx {
+            self.scheduler.finish_final_validation(version);
+        }
+        let aborted = !valid && self.scheduler.try_validation_abort(version);
         if aborted {
             stats.validation_aborts += 1;
             self.memory.convert_writes_to_estimates(version.tx_idx);

@@ -38,7 +38,7 @@ pub use executor::{BlockResult, ExecStats, ExecuteError, Executor};
 pub use mv_memory::{MvKey, MvMemory, MvRead, ReadOrigin, ReadSet, WriteSet};
 #[cfg(not(loom))]
 pub use pool::Pool;
-pub use scheduler::{Scheduler, Task};
+pub use scheduler::{Commit, Scheduler, Task};
 #[cfg(not(loom))]
 pub use vm::{ExecOutcome, Vm};
 

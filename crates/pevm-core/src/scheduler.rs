@@ -5,6 +5,11 @@
 //! A task returned by [`Scheduler::next_task`], [`Scheduler::finish_execution`] or
 //! [`Scheduler::finish_validation`] must be carried out and then finished with the
 //! matching `finish_*` call (or suspended with [`Scheduler::add_dependency`]).
+//!
+//! Transactions are also committed in block order while later ones still run (see
+//! [`Scheduler::try_commit`]): once every lower transaction is committed, a transaction whose
+//! current incarnation has executed and passed a validation begun at that point can never be
+//! aborted again, so its output is final.
 
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
@@ -28,6 +33,8 @@ enum Status {
     Executing,
     Executed,
     Aborting,
+    /// Executed, validated once every lower transaction was committed: final.
+    Committed,
 }
 
 /// Status of one transaction, with the incarnation it applies to.
@@ -35,6 +42,9 @@ enum Status {
 struct TxState {
     incarnation: Incarnation,
     status: Status,
+    /// Whether the current incarnation, executed, passed a validation begun once every lower
+    /// transaction was committed (see [`Scheduler::committed`]): it is final.
+    validated_final: bool,
 }
 
 impl TxState {
@@ -43,8 +53,27 @@ impl TxState {
         Self {
             incarnation: 0,
             status: Status::ReadyToExecute,
+            validated_final: false,
         }
     }
+
+    /// Whether the transaction has executed (and may be committed already).
+    fn executed(&self) -> bool {
+        matches!(self.status, Status::Executed | Status::Committed)
+    }
+}
+
+/// What [`Scheduler::try_commit`] found of the lowest transaction not committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// Committed now: its output is final.
+    Committed(TxIdx),
+    /// Executed, but not validated since every lower transaction was committed: a validation
+    /// task (counted as handed out, like one of [`Scheduler::next_task`]'s) that the caller
+    /// carries out at once, before trying again.
+    Validate(Version),
+    /// Not executed yet, or every transaction of the block is committed.
+    NotReady,
 }
 
 /// The collaborative scheduler of one block.
@@ -61,6 +90,8 @@ pub struct Scheduler {
     num_active_tasks: CachePadded<AtomicUsize>,
     /// Set once every transaction is executed and validated, or on `halt`.
     done_marker: CachePadded<AtomicBool>,
+    /// How many transactions, from the first, are committed.
+    commit_idx: CachePadded<AtomicUsize>,
     /// Per transaction: its status.
     states: Vec<Mutex<TxState>>,
     /// Per transaction: transactions suspended until it finishes executing.
@@ -77,6 +108,7 @@ impl Scheduler {
             decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
             num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
             done_marker: CachePadded::new(AtomicBool::new(false)),
+            commit_idx: CachePadded::new(AtomicUsize::new(0)),
             states: (0..block_size)
                 .map(|_| Mutex::new(TxState::ready()))
                 .collect(),
@@ -94,6 +126,7 @@ impl Scheduler {
             &mut self.validation_idx,
             &mut self.decrease_cnt,
             &mut self.num_active_tasks,
+            &mut self.commit_idx,
         ] {
             **index = AtomicUsize::new(0);
         }
@@ -138,7 +171,7 @@ impl Scheduler {
     /// Returns false when `blocking` has already executed: re-execute `tx_idx` right away.
     pub fn add_dependency(&self, tx_idx: TxIdx, blocking: TxIdx) -> bool {
         let mut dependents = lock(&self.dependents[blocking]);
-        if lock(&self.states[blocking]).status == Status::Executed {
+        if lock(&self.states[blocking]).executed() {
             return false;
         }
         lock(&self.states[tx_idx]).status = Status::Aborting;
@@ -219,6 +252,53 @@ impl Scheduler {
         None
     }
 
+    /// How many transactions, from the first, are committed. A validation of a higher one
+    /// that reads this before it starts and then passes is final when this was its index
+    /// (see [`Self::finish_final_validation`]): the lower ones can no longer change.
+    pub fn committed(&self) -> TxIdx {
+        self.commit_idx.load(SeqCst)
+    }
+
+    /// Records that `version` passed a validation begun once every lower transaction was
+    /// committed; ignored when it is no longer the executed incarnation.
+    pub fn finish_final_validation(&self, version: Version) {
+        let mut state = lock(&self.states[version.tx_idx]);
+        if state.incarnation == version.incarnation && state.status == Status::Executed {
+            state.validated_final = true;
+        }
+    }
+
+    /// Commits the lowest transaction not committed when it is final (or the block is done),
+    /// or says what it lacks. Called by one thread at a time: the caller hands the committed
+    /// outputs on in block order.
+    pub fn try_commit(&self) -> Commit {
+        let tx_idx = self.commit_idx.load(SeqCst);
+        let Some(state) = self.states.get(tx_idx) else {
+            return Commit::NotReady;
+        };
+        let mut state = lock(state);
+        if state.status != Status::Executed {
+            return Commit::NotReady;
+        }
+        // Once the block is done every transaction is final (after a halt, the outputs are
+        // not used).
+        if state.validated_final || self.done() {
+            state.status = Status::Committed;
+            self.commit_idx.store(tx_idx + 1, SeqCst);
+            return Commit::Committed(tx_idx);
+        }
+        // The validation pass has yet to hand it out, and then finds every lower transaction
+        // committed (`commit_idx` was stored before this load).
+        if self.validation_idx.load(SeqCst) <= tx_idx {
+            return Commit::NotReady;
+        }
+        self.num_active_tasks.fetch_add(1, SeqCst);
+        Commit::Validate(Version {
+            tx_idx,
+            incarnation: state.incarnation,
+        })
+    }
+
     /// Claims the next transaction to execute, if it is ready.
     fn next_version_to_execute(&self) -> Option<Version> {
         if self.execution_idx.load(SeqCst) >= self.block_size {
@@ -272,6 +352,7 @@ impl Scheduler {
         debug_assert_eq!(state.status, Status::Aborting);
         state.incarnation += 1;
         state.status = Status::ReadyToExecute;
+        state.validated_final = false;
     }
 
     fn decrease_execution_idx(&self, target: TxIdx) {
@@ -432,6 +513,58 @@ mod tests {
         assert_eq!(scheduler.finish_validation(0, false), None);
         assert_eq!(scheduler.next_task(), None);
         assert!(scheduler.done());
+    }
+
+    #[test]
+    fn commit_takes_a_validation_begun_once_every_lower_transaction_was_committed() {
+        let scheduler = Scheduler::new(2);
+        for tx_idx in 0..2 {
+            assert_eq!(
+                poll(&scheduler),
+                Some(Task::Execute(Version::new(tx_idx, 0)))
+            );
+        }
+        for tx_idx in 0..2 {
+            let version = Version::new(tx_idx, 0);
+            assert_eq!(scheduler.finish_execution(version, true), None);
+        }
+        // Executed, but the validation pass has not reached it yet.
+        assert_eq!(scheduler.try_commit(), Commit::NotReady);
+        // Tx 0's validation begins with no lower transaction: final. Tx 1's begins before
+        // tx 0 is committed: not final.
+        for tx_idx in 0..2 {
+            let version = Version::new(tx_idx, 0);
+            assert_eq!(poll(&scheduler), Some(Task::Validate(version)));
+            if scheduler.committed() >= tx_idx {
+                scheduler.finish_final_validation(version);
+            }
+            assert_eq!(scheduler.finish_validation(tx_idx, false), None);
+        }
+        assert_eq!(scheduler.try_commit(), Commit::Committed(0));
+        assert_eq!(scheduler.committed(), 1);
+        let version = Version::new(1, 0);
+        assert_eq!(scheduler.try_commit(), Commit::Validate(version));
+        scheduler.finish_final_validation(version);
+        assert_eq!(scheduler.finish_validation(1, false), None);
+        assert_eq!(scheduler.try_commit(), Commit::Committed(1));
+        assert_eq!(scheduler.try_commit(), Commit::NotReady);
+        assert_eq!(scheduler.next_task(), None);
+        assert!(scheduler.done());
+    }
+
+    #[test]
+    fn committed_transaction_is_not_aborted_by_a_stale_validation() {
+        let scheduler = Scheduler::new(1);
+        let version = Version::new(0, 0);
+        assert_eq!(scheduler.next_task(), Some(Task::Execute(version)));
+        assert_eq!(scheduler.finish_execution(version, true), None);
+        assert_eq!(scheduler.next_task(), Some(Task::Validate(version)));
+        scheduler.finish_final_validation(version);
+        assert_eq!(scheduler.finish_validation(0, false), None);
+        assert_eq!(scheduler.try_commit(), Commit::Committed(0));
+        assert!(!scheduler.try_validation_abort(version));
+        // A transaction waiting on it finds it executed.
+        assert!(!scheduler.add_dependency(0, 0));
     }
 
     #[test]

@@ -5,9 +5,10 @@
 mod toy;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use pevm_core::{ExecuteError, Pool};
+use pevm_core::{ExecOutcome, ExecuteError, MvMemory, Pool, Version, Vm};
 use proptest::prelude::*;
 use toy::{
     assert_matches_serial, assert_matches_serial_on, run_on, run_with_timeout, Op, ToyError,
@@ -311,4 +312,77 @@ fn run_batches_stops_on_break_and_reports_a_panic() {
         },
     );
     assert!(panicked.unwrap_err().contains("item 5000"));
+}
+
+/// The toy VM, counting the executions it starts.
+struct Counting {
+    vm: Arc<ToyVm>,
+    started: AtomicUsize,
+}
+
+impl Vm for Counting {
+    type Key = u64;
+    type Value = u64;
+    type Output = Vec<toy::Event>;
+    type Error = ToyError;
+    type Worker<'m> = <ToyVm as Vm>::Worker<'m>;
+
+    fn worker<'m>(&'m self, mv: &'m MvMemory<u64, u64>) -> Self::Worker<'m> {
+        self.vm.worker(mv)
+    }
+
+    fn execute(
+        &self,
+        worker: &mut Self::Worker<'_>,
+        version: Version,
+    ) -> ExecOutcome<u64, u64, Self::Output, ToyError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        self.vm.execute(worker, version)
+    }
+}
+
+#[test]
+fn outputs_are_committed_in_block_order_while_the_block_runs() {
+    let independent = vm((0..400)
+        .map(|i| vec![Op::Read(i), Op::Write(10_000 + i, i)])
+        .collect());
+    let hot = vm((0..300)
+        .map(|i| vec![Op::Read(i % 4), Op::Write(0, i), Op::Read(0)])
+        .collect());
+    for (block, threads) in [(&independent, 1), (&independent, 4), (&hot, 1), (&hot, 3)] {
+        let (serial, _) = block.serial();
+        let counting = Counting {
+            vm: Arc::clone(block),
+            started: AtomicUsize::new(0),
+        };
+        let mut committed = Vec::new();
+        let mut executor = ToyExecutor::new(threads);
+        executor
+            .execute_committing(
+                &counting,
+                block.txs.len(),
+                threads,
+                &mut |tx_idx, output| {
+                    committed.push((tx_idx, output, counting.started.load(Ordering::SeqCst)));
+                },
+            )
+            .expect("toy block");
+        let order: Vec<usize> = committed.iter().map(|(tx_idx, ..)| *tx_idx).collect();
+        assert_eq!(order, (0..block.txs.len()).collect::<Vec<_>>());
+        let outputs: Vec<_> = committed
+            .iter()
+            .map(|(_, output, _)| output.clone())
+            .collect();
+        assert_eq!(outputs, serial, "{threads} threads");
+        if threads == 1 && Arc::ptr_eq(block, &independent) {
+            // One worker: each transaction is committed before the next one starts.
+            for (tx_idx, _, started) in &committed {
+                assert_eq!(
+                    *started,
+                    tx_idx + 1,
+                    "executions started at commit of {tx_idx}"
+                );
+            }
+        }
+    }
 }

@@ -18,7 +18,11 @@
 //! - when a transaction's last execution wrote a new location, every higher transaction was
 //!   validated successfully after it;
 //! - with reads, the result is serial: the last execution of every transaction read the last
-//!   incarnation of every lower transaction.
+//!   incarnation of every lower transaction;
+//! - transactions are committed (`try_commit`, by one worker at a time, as the executor does
+//!   after each validation and when idle) once each, in block order, each with its last
+//!   incarnation: when committed, it had read every lower transaction's last write, and it
+//!   never ran again (the rest are committed after `done`).
 //!
 //! Run with `RUSTFLAGS="--cfg loom -C debug-assertions" cargo test -p pevm-core --test loom
 //! --release --target-dir target/loom -- --nocapture` (debug assertions turn on the
@@ -31,8 +35,8 @@ use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering};
 use std::sync::{Mutex as StdMutex, MutexGuard as StdMutexGuard};
 use std::time::Instant;
 
-use loom::sync::Arc;
-use pevm_core::{Incarnation, Scheduler, Task, TxIdx, Version};
+use loom::sync::{Arc, Mutex};
+use pevm_core::{Commit, Incarnation, Scheduler, Task, TxIdx, Version};
 
 /// Rounds of the worker loop after which a worker gives up and reports a livelock.
 const MAX_ROUNDS: usize = 48;
@@ -87,6 +91,8 @@ struct TxLog {
     finished: Vec<(Incarnation, usize, bool)>,
     /// Validations that passed: incarnation, time they started.
     passed: Vec<(Incarnation, usize)>,
+    /// The incarnation committed, if any.
+    committed: Option<Incarnation>,
 }
 
 impl Default for TxLog {
@@ -99,6 +105,7 @@ impl Default for TxLog {
             suspended: Vec::new(),
             finished: Vec::new(),
             passed: Vec::new(),
+            committed: None,
         }
     }
 }
@@ -108,6 +115,8 @@ struct Model {
     spec: Spec,
     scheduler: Scheduler,
     logs: Vec<StdMutex<TxLog>>,
+    /// Held by the worker committing, as the executor's commit lock.
+    committer: Mutex<()>,
     /// Logical clock ordering the logged events.
     clock: StdAtomicUsize,
     /// Most rounds of the worker loop any worker needed, over every interleaving.
@@ -121,6 +130,7 @@ impl Model {
             spec,
             scheduler: Scheduler::new(spec.block_size),
             logs: (0..spec.block_size).map(|_| StdMutex::default()).collect(),
+            committer: Mutex::new(()),
             clock: StdAtomicUsize::new(0),
         }
     }
@@ -158,9 +168,9 @@ impl Model {
             );
             task = match task {
                 Some(Task::Execute(version)) => self.execute(version),
-                Some(Task::Validate(version)) => self.validate(version),
+                Some(Task::Validate(version)) => self.validate(version).or_else(|| self.commit()),
                 None => {
-                    let next = self.scheduler.next_task();
+                    let next = self.scheduler.next_task().or_else(|| self.commit());
                     if next.is_none() {
                         // Let the other thread progress (the executor spins, yields, sleeps).
                         loom::thread::yield_now();
@@ -238,10 +248,14 @@ impl Model {
     fn validate(&self, version: Version) -> Option<Task> {
         let tx_idx = version.tx_idx;
         let started = self.tick();
+        let committed = self.scheduler.committed();
         let recorded = self.log(tx_idx).reads.clone();
         let valid = !self.spec.invalid.contains(&version) && self.read(tx_idx) == Ok(recorded);
         if valid {
             self.log(tx_idx).passed.push((version.incarnation, started));
+            if committed >= tx_idx {
+                self.scheduler.finish_final_validation(version);
+            }
         }
         let aborted = !valid && self.scheduler.try_validation_abort(version);
         if aborted {
@@ -253,8 +267,53 @@ impl Model {
         self.scheduler.finish_validation(tx_idx, aborted)
     }
 
+    /// Commits what is final, as `Block::commit` does, validating a transaction first where
+    /// it must; returns the re-execution of one found stale.
+    fn commit(&self) -> Option<Task> {
+        let _committer = self.committer.try_lock().ok()?;
+        loop {
+            match self.scheduler.try_commit() {
+                Commit::Committed(tx_idx) => self.committed(tx_idx),
+                Commit::Validate(version) => {
+                    if let Some(task) = self.validate(version) {
+                        return Some(task);
+                    }
+                }
+                Commit::NotReady => return None,
+            }
+        }
+    }
+
+    /// Checks and logs the commit of `tx_idx`.
+    fn committed(&self, tx_idx: TxIdx) {
+        let lower: Vec<_> = (0..tx_idx).map(|lower| self.log(lower).memory).collect();
+        let mut log = self.log(tx_idx);
+        let Entry::Written(incarnation) = log.memory else {
+            panic!("tx {tx_idx} committed unwritten: {log:?}");
+        };
+        assert!(
+            (0..tx_idx).all(|lower| self.log(lower).committed.is_some()),
+            "tx {tx_idx} committed before a lower one"
+        );
+        assert_eq!(log.committed, None, "tx {tx_idx} committed twice");
+        assert_eq!(log.executing, None, "tx {tx_idx} committed while executing");
+        if self.spec.reads_lower {
+            assert_eq!(log.reads, lower, "tx {tx_idx} committed with stale reads");
+        }
+        log.committed = Some(incarnation);
+    }
+
     /// The invariants of a finished block.
     fn check(&self) {
+        // What the executor commits after `done`.
+        loop {
+            match self.scheduler.try_commit() {
+                Commit::Committed(tx_idx) => self.committed(tx_idx),
+                Commit::Validate(version) => panic!("validation {version:?} asked after done"),
+                Commit::NotReady => break,
+            }
+        }
+        assert_eq!(self.scheduler.committed(), self.spec.block_size);
         assert!(self.scheduler.done());
         assert_eq!(
             self.scheduler.next_task(),
@@ -281,6 +340,11 @@ impl Model {
                 "tx {tx_idx} suspended and never resumed: {log:?}"
             );
             assert_eq!(log.memory, Entry::Written(last), "tx {tx_idx}: {log:?}");
+            assert_eq!(
+                log.committed,
+                Some(last),
+                "tx {tx_idx} ran after its commit: {log:?}"
+            );
             assert!(
                 !self.spec.invalid.contains(&Version::new(tx_idx, last)),
                 "tx {tx_idx} ends with an invalid incarnation: {log:?}"
