@@ -103,28 +103,6 @@ impl Pool {
         results.into_iter().flatten().collect()
     }
 
-    /// Runs `a` on the calling thread and `b` on a helper at once (both on the calling thread
-    /// when the pool has none), and returns both results: two independent stages outside
-    /// Block-STM, such as the two halves of a block's output.
-    pub fn join<A: Send, B: Send>(
-        &self,
-        a: impl FnOnce() -> A + Send,
-        b: impl FnOnce() -> B + Send,
-    ) -> (A, B) {
-        let Some(threads) = &self.threads else {
-            return (a(), b());
-        };
-        let mut b_result = None;
-        let a_result = threads.in_place_scope(|scope| {
-            let slot = &mut b_result;
-            scope.spawn(move |_| *slot = Some(b()));
-            a()
-        });
-        // The scope returns only once `b` has run; a panic in it went on from the scope.
-        let b_result = b_result.expect("the scope ran b");
-        (a_result, b_result)
-    }
-
     /// Runs `f` over `items` on up to `workers` workers (the calling thread included), each
     /// with its own state from `init` (which may stay on its thread) and its own result, which
     /// `f` fills: a worker claims the next batch of items while any are left, so unequal items

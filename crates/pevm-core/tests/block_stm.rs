@@ -230,22 +230,6 @@ fn map_keeps_item_order_on_any_worker_count() {
 }
 
 #[test]
-fn join_runs_both_halves_on_two_threads_when_it_has_them() {
-    for threads in [1, 2, 4] {
-        let pool = Pool::new(threads);
-        let caller = std::thread::current().id();
-        let (borrowed, owned) = ([1u64, 2, 3], vec![4u64; 3]);
-        let ((sum, a_thread), (len, b_thread)) = pool.join(
-            || (borrowed.iter().sum::<u64>(), std::thread::current().id()),
-            move || (owned.len(), std::thread::current().id()),
-        );
-        assert_eq!((sum, len), (6, 3));
-        assert_eq!(a_thread, caller, "{threads} threads");
-        assert_eq!(b_thread != caller, threads > 1, "{threads} threads");
-    }
-}
-
-#[test]
 fn run_batches_runs_every_item_once_with_one_state_per_worker() {
     let items: Vec<u64> = (0..1001).collect();
     for threads in [1, 2, 3, 8] {

@@ -10,7 +10,7 @@ use revm::context::result::ResultAndState;
 
 use crate::{
     block_stm::{
-        fold::{fold_outputs, SHARDED_FOLD_MIN_TXS},
+        fold::Fold,
         mv_db::{Location, LocationValue},
         tx_states::settle_tx_states,
         vm::{engine_error, EvmVm, TxOutput},
@@ -155,8 +155,10 @@ impl Pevm {
         }
         // The access list is built from each transaction's revm state, as serially.
         let keep = block.access_list;
-        let (outputs, engine) = self.run_engine(provider, block, plan, known, cost, keep)?;
         if keep {
+            let mut outputs = Vec::with_capacity(block.txs.len());
+            let commit = &mut |_, output| outputs.push(output);
+            let engine = self.run_engine(provider, block, plan, known, cost, keep, commit)?;
             let effects = outputs.iter().flatten().map(|output| &output.effects);
             let (lazy_fees, lazy_credits) = effects.fold((0, 0), |(fees, credits), e| {
                 let (fee, credit) = (e.lazy_fee.is_some(), e.lazy_credit.is_some());
@@ -173,14 +175,12 @@ impl Pevm {
             };
             return Ok((output, stats));
         }
-        // Waking the workers again costs more than folding a small block alone, unless the
-        // accounts paid lazily are slow to read.
-        let shards = if block.txs.len() >= SHARDED_FOLD_MIN_TXS || cost.read_gas > 0 {
-            plan.workers
-        } else {
-            1
-        };
-        let (output, lazy) = fold_outputs(self.executor.pool(), shards, provider, block, outputs)?;
+        // Each transaction is folded into the block's output once committed, while later
+        // ones still run.
+        let mut fold = Fold::new(provider, block);
+        let commit = &mut |index, output| fold.add(index, output);
+        let engine = self.run_engine(provider, block, plan, known, cost, keep, commit)?;
+        let (output, lazy) = fold.finish()?;
         let stats = BlockStats {
             plan,
             engine,
@@ -252,16 +252,20 @@ impl Pevm {
             };
             return Ok((states, stats));
         }
-        let (outputs, stats) = self.run_engine(provider, block, plan, known, cost, true)?;
+        let mut outputs = Vec::with_capacity(block.txs.len());
+        let commit = &mut |_, output| outputs.push(output);
+        let stats = self.run_engine(provider, block, plan, known, cost, true, commit)?;
         Ok((settle_tx_states(provider, block, outputs)?, stats))
     }
 
     /// Runs `block` on Block-STM as `plan` says, `known` holding the dependencies known of
-    /// its first transactions; with `keep`, each output keeps revm's own.
+    /// its first transactions, handing each transaction's output to `commit` in block order
+    /// as soon as it is final; with `keep`, each output keeps revm's own.
     ///
     /// Where `cost` says the state's reads are slow, transfers credit their recipients as
     /// they run: a lazy credit reads its recipient twice (to see that it can take one, then
     /// to pay it), which costs more there than the conflicts of a shared recipient.
+    #[allow(clippy::too_many_arguments)] // The plan's parts, as `plan` hands them on.
     fn run_engine<P: StateProvider>(
         &mut self,
         provider: &P,
@@ -270,7 +274,8 @@ impl Pevm {
         mut known: Vec<Option<TxIdx>>,
         cost: Cost,
         keep: bool,
-    ) -> Result<(Vec<Result<TxOutput, ExecutionError>>, ExecStats), ExecutionError> {
+        commit: &mut (dyn FnMut(TxIdx, Result<TxOutput, ExecutionError>) + Send),
+    ) -> Result<ExecStats, ExecutionError> {
         let lazy_credits = cost.read_gas == 0;
         if known.len() < block.txs.len() {
             // Token holders only if the plan's sample linked some through them.
@@ -280,11 +285,9 @@ impl Pevm {
                 .known_dependencies(&block.txs, tokens, lazy_credits);
         }
         let vm = EvmVm::new(provider, block, known, &self.hints, keep, lazy_credits);
-        let run = self
-            .executor
-            .execute_on(&vm, block.txs.len(), plan.workers)
-            .map_err(engine_error)?;
-        Ok((run.outputs, run.stats))
+        self.executor
+            .execute_committing(&vm, block.txs.len(), plan.workers, commit)
+            .map_err(engine_error)
     }
 
     /// How `block` runs; the dependencies known of its first transactions (see

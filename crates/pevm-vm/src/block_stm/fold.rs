@@ -1,11 +1,11 @@
-//! The block output of a Block-STM run: results with cumulative gas, then the state diff folded
-//! from every transaction's writes and lazy payments, sharded by account.
+//! The block output of a Block-STM run, folded one committed transaction at a time (while
+//! later ones still run): results with cumulative gas, and the state diff from every
+//! transaction's writes and lazy payments.
 
-use alloy_primitives::{map::AddressMap, Address, U256};
-use pevm_core::Pool;
+use alloy_primitives::{map::AddressMap, U256};
 
 use crate::{
-    block_stm::vm::{TxEffects, TxOutput},
+    block_stm::vm::TxOutput,
     chain::block::BlockFacts,
     exec::outcome::BlockGas,
     lazy::{keep_lowest, pay, LazyCounts, Owing},
@@ -13,125 +13,131 @@ use crate::{
     Block, BlockOutput, ExecutionError, StateDiff, StateProvider, TxResult,
 };
 
-/// Blocks of this many transactions or more fold their state diff on every worker.
-pub(crate) const SHARDED_FOLD_MIN_TXS: usize = 4096;
+/// The block output folded so far from the transactions' outputs, handed in in block order
+/// (see [`Self::add`]). Lazy credits are paid in place; the fees owed to the beneficiary are
+/// added up and paid before its next write and at the end (see [`Owing`]).
+pub(crate) struct Fold<'a, P> {
+    provider: &'a P,
+    block: &'a Block,
+    facts: BlockFacts,
+    gas: BlockGas,
+    counts: LazyCounts,
+    owing: Owing,
+    results: Vec<TxResult>,
+    state: StateDiff,
+    /// Per account, every slot written since its storage was last wiped, in block order: a
+    /// push, where the diff's tree (or a hash map) would take a search per slot; sorted into
+    /// the tree once, at the end.
+    slots: AddressMap<Vec<(U256, U256)>>,
+    /// The failed transaction or gas overrun that ended the fold.
+    failed: Option<ExecutionError>,
+    /// The lowest transaction a failed read while folding is charged to, with its error.
+    read_error: Option<(usize, ExecutionError)>,
+}
 
-/// The block output from the transactions' outputs: results with cumulative gas in block
-/// order, then the state diff, folded by `shards` workers of `pool` that each take the
-/// accounts of one shard (see [`fold_shard`]), their diffs then joined on one worker while
-/// another moves the results out. The error is the one of the lowest transaction, as
-/// serially: a failed transaction, a block gas overrun, or a failed read while folding. Also
-/// returns how many lazy payments the block made.
-pub(crate) fn fold_outputs<P: StateProvider>(
-    pool: &Pool,
-    shards: usize,
-    provider: &P,
-    block: &Block,
-    mut outputs: Vec<Result<TxOutput, ExecutionError>>,
-) -> Result<(BlockOutput, LazyCounts), ExecutionError> {
-    let facts = BlockFacts::new(block);
-    let mut counts = LazyCounts::default();
-    // Results take their cumulative gas in place; the transactions up to the first failed
-    // one (or gas overrun) are folded, by reference: a read failing there comes first.
-    let (mut folded_txs, mut failed) = (outputs.len(), None);
-    let mut gas = BlockGas::new(block);
-    for (index, output) in outputs.iter_mut().enumerate() {
-        let output = match gas.admit(index, block.txs[index].gas_limit) {
-            Ok(()) => output.as_mut().ok(),
+impl<'a, P: StateProvider> Fold<'a, P> {
+    /// An empty fold of `block` over `provider`.
+    pub(crate) fn new(provider: &'a P, block: &'a Block) -> Self {
+        Self {
+            provider,
+            block,
+            facts: BlockFacts::new(block),
+            gas: BlockGas::new(block),
+            counts: LazyCounts::default(),
+            owing: Owing::default(),
+            results: Vec::with_capacity(block.txs.len()),
+            state: StateDiff::new(),
+            slots: AddressMap::default(),
+            failed: None,
+            read_error: None,
+        }
+    }
+
+    /// Folds transaction `index`'s output, the one after the last folded; nothing more once
+    /// a transaction failed or overran the block's gas.
+    pub(crate) fn add(&mut self, index: usize, output: Result<TxOutput, ExecutionError>) {
+        if self.failed.is_some() || self.read_error.is_some() {
+            return;
+        }
+        let admitted = self.gas.admit(index, self.block.txs[index].gas_limit);
+        let mut output = match admitted.and(output) {
+            Ok(output) => output,
             Err(error) => {
-                failed = Some(error);
-                None
+                self.failed = Some(error);
+                return;
             }
         };
-        let Some(output) = output else {
-            folded_txs = index;
-            break;
+        self.gas.add(&mut output.result);
+        let effects = &output.effects;
+        let BlockFacts {
+            beneficiary,
+            eip161,
+            ..
+        } = self.facts;
+        let (provider, state) = (self.provider, &mut self.state);
+        let mut record = |result| match result {
+            Ok(read) => self.counts.accounts += read,
+            Err(error) => keep_lowest(&mut self.read_error, error),
         };
-        gas.add(&mut output.result);
-        counts.fees += u64::from(output.effects.lazy_fee.is_some());
-        counts.credits += u64::from(output.effects.lazy_credit.is_some());
-    }
-    let effects: Vec<&TxEffects> = outputs[..folded_txs]
-        .iter()
-        .flatten()
-        .map(|output| &output.effects)
-        .collect();
-    let shard_ids: Vec<usize> = (0..shards.max(1)).collect();
-    let folded = pool.map(&shard_ids, |&shard| {
-        fold_shard(provider, facts, &effects, shard, shard_ids.len())
-    });
-    let mut parts = Vec::with_capacity(folded.len());
-    let mut errors = Vec::new();
-    for shard in folded {
-        match shard {
-            Ok((diff, slots, paid)) => {
-                parts.push((diff, slots));
-                counts.accounts += paid;
+        for (address, write) in &effects.writes {
+            // Only a write wipes slots: a lazy payment removes an account only when it is
+            // empty after it (EIP-161), and an account whose slots the block wrote has code or
+            // a nonce until a write destroys it.
+            if wipes_storage(write) {
+                self.slots.remove(address);
             }
-            Err(error) => errors.push(error),
+            if let AccountWrite::Updated { storage, .. } = write {
+                if !storage.is_empty() {
+                    self.slots
+                        .entry(*address)
+                        .or_default()
+                        .extend(storage.iter().copied());
+                }
+            }
+            if *address == beneficiary {
+                let paid = self.owing.settle_fees(provider, beneficiary, state, eip161);
+                record(paid.map(u64::from));
+            }
+            apply_account(state.entry(*address).or_default(), write);
         }
-    }
-    let first_error = errors.into_iter().min_by_key(|(index, _)| *index);
-    // The results are moved out of the outputs (the rest dropped) while the shards' diffs are
-    // joined: neither needs the other, and each costs a pass over the block; on another
-    // worker only where the shards had them.
-    let results = move || {
-        let mut outputs = outputs.into_iter();
-        let results = outputs.by_ref().take(folded_txs).flatten();
-        let results: Vec<TxResult> = results.map(|output| output.result).collect();
-        // The failed transaction's own error, unless a gas overrun came first.
-        (results, failed.or_else(|| outputs.next()?.err()))
-    };
-    let joined = || join(parts);
-    let (state, (results, failed)) = if shards > 1 {
-        pool.join(joined, results)
-    } else {
-        (joined(), results())
-    };
-    match first_error.map(|(_, error)| error).or(failed) {
-        Some(error) => Err(error),
-        None => Ok((BlockOutput::new(results, state), counts)),
-    }
-}
-
-/// Which of `shards` folds `address`'s fields, wipes and lazy payments.
-fn shard_of(address: &Address, shards: usize) -> usize {
-    usize::from(address[19]) % shards
-}
-
-/// Which of `shards` folds the slot `slot` of `address`: a contract that every transaction
-/// writes (a token, a pool) spreads its slots over every shard.
-fn slot_shard_of(address: &Address, slot: &U256, shards: usize) -> usize {
-    (usize::from(address[19]) ^ slot.as_limbs()[0] as usize) % shards
-}
-
-/// The slots a shard folded, by account: while folding, every write since the account's
-/// storage was last wiped, in block order (a push, where a tree would take a search per
-/// slot); once folded, each slot's last value, sorted by slot.
-type Slots = AddressMap<Vec<(U256, U256)>>;
-
-/// The block's state diff from the shards' diffs and slots: each account's fields and wipe
-/// come from its shard (see [`shard_of`]), its slots from every shard (see
-/// [`slot_shard_of`]), which no two shards share.
-fn join(parts: Vec<(StateDiff, Slots)>) -> StateDiff {
-    let mut state = StateDiff::new();
-    let mut slots = Vec::new();
-    for (mut diff, shard_slots) in parts {
-        state.append(&mut diff);
-        slots.extend(shard_slots);
-    }
-    // Address order, then each account's sorted runs (one per shard, of distinct slots) built
-    // into its tree at once: the tree's bulk build merges sorted runs.
-    slots.sort_by_key(|(address, _)| *address);
-    let mut slots = slots.into_iter().peekable();
-    while let Some((address, mut account_slots)) = slots.next() {
-        while let Some((_, more)) = slots.next_if(|(next, _)| *next == address) {
-            account_slots.extend(more);
+        if let Some(fee) = effects.lazy_fee {
+            self.owing.fee(index, fee);
+            self.counts.fees += 1;
         }
-        // The account's own shard folded the write that set these slots: its change is there.
-        state.entry(address).or_default().storage = account_slots.into_iter().collect();
+        if let Some((address, value)) = effects.lazy_credit {
+            record(pay(provider, address, index, [value], state, eip161).map(u64::from));
+            self.counts.credits += 1;
+        }
+        self.results.push(output.result);
     }
-    state
+
+    /// The block output, with how many lazy payments it made; the error is the one of the
+    /// lowest transaction, as serially: a failed read while folding (always charged to a
+    /// transaction folded), else the failed transaction or gas overrun.
+    pub(crate) fn finish(mut self) -> Result<(BlockOutput, LazyCounts), ExecutionError> {
+        let BlockFacts {
+            beneficiary,
+            eip161,
+            ..
+        } = self.facts;
+        let paid = self
+            .owing
+            .settle(self.provider, beneficiary, &mut self.state, eip161);
+        match paid {
+            Ok(read) => self.counts.accounts += read,
+            Err(error) => keep_lowest(&mut self.read_error, error),
+        }
+        if let Some(error) = self.read_error.map(|(_, error)| error).or(self.failed) {
+            return Err(error);
+        }
+        for (address, writes) in self.slots {
+            // The write that set these slots made the account's change; sorted, the tree is
+            // built at once.
+            let storage = last_values(writes).into_iter().collect();
+            self.state.entry(address).or_default().storage = storage;
+        }
+        Ok((BlockOutput::new(self.results, self.state), self.counts))
+    }
 }
 
 /// Each slot's last value of `writes` (in block order), sorted by slot.
@@ -146,81 +152,4 @@ fn last_values(mut writes: Vec<(U256, U256)>) -> Vec<(U256, U256)> {
         }
     }
     last
-}
-
-/// The state diff of shard `shard` (of `shards`): its accounts' fields, wipes and lazy
-/// payments, and its slots (see [`slot_shard_of`]), from every transaction's effects in block
-/// order, and how many accounts in it were read only to be paid lazily; on a failed read, the
-/// transaction index it is charged to. Lazy credits are paid in place; the fees owed to the
-/// beneficiary are added up and paid before its next write and at the end (see [`Owing`]).
-fn fold_shard<P: StateProvider>(
-    provider: &P,
-    facts: BlockFacts,
-    effects: &[&TxEffects],
-    shard: usize,
-    shards: usize,
-) -> Result<(StateDiff, Slots, u64), (usize, ExecutionError)> {
-    let mine = |address: &Address| shard_of(address, shards) == shard;
-    let BlockFacts {
-        beneficiary,
-        eip161,
-        ..
-    } = facts;
-    let fees_here = mine(&beneficiary);
-    let mut owing = Owing::default();
-    let mut state = StateDiff::new();
-    let mut slots = Slots::default();
-    let (mut paid, mut first_error) = (0, None);
-    let mut record = |result| match result {
-        Ok(read) => paid += read,
-        Err(error) => keep_lowest(&mut first_error, error),
-    };
-    for (index, effect) in effects.iter().enumerate() {
-        for (address, write) in &effect.writes {
-            // Only a write wipes slots: a lazy payment removes an account only when it is
-            // empty after it (EIP-161), and an account whose slots the block wrote has code or
-            // a nonce until a write destroys it.
-            if wipes_storage(write) {
-                slots.remove(address);
-            }
-            if let AccountWrite::Updated { storage, .. } = write {
-                let mut here = storage
-                    .iter()
-                    .filter(|(slot, _)| {
-                        shards == 1 || slot_shard_of(address, slot, shards) == shard
-                    })
-                    .peekable();
-                if here.peek().is_some() {
-                    slots.entry(*address).or_default().extend(here);
-                }
-            }
-            if !mine(address) {
-                // Another shard folds the account's fields and wipe.
-                continue;
-            }
-            if *address == beneficiary {
-                record(
-                    owing
-                        .settle_fees(provider, beneficiary, &mut state, eip161)
-                        .map(u64::from),
-                );
-            }
-            apply_account(state.entry(*address).or_default(), write);
-        }
-        if let Some(fee) = effect.lazy_fee.filter(|_| fees_here) {
-            owing.fee(index, fee);
-        }
-        if let Some((address, value)) = effect.lazy_credit.filter(|(a, _)| mine(a)) {
-            record(pay(provider, address, index, [value], &mut state, eip161).map(u64::from));
-        }
-    }
-    record(owing.settle(provider, beneficiary, &mut state, eip161));
-    if let Some(error) = first_error {
-        return Err(error);
-    }
-    let slots = slots
-        .into_iter()
-        .map(|(address, writes)| (address, last_values(writes)))
-        .collect();
-    Ok((state, slots, paid))
 }

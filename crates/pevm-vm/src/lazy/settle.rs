@@ -132,7 +132,7 @@ impl Fees {
     }
 }
 
-/// What a block (or one worker's or shard's part of it) owes lazily: fees to the beneficiary
+/// What a block (or one worker's part of it) owes lazily: fees to the beneficiary
 /// and credits to recipients, since each account's last write.
 #[derive(Debug, Default)]
 pub(crate) struct Owing {
