@@ -351,7 +351,7 @@ impl<V: Vm> Block<'_, V> {
     }
 
     /// Hands on every output that is final, unless another worker is at it; returns the
-    /// re-execution of a transaction found stale once every lower one was committed.
+    /// re-execution of a transaction found stale when every lower one was committed.
     fn commit(&self, stats: &mut ExecStats) -> Option<Task> {
         let mut commit = match self.commit.try_lock() {
             Ok(commit) => commit,
@@ -384,11 +384,11 @@ impl<V: Vm> Block<'_, V> {
     /// Validates `version`'s reads, aborting it when they changed.
     fn validate(&self, version: Version, stats: &mut ExecStats) -> Option<Task> {
         stats.validations += 1;
-        // Read first: the transactions committed by then can no longer change.
-        let committed = self.scheduler.committed();
+        // Read first: a later change of a lower transaction starts a later wave.
+        let wave = self.scheduler.wave();
         let valid = self.memory.validate_read_set(version.tx_idx);
-        if valid && committed >= version.tx_idx {
-            self.scheduler.finish_final_validation(version);
+        if valid {
+            self.scheduler.finish_final_validation(version, wave);
         }
         let aborted = !valid && self.scheduler.try_validation_abort(version);
         if aborted {

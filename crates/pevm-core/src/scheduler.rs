@@ -8,8 +8,10 @@
 //!
 //! Transactions are also committed in block order while later ones still run (see
 //! [`Scheduler::try_commit`]): once every lower transaction is committed, a transaction whose
-//! current incarnation has executed and passed a validation begun at that point can never be
-//! aborted again, so its output is final.
+//! current incarnation has executed and passed a validation begun after the last change of a
+//! lower one that could stale it can never be aborted again, so its output is final. Such
+//! changes are counted in waves: a lower transaction's execution writing a location its last
+//! one did not, and its abort, each start a wave that every higher one must be validated in.
 
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
@@ -42,9 +44,11 @@ enum Status {
 struct TxState {
     incarnation: Incarnation,
     status: Status,
-    /// Whether the current incarnation, executed, passed a validation begun once every lower
-    /// transaction was committed (see [`Scheduler::committed`]): it is final.
-    validated_final: bool,
+    /// The latest wave (see [`Scheduler::wave`]) that a validation of the current incarnation
+    /// passed in.
+    validated_wave: Option<usize>,
+    /// The wave of this transaction's latest change that may stale higher ones' reads.
+    wave_above: usize,
 }
 
 impl TxState {
@@ -53,7 +57,8 @@ impl TxState {
         Self {
             incarnation: 0,
             status: Status::ReadyToExecute,
-            validated_final: false,
+            validated_wave: None,
+            wave_above: 0,
         }
     }
 
@@ -92,6 +97,11 @@ pub struct Scheduler {
     done_marker: CachePadded<AtomicBool>,
     /// How many transactions, from the first, are committed.
     commit_idx: CachePadded<AtomicUsize>,
+    /// Bumped by every change of a transaction that may stale higher ones' reads.
+    wave: CachePadded<AtomicUsize>,
+    /// The latest such wave of the committed transactions: what the next one's validation
+    /// must have begun in.
+    commit_wave: CachePadded<AtomicUsize>,
     /// Per transaction: its status.
     states: Vec<Mutex<TxState>>,
     /// Per transaction: transactions suspended until it finishes executing.
@@ -109,6 +119,8 @@ impl Scheduler {
             num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
             done_marker: CachePadded::new(AtomicBool::new(false)),
             commit_idx: CachePadded::new(AtomicUsize::new(0)),
+            wave: CachePadded::new(AtomicUsize::new(0)),
+            commit_wave: CachePadded::new(AtomicUsize::new(0)),
             states: (0..block_size)
                 .map(|_| Mutex::new(TxState::ready()))
                 .collect(),
@@ -127,6 +139,8 @@ impl Scheduler {
             &mut self.decrease_cnt,
             &mut self.num_active_tasks,
             &mut self.commit_idx,
+            &mut self.wave,
+            &mut self.commit_wave,
         ] {
             **index = AtomicUsize::new(0);
         }
@@ -193,6 +207,11 @@ impl Scheduler {
                 (state.incarnation, state.status),
                 (version.incarnation, Status::Executing)
             );
+            if wrote_new_location {
+                // Higher transactions validated before may have missed the new location. Set
+                // before the status: whoever sees it executed sees the wave.
+                state.wave_above = self.wave.fetch_add(1, SeqCst) + 1;
+            }
             state.status = Status::Executed;
         }
         let mut dependents = std::mem::take(&mut *lock(&self.dependents[tx_idx]));
@@ -240,6 +259,12 @@ impl Scheduler {
     /// directly when possible) and revalidation of every higher transaction.
     pub fn finish_validation(&self, tx_idx: TxIdx, aborted: bool) -> Option<Task> {
         if aborted {
+            {
+                // Its writes are estimates by now: a validation begun in a later wave sees them
+                // (or the next incarnation's).
+                let mut state = lock(&self.states[tx_idx]);
+                state.wave_above = self.wave.fetch_add(1, SeqCst) + 1;
+            }
             self.set_ready(tx_idx);
             self.decrease_validation_idx(tx_idx + 1);
             if self.execution_idx.load(SeqCst) > tx_idx {
@@ -252,24 +277,29 @@ impl Scheduler {
         None
     }
 
-    /// How many transactions, from the first, are committed. A validation of a higher one
-    /// that reads this before it starts and then passes is final when this was its index
-    /// (see [`Self::finish_final_validation`]): the lower ones can no longer change.
+    /// How many transactions, from the first, are committed.
     pub fn committed(&self) -> TxIdx {
         self.commit_idx.load(SeqCst)
     }
 
-    /// Records that `version` passed a validation begun once every lower transaction was
-    /// committed; ignored when it is no longer the executed incarnation.
-    pub fn finish_final_validation(&self, version: Version) {
+    /// The current wave: a validation reads it before it starts, and hands it to
+    /// [`Self::finish_final_validation`] when it passes.
+    pub fn wave(&self) -> usize {
+        self.wave.load(SeqCst)
+    }
+
+    /// Records that `version` passed a validation begun in `wave`; ignored when it is no
+    /// longer the executed incarnation.
+    pub fn finish_final_validation(&self, version: Version, wave: usize) {
         let mut state = lock(&self.states[version.tx_idx]);
         if state.incarnation == version.incarnation && state.status == Status::Executed {
-            state.validated_final = true;
+            state.validated_wave = state.validated_wave.max(Some(wave));
         }
     }
 
-    /// Commits the lowest transaction not committed when it is final (or the block is done),
-    /// or says what it lacks. Called by one thread at a time: the caller hands the committed
+    /// Commits the lowest transaction not committed when it is final (it passed a validation
+    /// begun no earlier than the lower ones' last wave; or the block is done), or says what
+    /// it lacks. Called by one thread at a time: the caller hands the committed
     /// outputs on in block order.
     pub fn try_commit(&self) -> Commit {
         let tx_idx = self.commit_idx.load(SeqCst);
@@ -282,13 +312,17 @@ impl Scheduler {
         }
         // Once the block is done every transaction is final (after a halt, the outputs are
         // not used).
-        if state.validated_final || self.done() {
+        let commit_wave = self.commit_wave.load(SeqCst);
+        if state.validated_wave >= Some(commit_wave) || self.done() {
             state.status = Status::Committed;
+            // Final: it changes no more.
+            self.commit_wave
+                .store(commit_wave.max(state.wave_above), SeqCst);
             self.commit_idx.store(tx_idx + 1, SeqCst);
             return Commit::Committed(tx_idx);
         }
-        // The validation pass has yet to hand it out, and then finds every lower transaction
-        // committed (`commit_idx` was stored before this load).
+        // The validation pass has yet to hand it out, and then begins it in a wave no earlier
+        // than every committed one's (stored before this load).
         if self.validation_idx.load(SeqCst) <= tx_idx {
             return Commit::NotReady;
         }
@@ -352,7 +386,7 @@ impl Scheduler {
         debug_assert_eq!(state.status, Status::Aborting);
         state.incarnation += 1;
         state.status = Status::ReadyToExecute;
-        state.validated_final = false;
+        state.validated_wave = None;
     }
 
     fn decrease_execution_idx(&self, target: TxIdx) {
@@ -516,37 +550,38 @@ mod tests {
     }
 
     #[test]
-    fn commit_takes_a_validation_begun_once_every_lower_transaction_was_committed() {
+    fn commit_takes_a_validation_begun_after_the_lower_ones_last_wave() {
         let scheduler = Scheduler::new(2);
         for tx_idx in 0..2 {
-            assert_eq!(
-                poll(&scheduler),
-                Some(Task::Execute(Version::new(tx_idx, 0)))
-            );
-        }
-        for tx_idx in 0..2 {
             let version = Version::new(tx_idx, 0);
-            assert_eq!(scheduler.finish_execution(version, true), None);
+            assert_eq!(poll(&scheduler), Some(Task::Execute(version)));
         }
-        // Executed, but the validation pass has not reached it yet.
+        // Tx 1 executes and is validated in wave 1, before tx 0 has written.
+        assert_eq!(scheduler.finish_execution(Version::new(1, 0), true), None);
+        assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(1, 0))));
+        assert_eq!(scheduler.wave(), 1);
+        scheduler.finish_final_validation(Version::new(1, 0), 1);
+        assert_eq!(scheduler.finish_validation(1, false), None);
+        // Tx 0's write starts wave 2 and sends the validation pass back.
+        assert_eq!(scheduler.finish_execution(Version::new(0, 0), true), None);
         assert_eq!(scheduler.try_commit(), Commit::NotReady);
-        // Tx 0's validation begins with no lower transaction: final. Tx 1's begins before
-        // tx 0 is committed: not final.
-        for tx_idx in 0..2 {
-            let version = Version::new(tx_idx, 0);
-            assert_eq!(poll(&scheduler), Some(Task::Validate(version)));
-            if scheduler.committed() >= tx_idx {
-                scheduler.finish_final_validation(version);
-            }
-            assert_eq!(scheduler.finish_validation(tx_idx, false), None);
-        }
+        assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(0, 0))));
+        scheduler.finish_final_validation(Version::new(0, 0), scheduler.wave());
+        assert_eq!(scheduler.finish_validation(0, false), None);
         assert_eq!(scheduler.try_commit(), Commit::Committed(0));
-        assert_eq!(scheduler.committed(), 1);
+        // Tx 1's validation in wave 1 does not do: the pass validates it again.
+        assert_eq!(scheduler.try_commit(), Commit::NotReady);
         let version = Version::new(1, 0);
+        assert_eq!(poll(&scheduler), Some(Task::Validate(version)));
+        // While that one runs, the pass is past tx 1: the committer validates it itself.
         assert_eq!(scheduler.try_commit(), Commit::Validate(version));
-        scheduler.finish_final_validation(version);
+        scheduler.finish_final_validation(version, scheduler.wave());
         assert_eq!(scheduler.finish_validation(1, false), None);
         assert_eq!(scheduler.try_commit(), Commit::Committed(1));
+        assert_eq!(scheduler.committed(), 2);
+        // The pass's validation ends after the commit, harmlessly.
+        scheduler.finish_final_validation(version, scheduler.wave());
+        assert_eq!(scheduler.finish_validation(1, false), None);
         assert_eq!(scheduler.try_commit(), Commit::NotReady);
         assert_eq!(scheduler.next_task(), None);
         assert!(scheduler.done());
@@ -559,7 +594,7 @@ mod tests {
         assert_eq!(scheduler.next_task(), Some(Task::Execute(version)));
         assert_eq!(scheduler.finish_execution(version, true), None);
         assert_eq!(scheduler.next_task(), Some(Task::Validate(version)));
-        scheduler.finish_final_validation(version);
+        scheduler.finish_final_validation(version, scheduler.wave());
         assert_eq!(scheduler.finish_validation(0, false), None);
         assert_eq!(scheduler.try_commit(), Commit::Committed(0));
         assert!(!scheduler.try_validation_abort(version));

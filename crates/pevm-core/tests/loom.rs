@@ -247,15 +247,14 @@ impl Model {
     /// the transaction's last recorded execution.
     fn validate(&self, version: Version) -> Option<Task> {
         let tx_idx = version.tx_idx;
+        // The wave is read first: the validation starts after it.
+        let wave = self.scheduler.wave();
         let started = self.tick();
-        let committed = self.scheduler.committed();
         let recorded = self.log(tx_idx).reads.clone();
         let valid = !self.spec.invalid.contains(&version) && self.read(tx_idx) == Ok(recorded);
         if valid {
             self.log(tx_idx).passed.push((version.incarnation, started));
-            if committed >= tx_idx {
-                self.scheduler.finish_final_validation(version);
-            }
+            self.scheduler.finish_final_validation(version, wave);
         }
         let aborted = !valid && self.scheduler.try_validation_abort(version);
         if aborted {
