@@ -35,7 +35,7 @@ enum Status {
     Executing,
     Executed,
     Aborting,
-    /// Executed, validated once every lower transaction was committed: final.
+    /// Executed, every lower transaction committed, validated since their last wave: final.
     Committed,
 }
 
@@ -73,7 +73,7 @@ impl TxState {
 pub enum Commit {
     /// Committed now: its output is final.
     Committed(TxIdx),
-    /// Executed, but not validated since every lower transaction was committed: a validation
+    /// Executed, but not validated since the committed transactions' last wave: a validation
     /// task (counted as handed out, like one of [`Scheduler::next_task`]'s) that the caller
     /// carries out at once, before trying again.
     Validate(Version),
