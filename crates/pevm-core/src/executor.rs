@@ -388,7 +388,7 @@ impl<V: Vm> Block<'_, V> {
         let wave = self.scheduler.wave();
         let valid = self.memory.validate_read_set(version.tx_idx);
         if valid {
-            self.scheduler.finish_final_validation(version, wave);
+            self.scheduler.record_passed_validation(version, wave);
         }
         let aborted = !valid && self.scheduler.try_validation_abort(version);
         if aborted {

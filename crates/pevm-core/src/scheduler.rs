@@ -283,14 +283,14 @@ impl Scheduler {
     }
 
     /// The current wave: a validation reads it before it starts, and hands it to
-    /// [`Self::finish_final_validation`] when it passes.
+    /// [`Self::record_passed_validation`] when it passes.
     pub fn wave(&self) -> usize {
         self.wave.load(SeqCst)
     }
 
     /// Records that `version` passed a validation begun in `wave`; ignored when it is no
     /// longer the executed incarnation.
-    pub fn finish_final_validation(&self, version: Version, wave: usize) {
+    pub fn record_passed_validation(&self, version: Version, wave: usize) {
         let mut state = lock(&self.states[version.tx_idx]);
         if state.incarnation == version.incarnation && state.status == Status::Executed {
             state.validated_wave = state.validated_wave.max(Some(wave));
@@ -560,13 +560,13 @@ mod tests {
         assert_eq!(scheduler.finish_execution(Version::new(1, 0), true), None);
         assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(1, 0))));
         assert_eq!(scheduler.wave(), 1);
-        scheduler.finish_final_validation(Version::new(1, 0), 1);
+        scheduler.record_passed_validation(Version::new(1, 0), 1);
         assert_eq!(scheduler.finish_validation(1, false), None);
         // Tx 0's write starts wave 2 and sends the validation pass back.
         assert_eq!(scheduler.finish_execution(Version::new(0, 0), true), None);
         assert_eq!(scheduler.try_commit(), Commit::NotReady);
         assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(0, 0))));
-        scheduler.finish_final_validation(Version::new(0, 0), scheduler.wave());
+        scheduler.record_passed_validation(Version::new(0, 0), scheduler.wave());
         assert_eq!(scheduler.finish_validation(0, false), None);
         assert_eq!(scheduler.try_commit(), Commit::Committed(0));
         // Tx 1's validation in wave 1 does not do: the pass validates it again.
@@ -575,12 +575,12 @@ mod tests {
         assert_eq!(poll(&scheduler), Some(Task::Validate(version)));
         // While that one runs, the pass is past tx 1: the committer validates it itself.
         assert_eq!(scheduler.try_commit(), Commit::Validate(version));
-        scheduler.finish_final_validation(version, scheduler.wave());
+        scheduler.record_passed_validation(version, scheduler.wave());
         assert_eq!(scheduler.finish_validation(1, false), None);
         assert_eq!(scheduler.try_commit(), Commit::Committed(1));
         assert_eq!(scheduler.committed(), 2);
         // The pass's validation ends after the commit, harmlessly.
-        scheduler.finish_final_validation(version, scheduler.wave());
+        scheduler.record_passed_validation(version, scheduler.wave());
         assert_eq!(scheduler.finish_validation(1, false), None);
         assert_eq!(scheduler.try_commit(), Commit::NotReady);
         assert_eq!(scheduler.next_task(), None);
@@ -594,7 +594,7 @@ mod tests {
         assert_eq!(scheduler.next_task(), Some(Task::Execute(version)));
         assert_eq!(scheduler.finish_execution(version, true), None);
         assert_eq!(scheduler.next_task(), Some(Task::Validate(version)));
-        scheduler.finish_final_validation(version, scheduler.wave());
+        scheduler.record_passed_validation(version, scheduler.wave());
         assert_eq!(scheduler.finish_validation(0, false), None);
         assert_eq!(scheduler.try_commit(), Commit::Committed(0));
         assert!(!scheduler.try_validation_abort(version));

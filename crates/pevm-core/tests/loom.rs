@@ -254,7 +254,7 @@ impl Model {
         let valid = !self.spec.invalid.contains(&version) && self.read(tx_idx) == Ok(recorded);
         if valid {
             self.log(tx_idx).passed.push((version.incarnation, started));
-            self.scheduler.finish_final_validation(version, wave);
+            self.scheduler.record_passed_validation(version, wave);
         }
         let aborted = !valid && self.scheduler.try_validation_abort(version);
         if aborted {
