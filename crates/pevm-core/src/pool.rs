@@ -84,23 +84,49 @@ impl Pool {
     /// contiguous chunks, and returns the results in item order: a parallel stage outside
     /// Block-STM, such as recovering the senders of a block's transactions.
     pub fn map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-        let Some(threads) = self.threads.as_ref().filter(|_| items.len() > 1) else {
+        if self.threads.is_none() || items.len() <= 1 {
             return items.iter().map(f).collect();
-        };
+        }
         let chunk = items.len().div_ceil(self.concurrency);
         let mut results: Vec<Vec<R>> = items.chunks(chunk).map(|_| Vec::new()).collect();
-        threads.in_place_scope(|scope| {
-            let f = &f;
-            let mut work = results.iter_mut().zip(items.chunks(chunk));
-            let own = work.next();
-            for (slot, chunk) in work {
-                scope.spawn(move |_| *slot = chunk.iter().map(f).collect());
-            }
-            if let Some((slot, chunk)) = own {
-                *slot = chunk.iter().map(f).collect();
-            }
+        self.for_each_mut(&mut results, |index, results| {
+            let start = index * chunk;
+            *results = items[start..(start + chunk).min(items.len())]
+                .iter()
+                .map(&f)
+                .collect();
         });
         results.into_iter().flatten().collect()
+    }
+
+    /// Applies `f` to every item of `items` with its index, on the workers (the calling thread
+    /// included), in contiguous chunks: parallel work on state kept from one block to the
+    /// next, such as one part of an index per worker.
+    pub fn for_each_mut<T: Send>(&self, items: &mut [T], f: impl Fn(usize, &mut T) + Sync) {
+        let Some(threads) = self.threads.as_ref().filter(|_| items.len() > 1) else {
+            items
+                .iter_mut()
+                .enumerate()
+                .for_each(|(index, item)| f(index, item));
+            return;
+        };
+        let chunk = items.len().div_ceil(self.concurrency);
+        let run = |(first, items): (usize, &mut [T])| {
+            for (index, item) in items.iter_mut().enumerate() {
+                f(first * chunk + index, item);
+            }
+        };
+        threads.in_place_scope(|scope| {
+            let run = &run;
+            let mut work = items.chunks_mut(chunk).enumerate();
+            let own = work.next();
+            for chunk in work {
+                scope.spawn(move |_| run(chunk));
+            }
+            if let Some(chunk) = own {
+                run(chunk);
+            }
+        });
     }
 
     /// Runs `f` over `items` on up to `workers` workers (the calling thread included), each

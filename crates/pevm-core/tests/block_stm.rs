@@ -230,6 +230,18 @@ fn map_keeps_item_order_on_any_worker_count() {
 }
 
 #[test]
+fn for_each_mut_visits_every_item_once_with_its_index() {
+    for threads in [1, 2, 3, 8] {
+        let pool = Pool::new(threads);
+        for len in [0, 1, 2, 3, 8, 1001] {
+            let mut items = vec![0usize; len];
+            pool.for_each_mut(&mut items, |index, item| *item += index + 1);
+            assert_eq!(items, (1..=len).collect::<Vec<_>>(), "{threads} threads");
+        }
+    }
+}
+
+#[test]
 fn run_batches_runs_every_item_once_with_one_state_per_worker() {
     let items: Vec<u64> = (0..1001).collect();
     for threads in [1, 2, 3, 8] {

@@ -280,9 +280,10 @@ impl Pevm {
         if known.len() < block.txs.len() {
             // Token holders only if the plan's sample linked some through them.
             let tokens = self.hints.linked_holders();
+            let (pool, workers) = (self.executor.pool(), plan.workers);
             known = self
                 .hints
-                .known_dependencies(&block.txs, tokens, lazy_credits);
+                .known_dependencies(&block.txs, tokens, lazy_credits, pool, workers);
         }
         let vm = EvmVm::new(provider, block, known, &self.hints, keep, lazy_credits);
         self.executor
@@ -307,11 +308,11 @@ impl Pevm {
                 return (independent, Vec::new(), None);
             }
         }
-        let known = self
-            .hints
-            .known_dependencies(sample, true, cost.read_gas == 0);
+        let (pool, concurrency) = (self.executor.pool(), self.concurrency());
+        let known =
+            self.hints
+                .known_dependencies(sample, true, cost.read_gas == 0, pool, concurrency);
         let engine = self.engine_plan(block, &known, cost);
-        let concurrency = self.concurrency();
         let try_transfers = transfers
             && match self.forced {
                 // The known dependencies all link transactions of one group: their longest chain

@@ -176,6 +176,7 @@ pub(crate) fn take_credit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pevm_core::Pool;
 
     fn transfer(from: u8, to: u8, value: u64) -> TxEnv {
         TxEnv {
@@ -203,7 +204,7 @@ mod tests {
         let mut named = txs.clone();
         named.push(transfer(0x01, 0xbb, 1));
         let mut hints = Hints::default();
-        hints.known_dependencies(&named, false, true);
+        hints.known_dependencies(&named, false, true, &Pool::new(1), 1);
         let lazy = LazyCredits::new(&named[..txs.len()], beneficiary, SpecId::CANCUN, &hints);
         let recipients: Vec<_> = (0..txs.len()).map(|tx| lazy.recipient(tx)).collect();
         let to = Some(Address::with_last_byte(0x20));

@@ -20,10 +20,10 @@ pub fn analyze_block<P: StateProvider>(
     block: &Block,
 ) -> Result<DependencyGraph, ExecutionError> {
     let (_, times) = execute_block_serial_timed(provider, block)?;
-    let mut hints = Hints::default();
-    let known = hints.known_dependencies(&block.txs, true, true);
-    let vm = EvmVm::new(provider, block, known, &hints, false, true);
     let mut executor = Executor::new(1);
+    let mut hints = Hints::default();
+    let known = hints.known_dependencies(&block.txs, true, true, executor.pool(), 1);
+    let vm = EvmVm::new(provider, block, known, &hints, false, true);
     executor
         .execute(&vm, block.txs.len())
         .map_err(engine_error)?;
