@@ -180,7 +180,7 @@ impl Pevm {
         let mut fold = Fold::new(provider, block);
         let commit = &mut |index, output| fold.add(index, output);
         let engine = self.run_engine(provider, block, plan, known, cost, keep, commit)?;
-        let (output, lazy) = fold.finish()?;
+        let (output, lazy) = fold.finish(self.executor.pool())?;
         let stats = BlockStats {
             plan,
             engine,

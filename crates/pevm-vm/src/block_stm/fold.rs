@@ -3,6 +3,7 @@
 //! transaction's writes and lazy payments.
 
 use alloy_primitives::{map::AddressMap, U256};
+use pevm_core::Pool;
 
 use crate::{
     block_stm::vm::TxOutput,
@@ -113,8 +114,12 @@ impl<'a, P: StateProvider> Fold<'a, P> {
 
     /// The block output, with how many lazy payments it made; the error is the one of the
     /// lowest transaction, as serially: a failed read while folding (always charged to a
-    /// transaction folded), else the failed transaction or gas overrun.
-    pub(crate) fn finish(mut self) -> Result<(BlockOutput, LazyCounts), ExecutionError> {
+    /// transaction folded), else the failed transaction or gas overrun. The storage of
+    /// accounts with many slots written is sorted on the workers of `pool`.
+    pub(crate) fn finish(
+        mut self,
+        pool: &Pool,
+    ) -> Result<(BlockOutput, LazyCounts), ExecutionError> {
         let BlockFacts {
             beneficiary,
             eip161,
@@ -133,23 +138,101 @@ impl<'a, P: StateProvider> Fold<'a, P> {
         for (address, writes) in self.slots {
             // The write that set these slots made the account's change; sorted, the tree is
             // built at once.
-            let storage = last_values(writes).into_iter().collect();
+            let storage = last_values(writes, pool).into_iter().collect();
             self.state.entry(address).or_default().storage = storage;
         }
         Ok((BlockOutput::new(self.results, self.state), self.counts))
     }
 }
 
-/// Each slot's last value of `writes` (in block order), sorted by slot.
-fn last_values(mut writes: Vec<(U256, U256)>) -> Vec<(U256, U256)> {
-    // Stable: a slot's writes stay in block order, and the last one is kept.
-    writes.sort_by_key(|(slot, _)| *slot);
-    let mut last: Vec<(U256, U256)> = Vec::with_capacity(writes.len());
-    for (slot, value) in writes {
-        match last.last_mut() {
-            Some(kept) if kept.0 == slot => kept.1 = value,
-            _ => last.push((slot, value)),
+/// The fewest writes to one account whose sort [`last_values`] splits by leading byte and
+/// shares out among the workers; fewer sort faster at once.
+const SPLIT_SORT_MIN: usize = 8192;
+
+/// Each slot's last value of `writes` (in block order), sorted by slot, on the workers of
+/// `pool`.
+///
+/// Many writes are first split by their slot's leading byte (a stable counting sort), and the
+/// 256 runs then sorted apart: each run fits in the caches, and the workers share them out.
+/// Slots are mostly hashes (mapping entries), so the runs are even; where they are not (small
+/// slot numbers), one run holds them and it is one sort as without the split.
+fn last_values(writes: Vec<(U256, U256)>, pool: &Pool) -> Vec<(U256, U256)> {
+    let lead = |slot: &U256| (slot.as_limbs()[3] >> 56) as usize;
+    let mut sorted = if writes.len() < SPLIT_SORT_MIN {
+        let mut writes = writes;
+        // Stable: a slot's writes stay in block order, and the last one is kept.
+        writes.sort_by_key(|(slot, _)| *slot);
+        writes
+    } else {
+        let mut ends = [0usize; 256];
+        for (slot, _) in &writes {
+            ends[lead(slot)] += 1;
+        }
+        let mut end = 0;
+        for count in &mut ends {
+            end += *count;
+            *count = end;
+        }
+        // Filled from each run's end backwards, in reverse block order: block order in runs.
+        let mut split = vec![(U256::ZERO, U256::ZERO); writes.len()];
+        for write in writes.into_iter().rev() {
+            let end = &mut ends[lead(&write.0)];
+            *end -= 1;
+            split[*end] = write;
+        }
+        let mut runs = Vec::with_capacity(256);
+        let mut rest = split.as_mut_slice();
+        for start in ends.iter().rev() {
+            let (left, run) = rest.split_at_mut(*start);
+            runs.push(run);
+            rest = left;
+        }
+        pool.for_each_mut(&mut runs, |_, run| run.sort_by_key(|(slot, _)| *slot));
+        split
+    };
+    sorted.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 = later.1;
+        }
+        same
+    });
+    sorted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Split or not, on any number of workers, the last value of each slot, sorted: what a
+    /// tree fed the writes in order holds.
+    #[test]
+    fn last_values_keeps_each_slots_last_write() {
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 11
+        };
+        for len in [0, 5, SPLIT_SORT_MIN - 1, SPLIT_SORT_MIN * 3] {
+            // Hashed slots with repeats, and small slot numbers that all lead with a zero byte.
+            let writes: Vec<(U256, U256)> = (0..len)
+                .map(|_| {
+                    let slot = match next() % 3 {
+                        0 => U256::from(next() % 64),
+                        _ => U256::from(next() % 4096) << 244 | U256::from(next() % 8),
+                    };
+                    (slot, U256::from(next()))
+                })
+                .collect();
+            let tree: BTreeMap<U256, U256> = writes.iter().copied().collect();
+            let expected: Vec<(U256, U256)> = tree.into_iter().collect();
+            for workers in [1, 3] {
+                let got = last_values(writes.clone(), &Pool::new(workers));
+                assert_eq!(got, expected, "{len} writes, {workers} workers");
+            }
         }
     }
-    last
 }
