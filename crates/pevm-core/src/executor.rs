@@ -199,7 +199,7 @@ where
     where
         M: Vm<Key = K, Value = V>,
     {
-        self.memory.reset(block_size);
+        self.memory.reset(block_size, &self.pool);
         self.scheduler.reset(block_size);
         let block = Block {
             vm,
@@ -240,8 +240,10 @@ struct Block<'a, V: Vm> {
     vm: &'a V,
     memory: &'a MvMemory<V::Key, V::Value>,
     scheduler: &'a Scheduler,
-    /// Per transaction: the output of its latest execution, until committed.
-    outputs: Vec<Mutex<Option<V::Output>>>,
+    /// Per transaction: the output of its latest execution, until committed. Boxed: the
+    /// vector is allocated for every block, and written through on the thread that starts the
+    /// block, where a few hundred bytes per transaction would cost milliseconds.
+    outputs: Vec<Mutex<Option<Box<V::Output>>>>,
     /// Where committed outputs go, in block order; held by the worker committing.
     commit: Mutex<&'a mut (dyn FnMut(TxIdx, V::Output) + Send)>,
     /// The error that halted the block, if any.
@@ -316,7 +318,7 @@ impl<V: Vm> Block<'_, V> {
                     writes,
                     output,
                 }) => {
-                    *lock(&self.outputs[tx_idx]) = Some(output);
+                    *lock(&self.outputs[tx_idx]) = Some(Box::new(output));
                     let wrote_new_location = self.memory.record(version, reads, writes);
                     return self.scheduler.finish_execution(version, wrote_new_location);
                 }
@@ -361,7 +363,7 @@ impl<V: Vm> Block<'_, V> {
         loop {
             match self.scheduler.try_commit() {
                 Commit::Committed(tx_idx) => match lock(&self.outputs[tx_idx]).take() {
-                    Some(output) => commit(tx_idx, output),
+                    Some(output) => commit(tx_idx, *output),
                     None => {
                         self.fail(ExecuteError::Panic {
                             tx_idx: Some(tx_idx),

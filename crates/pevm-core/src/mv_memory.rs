@@ -10,7 +10,7 @@ use ahash::RandomState;
 use dashmap::DashMap;
 use smallvec::SmallVec;
 
-use crate::{lock, lock_mut, Incarnation, TxIdx, Version};
+use crate::{lock, lock_mut, Incarnation, Pool, TxIdx, Version};
 
 /// What a read through the multi-version memory saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,18 +158,16 @@ where
         }
     }
 
-    /// Empties the memory for a block of `block_size` transactions, keeping its allocations.
-    pub fn reset(&mut self, block_size: usize) {
+    /// Empties the memory for a block of `block_size` transactions, keeping its allocations;
+    /// the last block's values are dropped on the workers of `pool` (a cache miss or two per
+    /// key and per transaction: milliseconds for a large block).
+    pub fn reset(&mut self, block_size: usize, pool: &Pool) {
         // Each shard's table cleared whole (its control bytes reset, its buckets kept):
         // `DashMap::clear` erases entry by entry, leaving tombstones that the next block's
         // inserts then have to rehash away.
-        for shard in self.data.shards_mut() {
-            shard.get_mut().clear();
-        }
+        pool.for_each_mut(self.data.shards_mut(), |_, shard| shard.get_mut().clear());
         self.records.truncate(block_size);
-        for record in &mut self.records {
-            lock_mut(record).clear();
-        }
+        pool.for_each_mut(&mut self.records, |_, record| lock_mut(record).clear());
         self.records.resize_with(block_size, Mutex::default);
         self.foreign.clear();
         self.foreign
