@@ -12,6 +12,10 @@ use smallvec::SmallVec;
 
 use crate::{lock, lock_mut, Incarnation, Pool, TxIdx, Version};
 
+/// The fewest transactions of the last block for which [`MvMemory::reset`] clears its memory
+/// on the workers.
+const PARALLEL_RESET_MIN: usize = 4096;
+
 /// What a read through the multi-version memory saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadOrigin {
@@ -162,6 +166,13 @@ where
     /// the last block's values are dropped on the workers of `pool` (a cache miss or two per
     /// key and per transaction: milliseconds for a large block).
     pub fn reset(&mut self, block_size: usize, pool: &Pool) {
+        // The memory of a small block clears faster on this thread than the workers start.
+        let this_thread = Pool::new(1);
+        let pool = if self.records.len() < PARALLEL_RESET_MIN {
+            &this_thread
+        } else {
+            pool
+        };
         // Each shard's table cleared whole (its control bytes reset, its buckets kept):
         // `DashMap::clear` erases entry by entry, leaving tombstones that the next block's
         // inserts then have to rehash away.
