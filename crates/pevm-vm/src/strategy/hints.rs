@@ -184,7 +184,8 @@ impl Part {
                         lazy_credits && lazy_value(tx.value) && tx.authorization_list.is_empty();
                     found.callee = global(self.touch(to, index, !lazy).0);
                 }
-                let moved = token_holders(tx).filter(|_| tokens);
+                // Calldata is read only when the holders are wanted: every part reads it.
+                let moved = tokens.then(|| token_holders(tx)).flatten();
                 for holder in moved.into_iter().flatten() {
                     if part_of(&holder, parts) == part {
                         let last = self.holders.insert(holder_key(to, holder), index);
