@@ -3,10 +3,13 @@
 //! into the conflict and being re-executed. A hint is never trusted for correctness (Block-STM
 //! validates every read anyway): a wrong one costs parallelism, a missing one a re-execution.
 
+use std::hash::BuildHasher;
+
 use alloy_primitives::{
-    map::{AddressMap, FbMap},
+    map::{FbBuildHasher, FbMap},
     Address, FixedBytes, TxKind,
 };
+use hashbrown::HashTable;
 use pevm_core::{Pool, TxIdx};
 use revm::context::TxEnv;
 
@@ -51,9 +54,15 @@ pub(crate) struct Hints {
 /// The accounts and token holders of one part, with what each transaction found in it.
 #[derive(Debug, Default)]
 struct Part {
-    /// Per account a transaction sends from or calls: its place in [`Self::touches`].
-    slots: AddressMap<u32>,
-    /// Per account: the transactions that sent from it or called it.
+    /// Per account a transaction sends from or calls: its place in [`Self::touches`], which
+    /// holds the address. A table of 4-byte indices rather than an `AddressMap`: a block of
+    /// 50,000 transfers names 100,000 accounts, whose 24-byte buckets (3 MB) would take a
+    /// cache miss per lookup on top of the one into `touches` that every lookup pays anyway;
+    /// the indices (under 1 MB) mostly stay in the cache.
+    slots: HashTable<u32>,
+    /// The hasher of [`Self::slots`].
+    hasher: FbBuildHasher<20>,
+    /// Per account, in the order first named: the transactions that sent from it or called it.
     touches: Vec<Touches>,
     /// Per token contract and holder: the last transfer that moved the holder's tokens.
     holders: FbMap<40, TxIdx>,
@@ -109,13 +118,15 @@ impl AccountSlot {
 /// The transactions that sent from an account or called it.
 #[derive(Clone, Copy, Debug)]
 struct Touches {
+    /// The account.
+    address: Address,
     /// The last one.
-    last: TxIdx,
+    last: u32,
     /// Whether there were several.
     several: bool,
     /// The last one expected to write the account: a sender, or a call that is not a
     /// transfer credited lazily (see [`crate::lazy`]).
-    writer: Option<TxIdx>,
+    writer: Option<u32>,
     /// Whether more than one was expected to write it.
     writers: bool,
 }
@@ -138,25 +149,50 @@ impl Part {
     /// expected to write its account; returns the account's index in this part, and the last
     /// other transaction before it that sent from or called it.
     fn touch(&mut self, address: Address, index: TxIdx, writes: bool) -> (u32, Option<TxIdx>) {
-        let next = self.touches.len() as u32;
-        let slot = *self.slots.entry(address).or_insert(next);
-        if slot == next {
-            self.touches.push(Touches {
-                last: index,
-                several: false,
-                writer: None,
-                writers: false,
-            });
-        }
-        let touches = &mut self.touches[slot as usize];
-        let last = touches.last;
-        touches.several |= last != index;
-        touches.last = index;
+        let index = index as u32;
+        let Self {
+            slots,
+            hasher,
+            touches,
+            ..
+        } = self;
+        let hash = hasher.hash_one(address);
+        let entry = slots.entry(
+            hash,
+            |&slot| touches[slot as usize].address == address,
+            |&slot| hasher.hash_one(touches[slot as usize].address),
+        );
+        let slot = match entry {
+            hashbrown::hash_table::Entry::Occupied(entry) => *entry.get(),
+            hashbrown::hash_table::Entry::Vacant(entry) => {
+                let slot = touches.len() as u32;
+                entry.insert(slot);
+                touches.push(Touches {
+                    address,
+                    last: index,
+                    several: false,
+                    writer: None,
+                    writers: false,
+                });
+                slot
+            }
+        };
+        let touched = &mut touches[slot as usize];
+        let last = touched.last;
+        touched.several |= last != index;
+        touched.last = index;
         if writes {
-            touches.writers |= touches.writer.is_some_and(|writer| writer != index);
-            touches.writer = Some(index);
+            touched.writers |= touched.writer.is_some_and(|writer| writer != index);
+            touched.writer = Some(index);
         }
-        (slot, (last != index).then_some(last))
+        (slot, (last != index).then_some(last as TxIdx))
+    }
+
+    /// The index of `address` in this part, if a transaction named it.
+    fn find(&self, address: &Address) -> Option<u32> {
+        let hash = self.hasher.hash_one(address);
+        let named = |&slot: &u32| self.touches[slot as usize].address == *address;
+        self.slots.find(hash, named).copied()
     }
 
     /// Reads `txs` in order and notes what part `part` of `parts` holds of them (see
@@ -167,7 +203,10 @@ impl Part {
         self.holders.clear();
         self.found.clear();
         self.linked_holders = false;
-        self.slots.reserve(txs.len() * 2 / parts);
+        let (hasher, touches) = (&self.hasher, &self.touches);
+        self.slots.reserve(txs.len() * 2 / parts, |&slot| {
+            hasher.hash_one(touches[slot as usize].address)
+        });
         let global = |slot: u32| slot * parts as u32 + part as u32;
         for (index, tx) in txs.iter().enumerate() {
             let mut found = Found::NOTHING;
@@ -265,7 +304,7 @@ impl Hints {
             Some((_, slot)) => Some(*slot),
             None => {
                 let part = part_of(address, self.used);
-                let index = *self.parts.get(part)?.slots.get(address)?;
+                let index = self.parts.get(part)?.find(address)?;
                 Some(AccountSlot(index * self.used as u32 + part as u32))
             }
         }
@@ -297,10 +336,11 @@ impl Hints {
     /// and [`pevm_core::MvKey::owner`]).
     pub(crate) fn owner(&self, slot: Option<AccountSlot>) -> Option<TxIdx> {
         let touches = self.touches(slot?)?;
-        match touches.writer {
+        let owner = match touches.writer {
             Some(writer) => (!touches.writers).then_some(writer),
             None => (!touches.several).then_some(touches.last),
-        }
+        };
+        owner.map(|owner| owner as TxIdx)
     }
 
     /// Whether several of the transactions last passed to [`Self::known_dependencies`] send
