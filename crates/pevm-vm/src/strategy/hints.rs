@@ -5,10 +5,7 @@
 
 use std::hash::BuildHasher;
 
-use alloy_primitives::{
-    map::{FbBuildHasher, FbMap},
-    Address, FixedBytes, TxKind,
-};
+use alloy_primitives::{map::FbBuildHasher, Address, FixedBytes, TxKind};
 use hashbrown::HashTable;
 use pevm_core::{Pool, TxIdx};
 use revm::context::TxEnv;
@@ -54,18 +51,11 @@ pub(crate) struct Hints {
 /// The accounts and token holders of one part, with what each transaction found in it.
 #[derive(Debug, Default)]
 struct Part {
-    /// Per account a transaction sends from or calls: its place in [`Self::touches`], which
-    /// holds the address. A table of 4-byte indices rather than an `AddressMap`: a block of
-    /// 50,000 transfers names 100,000 accounts, whose 24-byte buckets (3 MB) would take a
-    /// cache miss per lookup on top of the one into `touches` that every lookup pays anyway;
-    /// the indices (under 1 MB) mostly stay in the cache.
-    slots: HashTable<u32>,
-    /// The hasher of [`Self::slots`].
-    hasher: FbBuildHasher<20>,
-    /// Per account, in the order first named: the transactions that sent from it or called it.
-    touches: Vec<Touches>,
+    /// Per account a transaction sends from or calls, numbered in the order first named:
+    /// the transactions that sent from it or called it.
+    accounts: Numbered<20, Touches>,
     /// Per token contract and holder: the last transfer that moved the holder's tokens.
-    holders: FbMap<40, TxIdx>,
+    holders: Numbered<40, u32>,
     /// Whether any transaction was linked through a token holder.
     linked_holders: bool,
     /// Per transaction: what this part knows of it.
@@ -115,11 +105,93 @@ impl AccountSlot {
     }
 }
 
+/// Keys numbered from 0 in the order first inserted, each with a value: a hash table of
+/// 4-byte numbers into a vector of the entries, which holds the keys.
+///
+/// Not an `AddressMap`: a block of 50,000 transfers names 100,000 accounts, whose 24-byte
+/// buckets (3 MB) would take a cache miss per lookup on top of the one into the entry that
+/// every lookup pays anyway, where 4-byte numbers (under 1 MB) mostly stay in the cache. Not
+/// an `IndexMap` either, whose 8-byte indices double that table: alternated with one, this
+/// was a little faster on each workload measured (BENCHMARKS.md).
+#[derive(Debug)]
+struct Numbered<const N: usize, V> {
+    /// The numbers, hashed by their entries' keys.
+    table: HashTable<u32>,
+    /// The entries, by number.
+    entries: Vec<(FixedBytes<N>, V)>,
+    /// The hasher of the keys.
+    hasher: FbBuildHasher<N>,
+}
+
+impl<const N: usize, V> Default for Numbered<N, V> {
+    fn default() -> Self {
+        Self {
+            table: HashTable::new(),
+            entries: Vec::new(),
+            hasher: FbBuildHasher::default(),
+        }
+    }
+}
+
+impl<const N: usize, V> Numbered<N, V> {
+    /// Empties the map for `additional` keys, keeping its allocations.
+    fn clear(&mut self, additional: usize) {
+        let Self {
+            table,
+            entries,
+            hasher,
+        } = self;
+        table.clear();
+        entries.clear();
+        table.reserve(additional, |&number| {
+            hasher.hash_one(entries[number as usize].0)
+        });
+    }
+
+    /// The number of `key` and its value, inserting `new()` first if it is not there.
+    fn entry(&mut self, key: FixedBytes<N>, new: impl FnOnce() -> V) -> (u32, &mut V) {
+        let Self {
+            table,
+            entries,
+            hasher,
+        } = self;
+        let entry = table.entry(
+            hasher.hash_one(key),
+            |&number| entries[number as usize].0 == key,
+            |&number| hasher.hash_one(entries[number as usize].0),
+        );
+        let number = match entry {
+            hashbrown::hash_table::Entry::Occupied(entry) => *entry.get(),
+            hashbrown::hash_table::Entry::Vacant(entry) => {
+                let number = entries.len() as u32;
+                entry.insert(number);
+                entries.push((key, new()));
+                number
+            }
+        };
+        (number, &mut entries[number as usize].1)
+    }
+
+    /// The number of `key`, if it is there.
+    fn find(&self, key: &FixedBytes<N>) -> Option<u32> {
+        let found = |&number: &u32| self.entries[number as usize].0 == *key;
+        self.table.find(self.hasher.hash_one(key), found).copied()
+    }
+
+    /// The value numbered `number`.
+    fn get(&self, number: usize) -> Option<&V> {
+        self.entries.get(number).map(|(_, value)| value)
+    }
+
+    /// How many keys there are.
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 /// The transactions that sent from an account or called it.
 #[derive(Clone, Copy, Debug)]
 struct Touches {
-    /// The account.
-    address: Address,
     /// The last one.
     last: u32,
     /// Whether there were several.
@@ -150,34 +222,12 @@ impl Part {
     /// other transaction before it that sent from or called it.
     fn touch(&mut self, address: Address, index: TxIdx, writes: bool) -> (u32, Option<TxIdx>) {
         let index = index as u32;
-        let Self {
-            slots,
-            hasher,
-            touches,
-            ..
-        } = self;
-        let hash = hasher.hash_one(address);
-        let entry = slots.entry(
-            hash,
-            |&slot| touches[slot as usize].address == address,
-            |&slot| hasher.hash_one(touches[slot as usize].address),
-        );
-        let slot = match entry {
-            hashbrown::hash_table::Entry::Occupied(entry) => *entry.get(),
-            hashbrown::hash_table::Entry::Vacant(entry) => {
-                let slot = touches.len() as u32;
-                entry.insert(slot);
-                touches.push(Touches {
-                    address,
-                    last: index,
-                    several: false,
-                    writer: None,
-                    writers: false,
-                });
-                slot
-            }
-        };
-        let touched = &mut touches[slot as usize];
+        let (slot, touched) = self.accounts.entry(address.0, || Touches {
+            last: index,
+            several: false,
+            writer: None,
+            writers: false,
+        });
         let last = touched.last;
         touched.several |= last != index;
         touched.last = index;
@@ -188,25 +238,14 @@ impl Part {
         (slot, (last != index).then_some(last as TxIdx))
     }
 
-    /// The index of `address` in this part, if a transaction named it.
-    fn find(&self, address: &Address) -> Option<u32> {
-        let hash = self.hasher.hash_one(address);
-        let named = |&slot: &u32| self.touches[slot as usize].address == *address;
-        self.slots.find(hash, named).copied()
-    }
-
     /// Reads `txs` in order and notes what part `part` of `parts` holds of them (see
     /// [`Hints::known_dependencies`]).
     fn scan(&mut self, txs: &[TxEnv], part: usize, parts: usize, tokens: bool, lazy_credits: bool) {
-        self.slots.clear();
-        self.touches.clear();
-        self.holders.clear();
+        self.accounts.clear(txs.len() * 2 / parts);
+        self.holders
+            .clear(if tokens { txs.len() * 2 / parts } else { 0 });
         self.found.clear();
         self.linked_holders = false;
-        let (hasher, touches) = (&self.hasher, &self.touches);
-        self.slots.reserve(txs.len() * 2 / parts, |&slot| {
-            hasher.hash_one(touches[slot as usize].address)
-        });
         let global = |slot: u32| slot * parts as u32 + part as u32;
         for (index, tx) in txs.iter().enumerate() {
             let mut found = Found::NOTHING;
@@ -227,9 +266,11 @@ impl Part {
                 let moved = tokens.then(|| token_holders(tx)).flatten();
                 for holder in moved.into_iter().flatten() {
                     if part_of(&holder, parts) == part {
-                        let last = self.holders.insert(holder_key(to, holder), index);
-                        self.linked_holders |= last.is_some();
-                        dependency = dependency.max(last);
+                        let (_, last) = self.holders.entry(holder_key(to, holder), || u32::MAX);
+                        let moved_before = (*last != u32::MAX).then_some(*last as TxIdx);
+                        *last = index as u32;
+                        self.linked_holders |= moved_before.is_some();
+                        dependency = dependency.max(moved_before);
                     }
                 }
             }
@@ -304,7 +345,7 @@ impl Hints {
             Some((_, slot)) => Some(*slot),
             None => {
                 let part = part_of(address, self.used);
-                let index = self.parts.get(part)?.find(address)?;
+                let index = self.parts.get(part)?.accounts.find(&address.0)?;
                 Some(AccountSlot(index * self.used as u32 + part as u32))
             }
         }
@@ -319,7 +360,7 @@ impl Hints {
     /// every slot below it names an account).
     pub(crate) fn slot_count(&self) -> usize {
         let parts = self.parts.iter().take(self.used);
-        let longest = parts.map(|part| part.touches.len()).max().unwrap_or(0);
+        let longest = parts.map(|part| part.accounts.len()).max().unwrap_or(0);
         longest * self.used
     }
 
@@ -327,7 +368,7 @@ impl Hints {
     fn touches(&self, slot: AccountSlot) -> Option<&Touches> {
         let used = self.used.max(1);
         let part = self.parts.get(slot.index() % used)?;
-        part.touches.get(slot.index() / used)
+        part.accounts.get(slot.index() / used)
     }
 
     /// The one transaction of the transactions last passed to [`Self::known_dependencies`]
