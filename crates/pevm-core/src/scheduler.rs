@@ -1,7 +1,7 @@
 //! The collaborative scheduler of Block-STM: hands out execution and validation tasks.
 //!
 //! Workers repeatedly take the lowest-indexed task available. Indices and counters are
-//! atomics; each transaction's status and dependents sit behind their own small mutex.
+//! atomics; each transaction's status and dependents sit behind one small mutex.
 //! A task returned by [`Scheduler::next_task`], [`Scheduler::finish_execution`] or
 //! [`Scheduler::finish_validation`] must be carried out and then finished with the
 //! matching `finish_*` call (or suspended with [`Scheduler::add_dependency`]).
@@ -39,7 +39,8 @@ enum Status {
     Committed,
 }
 
-/// Status of one transaction, with the incarnation it applies to.
+/// Status of one transaction, with the incarnation it applies to, and the transactions
+/// waiting for it.
 #[derive(Debug)]
 struct TxState {
     incarnation: Incarnation,
@@ -49,16 +50,19 @@ struct TxState {
     validated_wave: Option<usize>,
     /// The wave of this transaction's latest change that may stale higher ones' reads.
     wave_above: usize,
+    /// Transactions suspended until it finishes executing.
+    dependents: SmallVec<[TxIdx; 2]>,
 }
 
 impl TxState {
     /// Incarnation 0, ready to execute.
-    const fn ready() -> Self {
+    fn ready() -> Self {
         Self {
             incarnation: 0,
             status: Status::ReadyToExecute,
             validated_wave: None,
             wave_above: 0,
+            dependents: SmallVec::new(),
         }
     }
 
@@ -102,10 +106,9 @@ pub struct Scheduler {
     /// The latest such wave of the committed transactions: what the next one's validation
     /// must have begun in.
     commit_wave: CachePadded<AtomicUsize>,
-    /// Per transaction: its status.
+    /// Per transaction: its status and dependents. A transaction's lock is taken while a
+    /// lower one's is held (suspending it on that one), never the reverse.
     states: Vec<Mutex<TxState>>,
-    /// Per transaction: transactions suspended until it finishes executing.
-    dependents: Vec<Mutex<SmallVec<[TxIdx; 4]>>>,
 }
 
 impl Scheduler {
@@ -124,7 +127,6 @@ impl Scheduler {
             states: (0..block_size)
                 .map(|_| Mutex::new(TxState::ready()))
                 .collect(),
-            dependents: (0..block_size).map(|_| Mutex::default()).collect(),
         }
     }
 
@@ -151,11 +153,6 @@ impl Scheduler {
         }
         self.states
             .resize_with(block_size, || Mutex::new(TxState::ready()));
-        self.dependents.truncate(block_size);
-        for dependents in &mut self.dependents {
-            lock_mut(dependents).clear();
-        }
-        self.dependents.resize_with(block_size, Mutex::default);
     }
 
     /// Next task to carry out; None when nothing is available right now (check [`Self::done`]).
@@ -180,17 +177,20 @@ impl Scheduler {
         self.done_marker.store(true, SeqCst);
     }
 
-    /// Suspends executing `tx_idx` until `blocking` finishes its next execution.
+    /// Suspends executing `tx_idx` until `blocking`, a lower transaction, finishes its next
+    /// execution.
     ///
     /// Returns false when `blocking` has already executed: re-execute `tx_idx` right away.
     pub fn add_dependency(&self, tx_idx: TxIdx, blocking: TxIdx) -> bool {
-        let mut dependents = lock(&self.dependents[blocking]);
-        if lock(&self.states[blocking]).executed() {
+        assert!(blocking < tx_idx, "{tx_idx} cannot wait for {blocking}");
+        let mut blocking = lock(&self.states[blocking]);
+        if blocking.executed() {
             return false;
         }
+        // Aborting before `blocking` can finish and resume it.
         lock(&self.states[tx_idx]).status = Status::Aborting;
-        dependents.push(tx_idx);
-        drop(dependents);
+        blocking.dependents.push(tx_idx);
+        drop(blocking);
         self.num_active_tasks.fetch_sub(1, SeqCst);
         true
     }
@@ -201,7 +201,7 @@ impl Scheduler {
     /// worker's cache, rather than be handed between workers at every step).
     pub fn finish_execution(&self, version: Version, wrote_new_location: bool) -> Option<Task> {
         let tx_idx = version.tx_idx;
-        {
+        let mut dependents = {
             let mut state = lock(&self.states[tx_idx]);
             debug_assert_eq!(
                 (state.incarnation, state.status),
@@ -213,8 +213,8 @@ impl Scheduler {
                 state.wave_above = self.wave.fetch_add(1, SeqCst) + 1;
             }
             state.status = Status::Executed;
-        }
-        let mut dependents = std::mem::take(&mut *lock(&self.dependents[tx_idx]));
+            std::mem::take(&mut state.dependents)
+        };
         dependents.sort_unstable();
         for &dependent in &dependents {
             self.set_ready(dependent);
@@ -589,7 +589,7 @@ mod tests {
 
     #[test]
     fn committed_transaction_is_not_aborted_by_a_stale_validation() {
-        let scheduler = Scheduler::new(1);
+        let scheduler = Scheduler::new(2);
         let version = Version::new(0, 0);
         assert_eq!(scheduler.next_task(), Some(Task::Execute(version)));
         assert_eq!(scheduler.finish_execution(version, true), None);
@@ -599,7 +599,7 @@ mod tests {
         assert_eq!(scheduler.try_commit(), Commit::Committed(0));
         assert!(!scheduler.try_validation_abort(version));
         // A transaction waiting on it finds it executed.
-        assert!(!scheduler.add_dependency(0, 0));
+        assert!(!scheduler.add_dependency(1, 0));
     }
 
     #[test]
