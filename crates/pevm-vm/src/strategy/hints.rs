@@ -55,7 +55,7 @@ struct Part {
     /// the transactions that sent from it or called it.
     accounts: Numbered<20, Touches>,
     /// Per token contract and holder: the last transfer that moved the holder's tokens.
-    holders: Numbered<40, u32>,
+    holders: Numbered<40, Option<u32>>,
     /// Whether any transaction was linked through a token holder.
     linked_holders: bool,
     /// Per transaction: what this part knows of it.
@@ -266,9 +266,8 @@ impl Part {
                 let moved = tokens.then(|| token_holders(tx)).flatten();
                 for holder in moved.into_iter().flatten() {
                     if part_of(&holder, parts) == part {
-                        let (_, last) = self.holders.entry(holder_key(to, holder), || u32::MAX);
-                        let moved_before = (*last != u32::MAX).then_some(*last as TxIdx);
-                        *last = index as u32;
+                        let (_, last) = self.holders.entry(holder_key(to, holder), || None);
+                        let moved_before = last.replace(index as u32).map(|last| last as TxIdx);
                         self.linked_holders |= moved_before.is_some();
                         dependency = dependency.max(moved_before);
                     }
