@@ -105,8 +105,18 @@ impl<'a, P: StateProvider> Fold<'a, P> {
             self.owing.fee(index, fee);
             self.counts.fees += 1;
         }
-        if let Some((address, value)) = effects.lazy_credit {
-            record(pay(provider, address, index, [value], state, eip161).map(u64::from));
+        if let Some(credit) = &effects.lazy_credit {
+            let shown = Some(&credit.shown);
+            let paid = pay(
+                provider,
+                credit.to,
+                index,
+                [credit.value],
+                shown,
+                state,
+                eip161,
+            );
+            record(paid.map(u64::from));
             self.counts.credits += 1;
         }
         self.results.push(output.result);

@@ -31,8 +31,7 @@ pub(crate) fn settle_tx_states<P: StateProvider>(
     // The accounts paid lazily, and each one's latest value after a transaction touched it.
     let mut paid: AddressSet = outputs
         .iter()
-        .filter_map(|output| output.as_ref().ok()?.effects.lazy_credit)
-        .map(|(to, _)| to)
+        .filter_map(|output| Some(output.as_ref().ok()?.effects.lazy_credit.as_ref()?.to))
         .collect();
     paid.insert(beneficiary);
     let mut latest = AddressMap::<Option<AccountInfo>>::default();
@@ -54,6 +53,7 @@ pub(crate) fn settle_tx_states<P: StateProvider>(
         };
         let payments = effects
             .lazy_credit
+            .map(|credit| (credit.to, credit.value))
             .into_iter()
             .chain(effects.lazy_fee.map(|fee| (beneficiary, fee)));
         for (to, value) in payments {

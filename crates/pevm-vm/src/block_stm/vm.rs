@@ -18,7 +18,7 @@ use crate::{
     block_stm::mv_db::{EvmMemory, Location, LocationValue, MvDb, ReadError},
     chain::block::BlockFacts,
     exec::outcome::{block_evm, tx_outcome, BlockEvm, TxOutcome},
-    lazy::{take_credit, LazyBeneficiary, LazyCredits},
+    lazy::{take_credit, Credit, LazyBeneficiary, LazyCredits},
     state::diff::AccountWrite,
     strategy::hints::Hints,
     Block, ExecutionError, StateProvider, TxResult,
@@ -41,7 +41,7 @@ pub(crate) struct TxEffects {
     /// The fee owed to the beneficiary, when the transaction never read its account.
     pub(crate) lazy_fee: Option<U256>,
     /// The value credited to a recipient without reading its account.
-    pub(crate) lazy_credit: Option<(Address, U256)>,
+    pub(crate) lazy_credit: Option<Credit>,
 }
 
 /// The revm EVM of one incarnation.
@@ -152,7 +152,11 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
                         index,
                         message: format!("unexpected write to lazily credited {to}: {write:?}"),
                     })?
-                    .map(|value| (to, value)),
+                    .map(|value| Credit {
+                        to,
+                        value,
+                        shown: base.cloned(),
+                    }),
                 None => None,
             };
             let effects = TxEffects {
@@ -206,10 +210,10 @@ pub(crate) fn memory_writes(
     if let Some(fee) = *lazy_fee {
         out.push((Location::LazyFee(tx_idx), LocationValue::Credit(fee)));
     }
-    if let Some((to, value)) = *lazy_credit {
+    if let Some(Credit { to, value, .. }) = lazy_credit {
         out.push((
-            Location::LazyCredit(to, tx_idx),
-            LocationValue::Credit(value),
+            Location::LazyCredit(*to, tx_idx),
+            LocationValue::Credit(*value),
         ));
     }
     let owner = |address| hints.owner(hints.slot(tx_idx, address));

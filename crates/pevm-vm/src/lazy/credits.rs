@@ -124,6 +124,16 @@ impl LazyCredits {
     }
 }
 
+/// A credit a transaction made lazily: to whom, how much, and the recipient's account as the
+/// transaction was shown it (without the credits owed to it), which the fold pays into rather
+/// than reading the account again (see [`crate::lazy::pay`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Credit {
+    pub(crate) to: Address,
+    pub(crate) value: U256,
+    pub(crate) shown: Option<AccountState>,
+}
+
 /// Whether `account` (as the transactions before left it) can take a lazy credit: it has no
 /// code, so a transfer to it runs nothing that could see its balance, and its balance is far
 /// from overflowing. Where a transfer to an empty account costs more gas (`empty_costs`: state

@@ -12,6 +12,6 @@ mod credits;
 mod handler;
 mod settle;
 
-pub(crate) use credits::{can_credit, lazy_value, take_credit, LazyCredits};
+pub(crate) use credits::{can_credit, lazy_value, take_credit, Credit, LazyCredits};
 pub(crate) use handler::LazyBeneficiary;
 pub(crate) use settle::{account_paid, keep_lowest, pay, settle_in_evm_state, LazyCounts, Owing};

@@ -184,7 +184,15 @@ impl Owing {
     ) -> Result<bool, (TxIdx, ExecutionError)> {
         let fees = std::mem::take(&mut self.fees);
         match fees.first {
-            Some(first) => pay(provider, beneficiary, first, fees.payments(), state, eip161),
+            Some(first) => pay(
+                provider,
+                beneficiary,
+                first,
+                fees.payments(),
+                None,
+                state,
+                eip161,
+            ),
             None => Ok(false),
         }
     }
@@ -215,9 +223,17 @@ impl Owing {
         // reported does not depend on hashing; a credit's read comes before a fee's, as in
         // the transaction itself.
         credits.sort_unstable_by_key(|(address, _)| *address);
-        let payments = credits
-            .into_iter()
-            .map(|(address, owed)| pay(provider, address, owed.first, [owed.value], state, eip161));
+        let payments = credits.into_iter().map(|(address, owed)| {
+            pay(
+                provider,
+                address,
+                owed.first,
+                [owed.value],
+                None,
+                state,
+                eip161,
+            )
+        });
         let (mut read, mut first_error) = (0, None);
         let mut record = |paid| match paid {
             Ok(was_read) => read += u64::from(was_read),
@@ -242,11 +258,17 @@ pub(crate) fn keep_lowest(
 /// Pays `payments`, owed since transaction `first`, one after another into the account at
 /// `address` as `state` (or else `provider`) has it. Returns whether the account was read
 /// from `provider` (nothing before changed it in `state`).
+///
+/// `shown` is the account as the one transaction that owes was shown it, without the credits
+/// owed to it, when there is one such transaction: where `state` has nothing, nothing before
+/// that transaction changed the account (else it would have been folded), so it was shown
+/// what `provider` has, and is not read again.
 pub(crate) fn pay<P: StateProvider>(
     provider: &P,
     address: Address,
     first: TxIdx,
     payments: impl IntoIterator<Item = U256>,
+    shown: Option<&Option<AccountState>>,
     state: &mut StateDiff,
     eip161: bool,
 ) -> Result<bool, (TxIdx, ExecutionError)> {
@@ -254,6 +276,18 @@ pub(crate) fn pay<P: StateProvider>(
     let entry = state.entry(address);
     let (mut account, read) = match &entry {
         btree_map::Entry::Occupied(change) => (change.get().info.clone(), false),
+        btree_map::Entry::Vacant(_) if shown.is_some() => {
+            let shown = shown.cloned().flatten();
+            debug_assert!(
+                provider.basic(address).is_ok_and(|read| {
+                    let read = read.map(AccountState::from);
+                    let fields = |a: &AccountState| (a.balance, a.nonce, a.code_hash);
+                    read.as_ref().map(fields) == shown.as_ref().map(fields)
+                }),
+                "{address} was shown other than the state has"
+            );
+            (shown, false)
+        }
         btree_map::Entry::Vacant(_) => {
             let read = provider.basic(address).map_err(|error| {
                 let error = ExecutionError::Provider {

@@ -56,7 +56,9 @@ fn lazy_credits_match_serial() {
             assert!(stats.lazy_credits >= credits, "{stats:?}");
             // Amsterdam's access list comes from each transaction's settled state, not the fold.
             assert_eq!(output.access_list.is_some(), amsterdam);
-            assert!(amsterdam || stats.lazy_accounts >= 2, "{stats:?}");
+            // Only the beneficiary is read just to be paid (its fees): a lazily credited
+            // account is paid into as its first creditor was shown it, not read again.
+            assert!(amsterdam || stats.lazy_accounts == 1, "{stats:?}");
         }
     }
 }
