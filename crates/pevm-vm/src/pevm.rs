@@ -263,8 +263,8 @@ impl Pevm {
     /// as soon as it is final; with `keep`, each output keeps revm's own.
     ///
     /// Where `cost` says the state's reads are slow, transfers credit their recipients as
-    /// they run: a lazy credit reads its recipient twice (to see that it can take one, then
-    /// to pay it), which costs more there than the conflicts of a shared recipient.
+    /// they run: there the reads outweigh the conflicts of a shared recipient, and lazy
+    /// credits were measured to gain nothing (BENCHMARKS.md).
     #[allow(clippy::too_many_arguments)] // The plan's parts, as `plan` hands them on.
     fn run_engine<P: StateProvider>(
         &mut self,

@@ -40,8 +40,9 @@ pub(crate) struct TxEffects {
     pub(crate) writes: Vec<(Address, AccountWrite)>,
     /// The fee owed to the beneficiary, when the transaction never read its account.
     pub(crate) lazy_fee: Option<U256>,
-    /// The value credited to a recipient without reading its account.
-    pub(crate) lazy_credit: Option<Credit>,
+    /// The value credited to a recipient without reading its account; boxed, as most
+    /// transactions make none, so that every transaction's output stays small.
+    pub(crate) lazy_credit: Option<Box<Credit>>,
 }
 
 /// The revm EVM of one incarnation.
@@ -152,10 +153,9 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
                         index,
                         message: format!("unexpected write to lazily credited {to}: {write:?}"),
                     })?
-                    .map(|value| Credit {
-                        to,
-                        value,
-                        shown: base.cloned(),
+                    .map(|value| {
+                        let shown = base.cloned();
+                        Box::new(Credit { to, value, shown })
                     }),
                 None => None,
             };
@@ -210,10 +210,10 @@ pub(crate) fn memory_writes(
     if let Some(fee) = *lazy_fee {
         out.push((Location::LazyFee(tx_idx), LocationValue::Credit(fee)));
     }
-    if let Some(Credit { to, value, .. }) = lazy_credit {
+    if let Some(credit) = lazy_credit {
         out.push((
-            Location::LazyCredit(*to, tx_idx),
-            LocationValue::Credit(*value),
+            Location::LazyCredit(credit.to, tx_idx),
+            LocationValue::Credit(credit.value),
         ));
     }
     let owner = |address| hints.owner(hints.slot(tx_idx, address));
