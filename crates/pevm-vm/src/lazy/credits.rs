@@ -51,7 +51,7 @@ impl LazyCredits {
     /// authorisations, to a recipient that is shared ([`Hints::shared`]: another
     /// transaction of the block sends from it or calls it). A recipient no other transaction
     /// names conflicts with none of them through the transfer, and a lazy credit would only
-    /// read it once more, to pay it in the fold. `hints` are those of `txs`.
+    /// add a write of the credit and a payment in the fold. `hints` are those of `txs`.
     pub(crate) fn new(txs: &[TxEnv], beneficiary: Address, spec: SpecId, hints: &Hints) -> Self {
         let precompiles = Precompiles::new(PrecompileSpecId::from_spec_id(spec));
         let mut starts = vec![0u32; hints.slot_count() + 1];
