@@ -230,6 +230,26 @@ fn map_keeps_item_order_on_any_worker_count() {
 }
 
 #[test]
+fn woken_helpers_all_take_the_work_handed_over() {
+    for threads in [1, 2, 3, 8] {
+        let pool = Pool::new(threads);
+        for round in 0..3 {
+            pool.wake();
+            if round == 2 {
+                // Woken for work that does not come, they give up waiting.
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            // Every worker waits for all the others: each helper must be free to take part.
+            let barrier = std::sync::Barrier::new(threads);
+            let ran = pool.run_workers(threads, || {
+                barrier.wait();
+            });
+            assert_eq!(ran.len(), threads, "{threads} threads");
+        }
+    }
+}
+
+#[test]
 fn for_each_mut_visits_every_item_once_with_its_index() {
     for threads in [1, 2, 3, 8] {
         let pool = Pool::new(threads);

@@ -308,6 +308,8 @@ impl Pevm {
                 return (independent, Vec::new(), None);
             }
         }
+        // The block may well run on the workers: they wake while its dependencies are found.
+        self.executor.pool().wake();
         let (pool, concurrency) = (self.executor.pool(), self.concurrency());
         let known =
             self.hints
