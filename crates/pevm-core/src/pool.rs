@@ -61,7 +61,7 @@ impl Pool {
 
     /// Starts waking the helpers for work about to be handed to them, while the calling
     /// thread prepares it: each spins until the pool's next work arrives, for at most
-    /// [`WAKE_SPIN`]. A helper asleep since the last block otherwise wakes only when the
+    /// a millisecond. A helper asleep since the last block otherwise wakes only when the
     /// work arrives, and starts its share late: by 78 µs at the median over the mainnet
     /// blocks here (milliseconds at times), blocks that take a few milliseconds.
     pub fn wake(&self) {
