@@ -309,7 +309,9 @@ impl Pevm {
             }
         }
         // The block may well run on the workers: they wake while its dependencies are found.
-        self.executor.pool().wake();
+        if self.forced != Some(Strategy::Serial) {
+            self.executor.pool().wake();
+        }
         let (pool, concurrency) = (self.executor.pool(), self.concurrency());
         let known =
             self.hints
