@@ -250,7 +250,7 @@ struct Block<'a, V: Vm> {
     error: Mutex<Option<ExecuteError<V::Error>>>,
 }
 
-impl<V: Vm> Block<'_, V> {
+impl<'a, V: Vm> Block<'a, V> {
     /// One worker: carries out tasks until the block is done; never panics.
     fn run_worker(&self) -> ExecStats {
         let mut stats = ExecStats::default();
@@ -297,7 +297,7 @@ impl<V: Vm> Block<'_, V> {
     /// Executes `version` until it finishes, suspends on a dependency, or fails.
     fn try_execute(
         &self,
-        worker: &mut V::Worker<'_>,
+        worker: &mut V::Worker<'a>,
         version: Version,
         stats: &mut ExecStats,
     ) -> Option<Task> {

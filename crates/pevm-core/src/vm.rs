@@ -53,9 +53,9 @@ pub trait Vm: Sync {
 
     /// Executes transaction `version.tx_idx` on `worker`, reading through its memory (the VM
     /// calls [`MvMemory::read`] and records a [`ReadSet`] itself).
-    fn execute(
-        &self,
-        worker: &mut Self::Worker<'_>,
+    fn execute<'m>(
+        &'m self,
+        worker: &mut Self::Worker<'m>,
         version: Version,
     ) -> ExecOutcome<Self::Key, Self::Value, Self::Output, Self::Error>;
 }

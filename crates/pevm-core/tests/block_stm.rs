@@ -347,9 +347,9 @@ impl Vm for Counting {
         self.vm.worker(mv)
     }
 
-    fn execute(
-        &self,
-        worker: &mut Self::Worker<'_>,
+    fn execute<'m>(
+        &'m self,
+        worker: &mut Self::Worker<'m>,
         version: Version,
     ) -> ExecOutcome<u64, u64, Self::Output, ToyError> {
         self.started.fetch_add(1, Ordering::SeqCst);

@@ -46,7 +46,7 @@ pub(crate) struct TxEffects {
 }
 
 /// The revm EVM of one incarnation.
-type MvEvm<'a, P> = BlockEvm<MvDb<'a, P>>;
+type MvEvm<'a, P> = BlockEvm<'a, MvDb<'a, P>>;
 
 /// A block's transactions as a Block-STM VM.
 pub(crate) struct EvmVm<'a, P> {
@@ -111,15 +111,15 @@ impl<P: StateProvider> Vm for EvmVm<'_, P> {
         block_evm(db, self.block)
     }
 
-    fn execute(
-        &self,
-        evm: &mut MvEvm<'_, P>,
+    fn execute<'m>(
+        &'m self,
+        evm: &mut MvEvm<'m, P>,
         version: Version,
     ) -> ExecOutcome<Location, LocationValue, Self::Output, Infallible> {
         let index = version.tx_idx;
         let tx = &self.block.txs[index];
         evm.ctx.journaled_state.database.start(index);
-        evm.ctx.set_tx(tx.clone());
+        evm.ctx.set_tx(tx);
         let mut handler = LazyBeneficiary::default();
         let result = handler.run(evm);
         let state = evm.finalize();

@@ -2,6 +2,8 @@
 //! transactions on, the block gas each transaction must fit in, and the transaction's outcome
 //! from revm's (its result, the accounts it changed, or the error that stops the block).
 
+use std::sync::LazyLock;
+
 use alloy_primitives::Address;
 use revm::{
     context::{
@@ -18,12 +20,19 @@ use crate::{
     Block, ExecutionError, TxResult,
 };
 
-/// revm's mainnet EVM over `DB`.
-pub(crate) type BlockEvm<DB> = MainnetEvm<Context<BlockEnv, TxEnv, CfgEnv, DB, Journal<DB>, ()>>;
+/// revm's mainnet EVM over `DB`, running the transactions of a block it borrows: it is
+/// handed each transaction by reference, as a clone of each would cost a copy of a few hundred
+/// bytes and of its lists (revm implements its `Transaction` for references).
+pub(crate) type BlockEvm<'t, DB> =
+    MainnetEvm<Context<BlockEnv, &'t TxEnv, CfgEnv, DB, Journal<DB>, ()>>;
+
+/// The transaction an EVM holds before it is handed one.
+static NO_TX: LazyLock<TxEnv> = LazyLock::new(TxEnv::default);
 
 /// revm's mainnet EVM for `block`'s environment over `db`.
-pub(crate) fn block_evm<DB: Database>(db: DB, block: &Block) -> BlockEvm<DB> {
+pub(crate) fn block_evm<'t, DB: Database>(db: DB, block: &Block) -> BlockEvm<'t, DB> {
     Context::mainnet()
+        .with_tx(&*NO_TX)
         .with_db(db)
         .with_block(block.env.clone())
         .with_cfg(block.cfg.clone())

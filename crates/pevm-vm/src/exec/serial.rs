@@ -63,7 +63,7 @@ fn run_serial<P: StateProvider>(
     for (index, tx) in block.txs.iter().enumerate() {
         let start = Instant::now();
         in_order.gas.admit(index, tx.gas_limit)?;
-        let outcome = evm.transact(tx.clone());
+        let outcome = evm.transact(tx);
         let diff = &mut evm.ctx.db_mut().diff;
         kept.extend(in_order.push(diff, index, tx.tx_type, outcome, keep)?);
         on_tx(index, start.elapsed());

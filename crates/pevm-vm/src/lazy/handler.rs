@@ -18,27 +18,27 @@ use crate::exec::outcome::BlockEvm;
 /// revm's mainnet handler, except that a transaction that never touched the beneficiary's
 /// account does not load it to pay the fee: the fee is recorded as owed instead, so that fee
 /// payments do not make every transaction depend on the one before.
-pub(crate) struct LazyBeneficiary<DB> {
+pub(crate) struct LazyBeneficiary<'t, DB> {
     /// The fee owed by the transaction just run, if it did not touch the beneficiary.
     pub(crate) fee: Cell<Option<U256>>,
-    _db: PhantomData<DB>,
+    _evm: PhantomData<(&'t (), DB)>,
 }
 
-impl<DB> Default for LazyBeneficiary<DB> {
+impl<DB> Default for LazyBeneficiary<'_, DB> {
     fn default() -> Self {
         Self {
             fee: Cell::new(None),
-            _db: PhantomData,
+            _evm: PhantomData,
         }
     }
 }
 
-impl<DB> Handler for LazyBeneficiary<DB>
+impl<'t, DB> Handler for LazyBeneficiary<'t, DB>
 where
     DB: Database,
     DB::Error: DBErrorMarker + std::error::Error,
 {
-    type Evm = BlockEvm<DB>;
+    type Evm = BlockEvm<'t, DB>;
     type Error = EVMError<DB::Error>;
     type HaltReason = HaltReason;
 

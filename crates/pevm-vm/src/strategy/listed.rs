@@ -57,7 +57,7 @@ pub(crate) fn execute_listed<P: StateProvider>(
                     // The list's values as the transactions before this one left them.
                     let at = BlockAccessIndex::new(index as u64 + 1);
                     evm.ctx.journaled_state.database.bal_state.bal_index = at;
-                    let outcome = evm.transact(block.txs[index].clone());
+                    let outcome = evm.transact(&block.txs[index]);
                     // The changes it made must be the list's at its index.
                     let checked = match &outcome {
                         Ok(output) => check_tx(&bal, &changes, at, &output.state),

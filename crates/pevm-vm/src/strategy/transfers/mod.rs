@@ -48,11 +48,11 @@ pub(crate) use groups::TransferBlock;
 /// merges what they did into the block's output; `None` when a transaction turned out not to
 /// be a plain transfer: the block must then run on Block-STM. The error is the one of the
 /// lowest transaction, as serially.
-pub(crate) fn execute_transfers<P: StateProvider>(
+pub(crate) fn execute_transfers<'a, P: StateProvider>(
     pool: &Pool,
     workers: usize,
-    provider: &P,
-    block: &Block,
+    provider: &'a P,
+    block: &'a Block,
     transfers: &TransferBlock,
 ) -> Result<Option<(BlockOutput, BlockStats)>, ExecutionError> {
     let init = || Worker {
@@ -70,7 +70,7 @@ pub(crate) fn execute_transfers<P: StateProvider>(
         results: (0..block.txs.len()).map(|_| None).collect(),
         state: StateDiff::new(),
     });
-    let run = |worker: &mut Worker<'_, P>, ran: &mut Ran, groups: &[Range<usize>]| {
+    let run = |worker: &mut Worker<'a, P>, ran: &mut Ran, groups: &[Range<usize>]| {
         // The worker's changes not merged yet, which its database reads, go with its result.
         let changes = &mut worker.evm.ctx.journaled_state.database.changes;
         std::mem::swap(changes, &mut ran.changes);
@@ -206,7 +206,7 @@ struct NotATransfer;
 
 /// One worker of a transfer block.
 struct Worker<'a, P: StateProvider> {
-    evm: BlockEvm<TransferDb<'a, P>>,
+    evm: BlockEvm<'a, TransferDb<'a, P>>,
 }
 
 /// What one worker did.
@@ -225,11 +225,11 @@ struct Ran {
     not_a_transfer: bool,
 }
 
-impl<P: StateProvider> Worker<'_, P> {
+impl<'a, P: StateProvider> Worker<'a, P> {
     /// Runs `groups`, each in block order until one of its transactions fails, into `ran`.
     fn run(
         &mut self,
-        block: &Block,
+        block: &'a Block,
         transfers: &TransferBlock,
         groups: &[Range<usize>],
         ran: &mut Ran,
@@ -256,7 +256,7 @@ impl<P: StateProvider> Worker<'_, P> {
     /// Runs transaction `index`, crediting its recipient as a delta if `credit`, into `ran`.
     fn execute(
         &mut self,
-        block: &Block,
+        block: &'a Block,
         index: TxIdx,
         credit: bool,
         ran: &mut Ran,
@@ -269,7 +269,7 @@ impl<P: StateProvider> Worker<'_, P> {
             credit,
             shown: None,
         });
-        self.evm.ctx.set_tx(tx.clone());
+        self.evm.ctx.set_tx(tx);
         let mut handler = LazyBeneficiary::default();
         let result = handler.run(&mut self.evm);
         let state = self.evm.finalize();
