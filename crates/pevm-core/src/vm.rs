@@ -52,7 +52,8 @@ pub trait Vm: Sync {
     fn worker<'m>(&'m self, mv: &'m MvMemory<Self::Key, Self::Value>) -> Self::Worker<'m>;
 
     /// Executes transaction `version.tx_idx` on `worker`, reading through its memory (the VM
-    /// calls [`MvMemory::read`] and records a [`ReadSet`] itself).
+    /// calls [`MvMemory::read`] and records a [`ReadSet`] itself). The worker is one made by
+    /// this VM, borrowed as long: it may hold what the VM lends it, such as the transaction.
     fn execute<'m>(
         &'m self,
         worker: &mut Self::Worker<'m>,
