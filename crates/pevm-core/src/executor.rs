@@ -220,11 +220,6 @@ where
         if let Some(error) = lock(&block.error).take() {
             return Err(error);
         }
-        // The block is done: what is left is final.
-        block.commit(&mut stats);
-        if let Some(error) = lock(&block.error).take() {
-            return Err(error);
-        }
         match self.scheduler.committed() {
             committed if committed == block_size => Ok(stats),
             tx_idx => Err(ExecuteError::Panic {

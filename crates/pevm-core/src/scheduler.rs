@@ -12,6 +12,8 @@
 //! lower one that could stale it can never be aborted again, so its output is final. Such
 //! changes are counted in waves: a lower transaction's execution writing a location its last
 //! one did not, and its abort, each start a wave that every higher one must be validated in.
+//! The block is done when its last transaction is committed: no count of the tasks in flight
+//! is kept, which would cost every task two read-modify-writes of one shared counter.
 
 use crossbeam_utils::CachePadded;
 use smallvec::SmallVec;
@@ -78,8 +80,8 @@ pub enum Commit {
     /// Committed now: its output is final.
     Committed(TxIdx),
     /// Executed, but not validated since the committed transactions' last wave: a validation
-    /// task (counted as handed out, like one of [`Scheduler::next_task`]'s) that the caller
-    /// carries out at once, before trying again.
+    /// task (like one of [`Scheduler::next_task`]'s) that the caller carries out at once,
+    /// before trying again.
     Validate(Version),
     /// Not executed yet, or every transaction of the block is committed.
     NotReady,
@@ -93,11 +95,7 @@ pub struct Scheduler {
     execution_idx: CachePadded<AtomicUsize>,
     /// Next transaction to try validating.
     validation_idx: CachePadded<AtomicUsize>,
-    /// Bumped whenever either index is decreased, so that `check_done` sees a stable snapshot.
-    decrease_cnt: CachePadded<AtomicUsize>,
-    /// Tasks handed out and not yet finished.
-    num_active_tasks: CachePadded<AtomicUsize>,
-    /// Set once every transaction is executed and validated, or on `halt`.
+    /// Set once every transaction is committed, or on `halt`.
     done_marker: CachePadded<AtomicBool>,
     /// How many transactions, from the first, are committed.
     commit_idx: CachePadded<AtomicUsize>,
@@ -118,9 +116,7 @@ impl Scheduler {
             block_size,
             execution_idx: CachePadded::new(AtomicUsize::new(0)),
             validation_idx: CachePadded::new(AtomicUsize::new(0)),
-            decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
-            num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
-            done_marker: CachePadded::new(AtomicBool::new(false)),
+            done_marker: CachePadded::new(AtomicBool::new(block_size == 0)),
             commit_idx: CachePadded::new(AtomicUsize::new(0)),
             wave: CachePadded::new(AtomicUsize::new(0)),
             commit_wave: CachePadded::new(AtomicUsize::new(0)),
@@ -138,15 +134,13 @@ impl Scheduler {
         for index in [
             &mut self.execution_idx,
             &mut self.validation_idx,
-            &mut self.decrease_cnt,
-            &mut self.num_active_tasks,
             &mut self.commit_idx,
             &mut self.wave,
             &mut self.commit_wave,
         ] {
             **index = AtomicUsize::new(0);
         }
-        *self.done_marker = AtomicBool::new(false);
+        *self.done_marker = AtomicBool::new(block_size == 0);
         self.states.truncate(block_size);
         for state in &mut self.states {
             *lock_mut(state) = TxState::ready();
@@ -167,7 +161,8 @@ impl Scheduler {
         }
     }
 
-    /// Whether the block is finished (or halted).
+    /// Whether the block is finished, every transaction committed (or halted). A task still in
+    /// hand then is a validation of a committed transaction: it need not be carried out.
     pub fn done(&self) -> bool {
         self.done_marker.load(SeqCst)
     }
@@ -190,8 +185,6 @@ impl Scheduler {
         // Aborting before `blocking` can finish and resume it.
         lock(&self.states[tx_idx]).status = Status::Aborting;
         blocking.dependents.push(tx_idx);
-        drop(blocking);
-        self.num_active_tasks.fetch_sub(1, SeqCst);
         true
     }
 
@@ -240,7 +233,6 @@ impl Scheduler {
                 return Some(Task::Execute(continuation));
             }
         }
-        self.num_active_tasks.fetch_sub(1, SeqCst);
         None
     }
 
@@ -273,7 +265,6 @@ impl Scheduler {
                 }
             }
         }
-        self.num_active_tasks.fetch_sub(1, SeqCst);
         None
     }
 
@@ -298,9 +289,9 @@ impl Scheduler {
     }
 
     /// Commits the lowest transaction not committed when it is final (it passed a validation
-    /// begun no earlier than the lower ones' last wave; or the block is done), or says what
-    /// it lacks. Called by one thread at a time: the caller hands the committed
-    /// outputs on in block order.
+    /// begun no earlier than the lower ones' last wave), or says what it lacks; committing the
+    /// last transaction finishes the block. Called by one thread at a time: the caller hands
+    /// the committed outputs on in block order.
     pub fn try_commit(&self) -> Commit {
         let tx_idx = self.commit_idx.load(SeqCst);
         let Some(state) = self.states.get(tx_idx) else {
@@ -310,15 +301,16 @@ impl Scheduler {
         if state.status != Status::Executed {
             return Commit::NotReady;
         }
-        // Once the block is done every transaction is final (after a halt, the outputs are
-        // not used).
         let commit_wave = self.commit_wave.load(SeqCst);
-        if state.validated_wave >= Some(commit_wave) || self.done() {
+        if state.validated_wave >= Some(commit_wave) {
             state.status = Status::Committed;
             // Final: it changes no more.
             self.commit_wave
                 .store(commit_wave.max(state.wave_above), SeqCst);
             self.commit_idx.store(tx_idx + 1, SeqCst);
+            if tx_idx + 1 == self.block_size {
+                self.done_marker.store(true, SeqCst);
+            }
             return Commit::Committed(tx_idx);
         }
         // The validation pass has yet to hand it out, and then begins it in a wave no earlier
@@ -326,7 +318,6 @@ impl Scheduler {
         if self.validation_idx.load(SeqCst) <= tx_idx {
             return Commit::NotReady;
         }
-        self.num_active_tasks.fetch_add(1, SeqCst);
         Commit::Validate(Version {
             tx_idx,
             incarnation: state.incarnation,
@@ -336,36 +327,23 @@ impl Scheduler {
     /// Claims the next transaction to execute, if it is ready.
     fn next_version_to_execute(&self) -> Option<Version> {
         if self.execution_idx.load(SeqCst) >= self.block_size {
-            self.check_done();
             return None;
         }
-        self.num_active_tasks.fetch_add(1, SeqCst);
         let tx_idx = self.execution_idx.fetch_add(1, SeqCst);
-        let version = self.try_incarnate(tx_idx);
-        if version.is_none() {
-            self.num_active_tasks.fetch_sub(1, SeqCst);
-        }
-        version
+        self.try_incarnate(tx_idx)
     }
 
     /// Claims the next transaction to validate, if it is executed.
     fn next_version_to_validate(&self) -> Option<Version> {
         if self.validation_idx.load(SeqCst) >= self.block_size {
-            self.check_done();
             return None;
         }
-        self.num_active_tasks.fetch_add(1, SeqCst);
         let tx_idx = self.validation_idx.fetch_add(1, SeqCst);
-        if let Some(state) = self.states.get(tx_idx).map(lock) {
-            if state.status == Status::Executed {
-                return Some(Version {
-                    tx_idx,
-                    incarnation: state.incarnation,
-                });
-            }
-        }
-        self.num_active_tasks.fetch_sub(1, SeqCst);
-        None
+        let state = self.states.get(tx_idx).map(lock)?;
+        (state.status == Status::Executed).then_some(Version {
+            tx_idx,
+            incarnation: state.incarnation,
+        })
     }
 
     /// Moves `tx_idx` from ready to executing and returns the incarnation to run.
@@ -391,28 +369,10 @@ impl Scheduler {
 
     fn decrease_execution_idx(&self, target: TxIdx) {
         self.execution_idx.fetch_min(target, SeqCst);
-        self.decrease_cnt.fetch_add(1, SeqCst);
     }
 
     fn decrease_validation_idx(&self, target: TxIdx) {
         self.validation_idx.fetch_min(target, SeqCst);
-        self.decrease_cnt.fetch_add(1, SeqCst);
-    }
-
-    /// Sets the done marker when both indices are past the block, no task is in flight,
-    /// and no index was decreased while checking.
-    fn check_done(&self) {
-        let observed = self.decrease_cnt.load(SeqCst);
-        if self
-            .execution_idx
-            .load(SeqCst)
-            .min(self.validation_idx.load(SeqCst))
-            >= self.block_size
-            && self.num_active_tasks.load(SeqCst) == 0
-            && observed == self.decrease_cnt.load(SeqCst)
-        {
-            self.done_marker.store(true, SeqCst);
-        }
     }
 }
 
@@ -425,23 +385,39 @@ mod tests {
         (0..16).find_map(|_| scheduler.next_task())
     }
 
+    /// A validation of `version` that passes, begun now.
+    fn pass(scheduler: &Scheduler, version: Version) -> Option<Task> {
+        scheduler.record_passed_validation(version, scheduler.wave());
+        scheduler.finish_validation(version.tx_idx, false)
+    }
+
     #[test]
-    fn single_tx_executes_validates_and_finishes() {
+    fn single_tx_executes_validates_commits_and_finishes() {
         let scheduler = Scheduler::new(1);
         assert!(!scheduler.done());
-        assert_eq!(
-            scheduler.next_task(),
-            Some(Task::Execute(Version::new(0, 0)))
-        );
-        assert_eq!(scheduler.finish_execution(Version::new(0, 0), true), None);
-        assert_eq!(
-            scheduler.next_task(),
-            Some(Task::Validate(Version::new(0, 0)))
-        );
+        let version = Version::new(0, 0);
+        assert_eq!(scheduler.next_task(), Some(Task::Execute(version)));
+        assert_eq!(scheduler.finish_execution(version, true), None);
+        assert_eq!(scheduler.next_task(), Some(Task::Validate(version)));
+        assert_eq!(pass(&scheduler, version), None);
+        // Validated, not committed yet: the block is not done.
         assert!(!scheduler.done());
-        assert_eq!(scheduler.finish_validation(0, false), None);
-        assert_eq!(scheduler.next_task(), None);
+        assert_eq!(scheduler.try_commit(), Commit::Committed(0));
         assert!(scheduler.done());
+        assert_eq!(scheduler.next_task(), None);
+    }
+
+    #[test]
+    fn commit_needs_a_passed_validation() {
+        let scheduler = Scheduler::new(1);
+        let version = Version::new(0, 0);
+        assert_eq!(scheduler.next_task(), Some(Task::Execute(version)));
+        assert_eq!(scheduler.finish_execution(version, true), None);
+        assert_eq!(scheduler.next_task(), Some(Task::Validate(version)));
+        // Finished without a passed validation recorded: not final.
+        assert_eq!(scheduler.finish_validation(0, false), None);
+        assert_eq!(scheduler.try_commit(), Commit::Validate(version));
+        assert!(!scheduler.done());
     }
 
     #[test]
@@ -479,12 +455,15 @@ mod tests {
             seen.push(task);
             next = match task {
                 Task::Execute(version) => scheduler.finish_execution(version, false),
-                Task::Validate(version) => scheduler.finish_validation(version.tx_idx, false),
+                Task::Validate(version) => pass(&scheduler, version),
             }
             .or_else(|| poll(&scheduler));
         }
         assert!(seen.contains(&Task::Execute(Version::new(1, 1))));
         assert!(seen.contains(&Task::Validate(Version::new(1, 1))));
+        assert!(!scheduler.done());
+        assert_eq!(scheduler.try_commit(), Commit::Committed(0));
+        assert_eq!(scheduler.try_commit(), Commit::Committed(1));
         assert!(scheduler.done());
     }
 
@@ -506,18 +485,20 @@ mod tests {
         );
         // Tx 2 goes back to the execution index, behind tx 0's validation.
         assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(0, 0))));
-        assert_eq!(scheduler.finish_validation(0, false), None);
+        assert_eq!(pass(&scheduler, Version::new(0, 0)), None);
         assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(2, 1))));
         assert_eq!(scheduler.finish_execution(Version::new(1, 1), true), None);
         assert_eq!(scheduler.finish_execution(Version::new(2, 1), true), None);
         for tx_idx in 1..3 {
-            assert_eq!(
-                poll(&scheduler),
-                Some(Task::Validate(Version::new(tx_idx, 1)))
-            );
-            assert_eq!(scheduler.finish_validation(tx_idx, false), None);
+            let version = Version::new(tx_idx, 1);
+            assert_eq!(poll(&scheduler), Some(Task::Validate(version)));
+            assert_eq!(pass(&scheduler, version), None);
         }
         assert_eq!(poll(&scheduler), None);
+        for tx_idx in 0..3 {
+            assert!(!scheduler.done());
+            assert_eq!(scheduler.try_commit(), Commit::Committed(tx_idx));
+        }
         assert!(scheduler.done());
     }
 
@@ -544,8 +525,9 @@ mod tests {
             scheduler.finish_execution(Version::new(0, 1), false),
             Some(Task::Validate(Version::new(0, 1)))
         );
-        assert_eq!(scheduler.finish_validation(0, false), None);
+        assert_eq!(pass(&scheduler, Version::new(0, 1)), None);
         assert_eq!(scheduler.next_task(), None);
+        assert_eq!(scheduler.try_commit(), Commit::Committed(0));
         assert!(scheduler.done());
     }
 

@@ -7,8 +7,9 @@
 //! transaction (a toy multi-version memory with ESTIMATE markers, like `MvMemory`), waits for
 //! a known dependency first, or fails validation at given versions. Every interleaving must
 //! satisfy:
-//! - the loop terminates with `done()` true and no task left in hand (a livelock shows up as
-//!   a panic after a bounded number of rounds, not as a hang);
+//! - the loop terminates with `done()` true, with no task left in hand but a validation of a
+//!   committed transaction (a livelock shows up as a panic after a bounded number of rounds,
+//!   not as a hang);
 //! - no transaction is executed by two threads at once, and its incarnations are handed out
 //!   once each, in order (0, 1, 2, ...);
 //! - every transaction's last incarnation handed out was executed to the end (a transaction
@@ -22,7 +23,7 @@
 //! - transactions are committed (`try_commit`, by one worker at a time, as the executor does
 //!   after each validation and when idle) once each, in block order, each with its last
 //!   incarnation: when committed, it had read every lower transaction's last write, and it
-//!   never ran again (the rest are committed after `done`).
+//!   never ran again; every transaction is committed by the time the loop ends.
 //!
 //! Run with `RUSTFLAGS="--cfg loom -C debug-assertions" cargo test -p pevm-core --test loom
 //! --release --target-dir target/loom -- --nocapture` (debug assertions turn on the
@@ -41,9 +42,8 @@ use pevm_core::{Commit, Incarnation, Scheduler, Task, TxIdx, Version};
 /// Rounds of the worker loop after which a worker gives up and reports a livelock.
 const MAX_ROUNDS: usize = 48;
 
-/// Preemption bound used when `LOOM_MAX_PREEMPTIONS` is unset: 2 misses a premature `done`
-/// when `check_done` ignores `decrease_cnt`, 3 finds it (and, with debug assertions, a
-/// `try_validation_abort` that ignores the status: 4 without them).
+/// Preemption bound used when `LOOM_MAX_PREEMPTIONS` is unset: 3 finds, with debug
+/// assertions, a `try_validation_abort` that ignores the status (4 without them).
 const DEFAULT_PREEMPTIONS: usize = 3;
 
 /// A toy block.
@@ -179,7 +179,15 @@ impl Model {
                 }
             };
         }
-        assert_eq!(task, None, "done while a task was in hand");
+        if let Some(task) = task {
+            let Task::Validate(version) = task else {
+                panic!("done while {task:?} was in hand");
+            };
+            assert!(
+                self.log(version.tx_idx).committed.is_some(),
+                "done while validating {version:?}, not committed"
+            );
+        }
         self.max_rounds.fetch_max(rounds, Ordering::Relaxed);
     }
 
@@ -304,15 +312,8 @@ impl Model {
 
     /// The invariants of a finished block.
     fn check(&self) {
-        // What the executor commits after `done`.
-        loop {
-            match self.scheduler.try_commit() {
-                Commit::Committed(tx_idx) => self.committed(tx_idx),
-                Commit::Validate(version) => panic!("validation {version:?} asked after done"),
-                Commit::NotReady => break,
-            }
-        }
         assert_eq!(self.scheduler.committed(), self.spec.block_size);
+        assert_eq!(self.scheduler.try_commit(), Commit::NotReady);
         assert!(self.scheduler.done());
         assert_eq!(
             self.scheduler.next_task(),
