@@ -22,7 +22,7 @@ use crate::{
         listed::{check_states, execute_listed},
         plan::{read_gas, Cost, Plan, Strategy, MIN_PARALLEL_GAS, PLAN_SAMPLE, TRANSFER_WEIGHT},
         stats::BlockStats,
-        transfers::{execute_transfers, TransferBlock},
+        transfers::{execute_transfers, Links, TransferBlock},
     },
     Block, BlockAccessList, BlockOutput, ExecutionError, Hardfork, StateProvider,
 };
@@ -43,6 +43,7 @@ pub struct Pevm {
     executor: Executor<Location, LocationValue>,
     forced: Option<Strategy>,
     hints: Hints,
+    links: Links,
 }
 
 impl Pevm {
@@ -53,6 +54,7 @@ impl Pevm {
             executor: Executor::new(concurrency.get()),
             forced: None,
             hints: Hints::default(),
+            links: Links::default(),
         }
     }
 
@@ -332,7 +334,7 @@ impl Pevm {
                 Some(strategy) => strategy == Strategy::Transfers,
             };
         let Some(transfers) = try_transfers
-            .then(|| TransferBlock::new(&block.txs, block, self.executor.pool()))
+            .then(|| TransferBlock::new(&block.txs, block, self.executor.pool(), &mut self.links))
             .flatten()
         else {
             return (engine, known, None);

@@ -4,6 +4,7 @@
 pub(crate) mod analysis;
 pub(crate) mod hints;
 pub(crate) mod listed;
+pub(crate) mod numbered;
 pub(crate) mod plan;
 pub(crate) mod stats;
 pub(crate) mod transfers;

@@ -183,6 +183,20 @@ proptest! {
         prop_assert_eq!(stats.plan.strategy, Strategy::Transfers);
     }
 
+    /// One executor over several blocks: what it keeps from one (the accounts it numbered)
+    /// shows in no other.
+    #[test]
+    fn consecutive_transfer_blocks_on_one_executor_match_serial(
+        specs in proptest::collection::vec(transfer_block_spec(forks(), 1, 80, false, true), 2..4),
+        threads in 1..=4usize,
+    ) {
+        let mut pevm = transfers(threads);
+        for spec in &specs {
+            let stats = same_as_serial(&mut pevm, spec)?.expect("valid");
+            prop_assert_eq!(stats.plan.strategy, Strategy::Transfers);
+        }
+    }
+
     /// With now and then a transfer to the beneficiary, a call to code, or the beneficiary
     /// sending: those blocks go to Block-STM, before or during the run.
     #[test]

@@ -42,7 +42,7 @@ use crate::{
 
 use db::{Recipient, TransferDb, TransferDbError};
 use groups::recipient;
-pub(crate) use groups::TransferBlock;
+pub(crate) use groups::{Links, TransferBlock};
 
 /// Runs `transfers`, the groups of `block`, on up to `workers` workers of `pool`, and
 /// merges what they did into the block's output; `None` when a transaction turned out not to
