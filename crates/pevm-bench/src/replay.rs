@@ -220,7 +220,6 @@ pub fn stats_json(stats: &BlockStats) -> Value {
         "executions": s.executions,
         "re_executions": s.re_executions,
         "validations": s.validations,
-        "final_executions": s.final_executions,
         "estimate_aborts": s.estimate_aborts,
         "validation_aborts": s.validation_aborts,
         "dependency_waits": s.dependency_waits,

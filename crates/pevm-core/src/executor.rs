@@ -83,8 +83,6 @@ pub struct ExecStats {
     pub validation_aborts: u64,
     /// First incarnations that waited for a known dependency ([`Vm::known_dependency`]).
     pub dependency_waits: u64,
-    /// Executions begun after every lower transaction was committed: final, not validated.
-    pub final_executions: u64,
 }
 
 impl ExecStats {
@@ -96,7 +94,6 @@ impl ExecStats {
         self.estimate_aborts += other.estimate_aborts;
         self.validation_aborts += other.validation_aborts;
         self.dependency_waits += other.dependency_waits;
-        self.final_executions += other.final_executions;
     }
 }
 
@@ -309,8 +306,6 @@ impl<'a, V: Vm> Block<'a, V> {
         }
         loop {
             stats.executions += 1;
-            // Every lower transaction committed: this execution reads only final values.
-            let final_in = self.scheduler.lower_committed(tx_idx);
             let outcome = catch_unwind(AssertUnwindSafe(|| self.vm.execute(worker, version)));
             match outcome {
                 Ok(ExecOutcome::Done {
@@ -320,16 +315,7 @@ impl<'a, V: Vm> Block<'a, V> {
                 }) => {
                     *lock(&self.outputs[tx_idx]) = Some(Box::new(output));
                     let wrote_new_location = self.memory.record(version, reads, writes);
-                    let next =
-                        self.scheduler
-                            .finish_execution(version, wrote_new_location, final_in);
-                    if final_in.is_none() {
-                        return next;
-                    }
-                    // Final without a validation: committed now, so that the next transaction
-                    // executes after it and is final too (one worker runs no validation).
-                    stats.final_executions += 1;
-                    return next.or_else(|| self.commit(stats));
+                    return self.scheduler.finish_execution(version, wrote_new_location);
                 }
                 Ok(ExecOutcome::Blocked { blocking }) => {
                     stats.estimate_aborts += 1;

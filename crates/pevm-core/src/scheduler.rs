@@ -188,29 +188,11 @@ impl Scheduler {
         true
     }
 
-    /// The wave now, when every transaction below `tx_idx` is committed: an execution of
-    /// `tx_idx` begun after this call reads only final values, and its output is final as
-    /// soon as it finishes, as if validated in that wave (see [`Self::finish_execution`]).
-    pub fn lower_committed(&self, tx_idx: TxIdx) -> Option<usize> {
-        // The committed transactions' last wave is stored before the commit index: the wave
-        // read after it is no earlier.
-        (self.commit_idx.load(SeqCst) == tx_idx).then(|| self.wave.load(SeqCst))
-    }
-
     /// Marks `version` executed and resumes its dependents; returns its validation task
     /// when it can be validated right away, else the execution of its lowest dependent (so
     /// that a chain of dependent transactions runs on one worker, its data in that
     /// worker's cache, rather than be handed between workers at every step).
-    ///
-    /// `final_in` is [`Self::lower_committed`]'s wave when the execution began after every
-    /// lower transaction was committed: the execution is then final, needs no validation,
-    /// and is ready for [`Self::try_commit`].
-    pub fn finish_execution(
-        &self,
-        version: Version,
-        wrote_new_location: bool,
-        final_in: Option<usize>,
-    ) -> Option<Task> {
+    pub fn finish_execution(&self, version: Version, wrote_new_location: bool) -> Option<Task> {
         let tx_idx = version.tx_idx;
         let mut dependents = {
             let mut state = lock(&self.states[tx_idx]);
@@ -223,7 +205,6 @@ impl Scheduler {
                 // before the status: whoever sees it executed sees the wave.
                 state.wave_above = self.wave.fetch_add(1, SeqCst) + 1;
             }
-            state.validated_wave = final_in;
             state.status = Status::Executed;
             std::mem::take(&mut state.dependents)
         };
@@ -231,14 +212,8 @@ impl Scheduler {
         for &dependent in &dependents {
             self.set_ready(dependent);
         }
-        if final_in.is_some() {
-            // The validation pass, when at this transaction, skips it.
-            let _ = self
-                .validation_idx
-                .compare_exchange(tx_idx, tx_idx + 1, SeqCst, SeqCst);
-        }
         if self.validation_idx.load(SeqCst) > tx_idx {
-            if !wrote_new_location && final_in.is_none() {
+            if !wrote_new_location {
                 // Only this transaction's own reads need checking; the dependents go back
                 // to the execution index.
                 if let Some(&lowest) = dependents.first() {
@@ -246,16 +221,8 @@ impl Scheduler {
                 }
                 return Some(Task::Validate(version));
             }
-            if wrote_new_location {
-                // Higher transactions may have missed the new write: validate them all
-                // again (and this one, unless final).
-                let lowest = if final_in.is_some() {
-                    tx_idx + 1
-                } else {
-                    tx_idx
-                };
-                self.decrease_validation_idx(lowest);
-            }
+            // Higher transactions may have missed the new write: validate them all again.
+            self.decrease_validation_idx(tx_idx);
         }
         if let Some((&lowest, rest)) = dependents.split_first() {
             if let Some(&next) = rest.first() {
@@ -430,7 +397,7 @@ mod tests {
         assert!(!scheduler.done());
         let version = Version::new(0, 0);
         assert_eq!(scheduler.next_task(), Some(Task::Execute(version)));
-        assert_eq!(scheduler.finish_execution(version, true, None), None);
+        assert_eq!(scheduler.finish_execution(version, true), None);
         assert_eq!(scheduler.next_task(), Some(Task::Validate(version)));
         assert_eq!(pass(&scheduler, version), None);
         // Validated, not committed yet: the block is not done.
@@ -445,7 +412,7 @@ mod tests {
         let scheduler = Scheduler::new(1);
         let version = Version::new(0, 0);
         assert_eq!(scheduler.next_task(), Some(Task::Execute(version)));
-        assert_eq!(scheduler.finish_execution(version, true, None), None);
+        assert_eq!(scheduler.finish_execution(version, true), None);
         assert_eq!(scheduler.next_task(), Some(Task::Validate(version)));
         // Finished without a passed validation recorded: not final.
         assert_eq!(scheduler.finish_validation(0, false), None);
@@ -465,10 +432,7 @@ mod tests {
         let scheduler = Scheduler::new(2);
         assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(0, 0))));
         assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(1, 0))));
-        assert_eq!(
-            scheduler.finish_execution(Version::new(0, 0), true, None),
-            None
-        );
+        assert_eq!(scheduler.finish_execution(Version::new(0, 0), true), None);
         assert!(!scheduler.add_dependency(1, 0));
     }
 
@@ -481,7 +445,7 @@ mod tests {
         // Validation already passed tx 0 and it wrote nothing new: validate it directly.
         let validate_0 = Task::Validate(Version::new(0, 0));
         assert_eq!(
-            scheduler.finish_execution(Version::new(0, 0), false, None),
+            scheduler.finish_execution(Version::new(0, 0), false),
             Some(validate_0)
         );
         // Carry out every remaining task (nothing conflicts), following continuations.
@@ -490,7 +454,7 @@ mod tests {
         while let Some(task) = next {
             seen.push(task);
             next = match task {
-                Task::Execute(version) => scheduler.finish_execution(version, false, None),
+                Task::Execute(version) => scheduler.finish_execution(version, false),
                 Task::Validate(version) => pass(&scheduler, version),
             }
             .or_else(|| poll(&scheduler));
@@ -516,21 +480,15 @@ mod tests {
         assert!(scheduler.add_dependency(1, 0));
         // Tx 0 is not validated yet: the worker goes straight on to tx 1.
         assert_eq!(
-            scheduler.finish_execution(Version::new(0, 0), true, None),
+            scheduler.finish_execution(Version::new(0, 0), true),
             Some(Task::Execute(Version::new(1, 1)))
         );
         // Tx 2 goes back to the execution index, behind tx 0's validation.
         assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(0, 0))));
         assert_eq!(pass(&scheduler, Version::new(0, 0)), None);
         assert_eq!(poll(&scheduler), Some(Task::Execute(Version::new(2, 1))));
-        assert_eq!(
-            scheduler.finish_execution(Version::new(1, 1), true, None),
-            None
-        );
-        assert_eq!(
-            scheduler.finish_execution(Version::new(2, 1), true, None),
-            None
-        );
+        assert_eq!(scheduler.finish_execution(Version::new(1, 1), true), None);
+        assert_eq!(scheduler.finish_execution(Version::new(2, 1), true), None);
         for tx_idx in 1..3 {
             let version = Version::new(tx_idx, 1);
             assert_eq!(poll(&scheduler), Some(Task::Validate(version)));
@@ -551,10 +509,7 @@ mod tests {
             scheduler.next_task(),
             Some(Task::Execute(Version::new(0, 0)))
         );
-        assert_eq!(
-            scheduler.finish_execution(Version::new(0, 0), true, None),
-            None
-        );
+        assert_eq!(scheduler.finish_execution(Version::new(0, 0), true), None);
         assert_eq!(
             scheduler.next_task(),
             Some(Task::Validate(Version::new(0, 0)))
@@ -567,7 +522,7 @@ mod tests {
         );
         // Validation index is already past tx 0 and nothing new was written: validate directly.
         assert_eq!(
-            scheduler.finish_execution(Version::new(0, 1), false, None),
+            scheduler.finish_execution(Version::new(0, 1), false),
             Some(Task::Validate(Version::new(0, 1)))
         );
         assert_eq!(pass(&scheduler, Version::new(0, 1)), None);
@@ -584,19 +539,13 @@ mod tests {
             assert_eq!(poll(&scheduler), Some(Task::Execute(version)));
         }
         // Tx 1 executes and is validated in wave 1, before tx 0 has written.
-        assert_eq!(
-            scheduler.finish_execution(Version::new(1, 0), true, None),
-            None
-        );
+        assert_eq!(scheduler.finish_execution(Version::new(1, 0), true), None);
         assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(1, 0))));
         assert_eq!(scheduler.wave(), 1);
         scheduler.record_passed_validation(Version::new(1, 0), 1);
         assert_eq!(scheduler.finish_validation(1, false), None);
         // Tx 0's write starts wave 2 and sends the validation pass back.
-        assert_eq!(
-            scheduler.finish_execution(Version::new(0, 0), true, None),
-            None
-        );
+        assert_eq!(scheduler.finish_execution(Version::new(0, 0), true), None);
         assert_eq!(scheduler.try_commit(), Commit::NotReady);
         assert_eq!(poll(&scheduler), Some(Task::Validate(Version::new(0, 0))));
         scheduler.record_passed_validation(Version::new(0, 0), scheduler.wave());
@@ -625,7 +574,7 @@ mod tests {
         let scheduler = Scheduler::new(2);
         let version = Version::new(0, 0);
         assert_eq!(scheduler.next_task(), Some(Task::Execute(version)));
-        assert_eq!(scheduler.finish_execution(version, true, None), None);
+        assert_eq!(scheduler.finish_execution(version, true), None);
         assert_eq!(scheduler.next_task(), Some(Task::Validate(version)));
         scheduler.record_passed_validation(version, scheduler.wave());
         assert_eq!(scheduler.finish_validation(0, false), None);

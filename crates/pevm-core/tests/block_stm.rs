@@ -40,17 +40,6 @@ fn independent_transactions() {
 }
 
 #[test]
-fn one_worker_commits_each_transaction_before_the_next_and_validates_none() {
-    // Each transaction reads what the one before wrote.
-    let block = vm((0..300)
-        .map(|i| vec![Op::Read(i), Op::Write(i + 1, i)])
-        .collect());
-    let result = assert_matches_serial(&block, 1);
-    assert_eq!(result.stats.final_executions, 300);
-    assert_eq!(result.stats.validations, 0);
-}
-
-#[test]
 fn chain_of_dependencies() {
     let block = vm((0..500)
         .map(|i| vec![Op::Read(i), Op::Write(i + 1, 1)])

@@ -15,11 +15,9 @@
 //! - every transaction's last incarnation handed out was executed to the end (a transaction
 //!   suspended by `add_dependency` is woken up and re-executed: no lost wake-up);
 //! - that last execution was then validated successfully, by a validation that started after
-//!   the execution finished, or it began after every lower transaction was committed
-//!   (`lower_committed`: final without a validation);
+//!   the execution finished;
 //! - when a transaction's last execution wrote a new location, every higher transaction was
-//!   validated successfully after it, or executed last after it with every lower one
-//!   committed;
+//!   validated successfully after it;
 //! - with reads, the result is serial: the last execution of every transaction read the last
 //!   incarnation of every lower transaction;
 //! - transactions are committed (`try_commit`, by one worker at a time, as the executor does
@@ -63,17 +61,6 @@ struct Spec {
     always_new_location: bool,
 }
 
-/// An execution carried out to the end.
-#[derive(Clone, Copy, Debug)]
-struct Finished {
-    incarnation: Incarnation,
-    /// When it began, if every lower transaction was committed then (final).
-    final_since: Option<usize>,
-    /// When it finished.
-    at: usize,
-    wrote_new_location: bool,
-}
-
 /// A transaction's location in the toy multi-version memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Entry {
@@ -100,8 +87,8 @@ struct TxLog {
     handed: Vec<Incarnation>,
     /// Incarnations suspended by a successful `add_dependency`.
     suspended: Vec<Incarnation>,
-    /// Executions carried out to the end.
-    finished: Vec<Finished>,
+    /// Executions carried out to the end: incarnation, time it finished, new location?
+    finished: Vec<(Incarnation, usize, bool)>,
     /// Validations that passed: incarnation, time they started.
     passed: Vec<(Incarnation, usize)>,
     /// The incarnation committed, if any.
@@ -235,13 +222,6 @@ impl Model {
                 );
                 log.executing = Some(version.incarnation);
             }
-            // An invalid version stands for one that read what a lower transaction then
-            // changed: it cannot be final (an execution may always be left unfinalized).
-            let final_in = match self.spec.invalid.contains(&version) {
-                true => None,
-                false => self.scheduler.lower_committed(tx_idx),
-            };
-            let began = self.tick();
             // The execution itself: nothing that loom sees. It ends (writes recorded) before
             // `finish_execution`, which lets other threads validate and abort it.
             let reads = self.read(tx_idx);
@@ -253,22 +233,11 @@ impl Model {
                         log.memory == Entry::Storage || self.spec.always_new_location;
                     log.memory = Entry::Written(version.incarnation);
                     log.reads = reads;
-                    let at = self.tick();
-                    log.finished.push(Finished {
-                        incarnation: version.incarnation,
-                        final_since: final_in.map(|_| began),
-                        at,
-                        wrote_new_location,
-                    });
+                    let now = self.tick();
+                    log.finished
+                        .push((version.incarnation, now, wrote_new_location));
                     drop(log);
-                    let next =
-                        self.scheduler
-                            .finish_execution(version, wrote_new_location, final_in);
-                    // As the executor does: a final execution is committed at once.
-                    return match final_in {
-                        Some(_) => next.or_else(|| self.commit()),
-                        None => next,
-                    };
+                    return self.scheduler.finish_execution(version, wrote_new_location);
                 }
                 Err(blocking) => {
                     drop(log);
@@ -358,12 +327,12 @@ impl Model {
                 .handed
                 .last()
                 .unwrap_or_else(|| panic!("tx {tx_idx} never executed: {log:?}"));
-            let finished = *log
+            let &(executed, finished_at, _) = log
                 .finished
                 .last()
                 .unwrap_or_else(|| panic!("tx {tx_idx} never finished executing: {log:?}"));
             assert_eq!(
-                finished.incarnation, last,
+                executed, last,
                 "tx {tx_idx}: last incarnation handed out never finished (lost wake-up?): {log:?}"
             );
             assert!(
@@ -381,13 +350,10 @@ impl Model {
                 "tx {tx_idx} ends with an invalid incarnation: {log:?}"
             );
             assert!(
-                finished.final_since.is_some()
-                    || log
-                        .passed
-                        .iter()
-                        .any(|&(incarnation, at)| incarnation == last && at > finished.at),
-                "tx {tx_idx}: last execution neither final nor validated after it finished: \
-                 {log:?}"
+                log.passed
+                    .iter()
+                    .any(|&(incarnation, at)| incarnation == last && at > finished_at),
+                "tx {tx_idx}: last execution never validated after it finished: {log:?}"
             );
         }
         // Then what depends on other transactions.
@@ -396,16 +362,17 @@ impl Model {
                 let serial: Vec<_> = logs[..tx_idx].iter().map(|lower| lower.memory).collect();
                 assert_eq!(log.reads, serial, "tx {tx_idx} kept stale reads: {logs:?}");
             }
-            let finished = *log.finished.last().unwrap();
-            if finished.wrote_new_location {
+            let &(_, finished_at, wrote_new_location) = log.finished.last().unwrap();
+            if wrote_new_location {
                 for (higher, higher_log) in logs.iter().enumerate().skip(tx_idx + 1) {
                     let &higher_last = higher_log.handed.last().unwrap();
-                    let final_since = higher_log.finished.last().unwrap().final_since;
                     assert!(
-                        final_since.is_some_and(|began| began > finished.at)
-                            || higher_log.passed.iter().any(|&(incarnation, at)| {
-                                incarnation == higher_last && at > finished.at
-                            }),
+                        higher_log
+                            .passed
+                            .iter()
+                            .any(
+                                |&(incarnation, at)| incarnation == higher_last && at > finished_at
+                            ),
                         "tx {higher} not validated after tx {tx_idx} wrote a new location: \
                          {log:?} / {higher_log:?}"
                     );
